@@ -1,0 +1,54 @@
+namespace Broker.Core.Audit;
+
+/// <summary>
+/// One identity event. Never carries a credential (token ids only) or model telemetry.
+/// Free text from callers is bounded before it gets here.
+/// </summary>
+public sealed record AuditEvent
+{
+    /// <summary>Stable numeric id of the event type (see docs/audit.md).</summary>
+    public required int EventId { get; init; }
+
+    /// <summary>Stable name of the event type, e.g. <c>credential.issued</c>.</summary>
+    public required string Type { get; init; }
+
+    public required DateTimeOffset Time { get; init; }
+
+    /// <summary>Correlates the events of one request.</summary>
+    public required string CorrelationId { get; init; }
+
+    public string? PolicyDigest { get; init; }
+
+    /// <summary><c>success</c> or <c>failure</c>.</summary>
+    public required string Outcome { get; init; }
+
+    /// <summary>Refusal reason code when <see cref="Outcome"/> is failure.</summary>
+    public string? Reason { get; init; }
+
+    public string? Subject { get; init; }
+    public string? AttestationKind { get; init; }
+    public string? TrustSource { get; init; }
+    public string? TaskId { get; init; }
+    public string? Phase { get; init; }
+    public string? TokenId { get; init; }
+    public IReadOnlyList<string>? Scopes { get; init; }
+    public string? Audience { get; init; }
+    public DateTimeOffset? ExpiresAt { get; init; }
+    public string? Actor { get; init; }
+    public string? Detail { get; init; }
+    public string? Peer { get; init; }
+}
+
+/// <summary>Event type ids, banded: 1xxx attestation, 2xxx issuance, 3xxx tasks, 9xxx policy and keys.</summary>
+public static class AuditEventTypes
+{
+    public static readonly (int Id, string Name) AttestationAccepted = (1000, "attestation.accepted");
+    public static readonly (int Id, string Name) AttestationRefused = (1001, "attestation.refused");
+    public static readonly (int Id, string Name) CredentialIssued = (2000, "credential.issued");
+    public static readonly (int Id, string Name) CredentialRefused = (2001, "credential.refused");
+    public static readonly (int Id, string Name) TaskEnded = (3000, "task.ended");
+    public static readonly (int Id, string Name) TaskEndRefused = (3001, "task.end_refused");
+    public static readonly (int Id, string Name) PolicyLoaded = (9000, "policy.loaded");
+    public static readonly (int Id, string Name) PolicyRefused = (9001, "policy.refused");
+    public static readonly (int Id, string Name) SigningKeyActivated = (9100, "signing_key.activated");
+}

@@ -1,0 +1,71 @@
+namespace Broker.Core.Errors;
+
+/// <summary>
+/// The one place refusals are made. Each reason code is listed in docs/errors.md; keep the
+/// two in step. Messages are written for the caller and never include key material.
+/// </summary>
+public static class BrokerErrors
+{
+    public const string Domain = "broker.v1";
+
+    // Attestation: the caller could not prove what it is.
+    public const string AttestationMissing = "ATTESTATION_MISSING";
+    public const string AttestationMalformed = "ATTESTATION_MALFORMED";
+    public const string AttestationTooLarge = "ATTESTATION_TOO_LARGE";
+    public const string AttestationAlgorithmNotAllowed = "ATTESTATION_ALG_NOT_ALLOWED";
+    public const string AttestationHeaderNotAllowed = "ATTESTATION_HEADER_NOT_ALLOWED";
+    public const string AttestationKeyUnknown = "ATTESTATION_KEY_UNKNOWN";
+    public const string AttestationSignatureInvalid = "ATTESTATION_SIGNATURE_INVALID";
+    public const string AttestationExpired = "ATTESTATION_EXPIRED";
+    public const string AttestationNotYetValid = "ATTESTATION_NOT_YET_VALID";
+    public const string AttestationLifetimeTooLong = "ATTESTATION_LIFETIME_TOO_LONG";
+    public const string AttestationClaimMissing = "ATTESTATION_CLAIM_MISSING";
+    public const string AttestationAudienceMismatch = "ATTESTATION_AUDIENCE_MISMATCH";
+    public const string AttestationSubjectInvalid = "ATTESTATION_SUBJECT_INVALID";
+    public const string AttestationTrustDomainUnknown = "ATTESTATION_TRUST_DOMAIN_UNKNOWN";
+    public const string AttestationIssuerUnknown = "ATTESTATION_ISSUER_UNKNOWN";
+    public const string AttestationReplayed = "ATTESTATION_REPLAYED";
+    public const string AttestationCertificateInvalid = "ATTESTATION_CERTIFICATE_INVALID";
+    public const string AttestationCertificateExpired = "ATTESTATION_CERTIFICATE_EXPIRED";
+    public const string TrustBundleUnavailable = "TRUST_BUNDLE_UNAVAILABLE";
+
+    // Request shape.
+    public const string TaskIdInvalid = "TASK_ID_INVALID";
+    public const string PhaseInvalid = "PHASE_INVALID";
+    public const string ScopesInvalid = "SCOPES_INVALID";
+    public const string AudienceInvalid = "AUDIENCE_INVALID";
+    public const string TtlInvalid = "TTL_INVALID";
+    public const string PopKeyInvalid = "POP_KEY_INVALID";
+    public const string TextTooLong = "TEXT_TOO_LONG";
+
+    // Policy.
+    public const string AgentNotAllowed = "AGENT_NOT_ALLOWED";
+    public const string PhaseNotAllowed = "PHASE_NOT_ALLOWED";
+    public const string ScopeNotAllowed = "SCOPE_NOT_ALLOWED";
+    public const string AudienceNotAllowed = "AUDIENCE_NOT_ALLOWED";
+    public const string TtlExceedsPolicy = "TTL_EXCEEDS_POLICY";
+    public const string TaskNotOwned = "TASK_NOT_OWNED";
+
+    // Task state.
+    public const string TaskEnded = "TASK_ENDED";
+
+    // Dependencies.
+    public const string StateUnavailable = "STATE_UNAVAILABLE";
+    public const string AuditUnavailable = "AUDIT_UNAVAILABLE";
+    public const string PolicyUnavailable = "POLICY_UNAVAILABLE";
+
+    public static BrokerException Attestation(string reason, string message) =>
+        new(FailureKind.Unauthenticated, reason, message);
+
+    public static BrokerException InvalidArgument(string reason, string message) =>
+        new(FailureKind.InvalidArgument, reason, message);
+
+    public static BrokerException PermissionDenied(string reason, string message, IReadOnlyDictionary<string, string>? metadata = null) =>
+        new(FailureKind.PermissionDenied, reason, message, metadata);
+
+    public static BrokerException FailedPrecondition(string reason, string message) =>
+        new(FailureKind.FailedPrecondition, reason, message);
+
+    public static BrokerException Unavailable(string reason, string message, Exception? inner = null) =>
+        new(FailureKind.Unavailable, reason, message, inner: inner);
+}

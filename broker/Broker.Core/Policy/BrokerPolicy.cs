@@ -1,0 +1,71 @@
+namespace Broker.Core.Policy;
+
+/// <summary>A validated policy: trust sources and agent rules. Immutable once loaded.</summary>
+public sealed class BrokerPolicy
+{
+    /// <summary><c>sha256:&lt;hex&gt;</c> of the policy file's exact bytes; recorded in every token and audit record.</summary>
+    public required string Digest { get; init; }
+
+    /// <summary>Where the policy was loaded from (for messages).</summary>
+    public required string Source { get; init; }
+
+    public required TrustPolicy Trust { get; init; }
+
+    /// <summary>Agent rules in file order; the first whose pattern matches wins.</summary>
+    public required IReadOnlyList<AgentRule> Agents { get; init; }
+
+    public AgentRule? FindRule(string workloadId)
+    {
+        foreach (var rule in Agents)
+        {
+            if (rule.Match.IsMatch(workloadId))
+            {
+                return rule;
+            }
+        }
+
+        return null;
+    }
+}
+
+public sealed record TrustPolicy(
+    IReadOnlyList<SpiffeTrustDomainPolicy> SpiffeDomains,
+    IReadOnlyList<OidcIssuerPolicy> OidcIssuers);
+
+/// <summary>A SPIFFE trust domain: its JWT bundle (JWKS, file or HTTPS URL) and/or X.509 CA bundle (PEM file).</summary>
+/// <param name="TrustDomain">e.g. <c>example.org</c> (lower case, no scheme).</param>
+/// <param name="JwtBundleFile">Absolute path of a JWKS file.</param>
+/// <param name="JwtBundleUrl">HTTPS URL serving a JWKS.</param>
+/// <param name="X509BundleFile">Absolute path of a PEM file of CA certificates (trust anchors).</param>
+/// <param name="RefreshInterval">How often a bundle is re-read; an unknown <c>kid</c> triggers an early refresh at most this often.</param>
+/// <param name="SingleUseProofs">When true, a JWT-SVID must carry a <c>jti</c> and is accepted once.</param>
+public sealed record SpiffeTrustDomainPolicy(
+    string TrustDomain,
+    string? JwtBundleFile,
+    Uri? JwtBundleUrl,
+    string? X509BundleFile,
+    TimeSpan RefreshInterval,
+    bool SingleUseProofs);
+
+/// <summary>An OIDC issuer whose workload tokens are accepted.</summary>
+/// <param name="Issuer">Exact <c>iss</c> value.</param>
+/// <param name="JwksUri">Where its keys are; when null, discovered from <c>{issuer}/.well-known/openid-configuration</c>.</param>
+/// <param name="JwksFile">Absolute path of a JWKS file (air-gapped clusters, tests).</param>
+/// <param name="SubjectClaim">Claim holding the workload's subject (default <c>sub</c>).</param>
+/// <param name="WorkloadIdPrefix">Prefix for the workload id: id = prefix + subject (default <c>oidc:{issuer}#</c>).</param>
+/// <param name="RefreshInterval">How often keys are re-read.</param>
+/// <param name="SingleUseProofs">When true, a token must carry a <c>jti</c> and is accepted once.</param>
+public sealed record OidcIssuerPolicy(
+    string Issuer,
+    Uri? JwksUri,
+    string? JwksFile,
+    string SubjectClaim,
+    string WorkloadIdPrefix,
+    TimeSpan RefreshInterval,
+    bool SingleUseProofs);
+
+/// <summary>What a set of agents may get, per phase.</summary>
+public sealed record AgentRule(string Name, WorkloadPattern Match, IReadOnlyDictionary<TaskPhase, PhaseRule> Phases);
+
+/// <summary>What one phase allows.</summary>
+public sealed record PhaseRule(IReadOnlySet<string> Scopes, IReadOnlySet<string> Audiences, TimeSpan MaxTtl);

@@ -1,0 +1,53 @@
+using Broker.Core.Issuance;
+
+namespace Broker.Core.State;
+
+/// <summary>
+/// Shared state for tasks and issued tokens. One contract suite runs against every backend
+/// (in memory for --dev, Redis for production).
+/// </summary>
+public interface ICredentialStore
+{
+    /// <summary>
+    /// Atomically: refuses if the task is ended or owned by another workload, or if the proof id
+    /// was already consumed; otherwise claims the task for the workload (first use), records its
+    /// current phase, consumes the proof id and records the token until it expires.
+    /// </summary>
+    ValueTask<IssuanceOutcome> RecordIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken);
+
+    /// <summary>Removes a token record whose issuance could not be completed (e.g. audit failed).</summary>
+    ValueTask ForgetIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken);
+
+    ValueTask<TaskRecord?> GetTaskAsync(string taskId, CancellationToken cancellationToken);
+
+    ValueTask<IssuedTokenRecord?> GetTokenAsync(string tokenId, CancellationToken cancellationToken);
+
+    /// <summary>Ends a task owned by <paramref name="owner"/>; idempotent (returns the first end time).</summary>
+    ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken);
+}
+
+public enum IssuanceStatus
+{
+    Recorded,
+    TaskEnded,
+    TaskNotOwned,
+    ProofReplayed,
+}
+
+public readonly record struct IssuanceOutcome(IssuanceStatus Status);
+
+public enum EndTaskStatus
+{
+    Ended,
+    AlreadyEnded,
+    NotFound,
+    NotOwned,
+}
+
+public readonly record struct EndTaskOutcome(EndTaskStatus Status, DateTimeOffset? EndedAt);
+
+/// <summary>A task as the store knows it.</summary>
+public sealed record TaskRecord(string TaskId, string Owner, TaskPhase Phase, DateTimeOffset CreatedAt, DateTimeOffset? EndedAt);
+
+/// <summary>An issued token as the store knows it (never the token itself).</summary>
+public sealed record IssuedTokenRecord(string TokenId, string TaskId, string Subject, TaskPhase Phase, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt);
