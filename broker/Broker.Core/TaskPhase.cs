@@ -18,6 +18,9 @@ public static class TaskPhaseNames
         _ => throw new ArgumentOutOfRangeException(nameof(phase)),
     };
 
+    public static TaskPhase Parse(string? text) =>
+        TryParse(text, out var phase) ? phase : throw new FormatException($"'{text}' is not a phase.");
+
     public static bool TryParse(string? text, out TaskPhase phase)
     {
         switch (text)

@@ -1,0 +1,21 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Broker.Core.Audit;
+
+/// <summary>The audit line format: one JSON object per line, snake_case, nulls omitted.</summary>
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(AuditEvent))]
+public sealed partial class AuditJsonContext : JsonSerializerContext
+{
+    public static byte[] ToLine(AuditEvent auditEvent)
+    {
+        var json = JsonSerializer.SerializeToUtf8Bytes(auditEvent, Default.AuditEvent);
+        var line = new byte[json.Length + 1];
+        json.CopyTo(line, 0);
+        line[^1] = (byte)'\n';
+        return line;
+    }
+}

@@ -1,0 +1,331 @@
+using Broker.Core.Attestation;
+using Broker.Core.Audit;
+using Broker.Core.Errors;
+using Broker.Core.Policy;
+using Broker.Core.Signing;
+using Broker.Core.State;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Core.Issuance;
+
+/// <summary>
+/// The issuance path: attest, check the request, apply policy, record, sign, audit, answer.
+/// Nothing is recorded for a refused request, and nothing is answered before it is audited.
+/// </summary>
+public sealed partial class CredentialIssuer
+{
+    private readonly IWorkloadAttestor _attestor;
+    private readonly IPolicyProvider _policy;
+    private readonly ICredentialStore _store;
+    private readonly IAuditSink _audit;
+    private readonly TokenMinter _minter;
+    private readonly IssuanceOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<CredentialIssuer> _logger;
+
+    public CredentialIssuer(
+        IWorkloadAttestor attestor,
+        IPolicyProvider policy,
+        ICredentialStore store,
+        IAuditSink audit,
+        SigningKeyRing keys,
+        IOptions<IssuanceOptions> options,
+        TimeProvider time,
+        ILogger<CredentialIssuer> logger)
+    {
+        _attestor = attestor;
+        _policy = policy;
+        _store = store;
+        _audit = audit;
+        _options = options.Value;
+        _minter = new TokenMinter(keys, _options.Issuer);
+        _time = time;
+        _logger = logger;
+    }
+
+    public async Task<IssuedCredential> IssueAsync(IssueRequest request, CancellationToken cancellationToken)
+    {
+        var policy = _policy.Current;
+        var identity = await AttestAsync(request.Evidence, request.Context, policy.Digest, cancellationToken);
+        var refusal = new AuditEvent
+        {
+            EventId = AuditEventTypes.CredentialRefused.Id,
+            Type = AuditEventTypes.CredentialRefused.Name,
+            Time = _time.GetUtcNow(),
+            CorrelationId = request.Context.CorrelationId,
+            PolicyDigest = policy.Digest,
+            Outcome = AuditOutcomes.Failure,
+            Subject = identity.WorkloadId,
+            AttestationKind = identity.Kind.ToString(),
+            TrustSource = identity.TrustSource,
+            TaskId = AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength),
+            Phase = request.Phase?.ToWire(),
+            Scopes = request.Scopes.Take(IssuanceOptions.MaxScopes).Select(s => AuditText.Bound(s, IssuanceOptions.MaxScopeLength)!).ToArray(),
+            Audience = AuditText.Bound(request.Audience, IssuanceOptions.MaxAudienceLength),
+            Peer = request.Context.Peer,
+        };
+
+        try
+        {
+            var issued = await IssueAttestedAsync(request, identity, policy, cancellationToken);
+            return issued;
+        }
+        catch (BrokerException ex) when (ex.Reason != BrokerErrors.AuditUnavailable)
+        {
+            await AuditRefusalAsync(refusal with { Reason = ex.Reason, Time = _time.GetUtcNow() }, cancellationToken);
+            throw;
+        }
+    }
+
+    public async Task<DateTimeOffset> EndTaskAsync(EndTaskRequest request, CancellationToken cancellationToken)
+    {
+        var policy = _policy.Current;
+        var identity = await AttestAsync(request.Evidence, request.Context, policy.Digest, cancellationToken);
+        var auditEvent = new AuditEvent
+        {
+            EventId = AuditEventTypes.TaskEnded.Id,
+            Type = AuditEventTypes.TaskEnded.Name,
+            Time = _time.GetUtcNow(),
+            CorrelationId = request.Context.CorrelationId,
+            PolicyDigest = policy.Digest,
+            Outcome = AuditOutcomes.Success,
+            Subject = identity.WorkloadId,
+            AttestationKind = identity.Kind.ToString(),
+            TrustSource = identity.TrustSource,
+            TaskId = AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength),
+            Actor = identity.WorkloadId,
+            Peer = request.Context.Peer,
+        };
+
+        EndTaskOutcome outcome;
+        try
+        {
+            RequestValidator.ValidateTaskId(request.TaskId);
+            var reason = RequestValidator.ValidateText(request.Reason, "reason", IssuanceOptions.MaxJustificationLength);
+            auditEvent = auditEvent with { Detail = AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength) };
+            outcome = await StoreCallAsync(() => _store.EndTaskAsync(request.TaskId, identity.WorkloadId, _time.GetUtcNow(), _options.TaskRetention, cancellationToken));
+            switch (outcome.Status)
+            {
+                case EndTaskStatus.NotFound:
+                    throw new BrokerException(FailureKind.NotFound, "TASK_NOT_FOUND", "No such task.");
+                case EndTaskStatus.NotOwned:
+                    throw BrokerErrors.PermissionDenied(BrokerErrors.TaskNotOwned, "The task belongs to another workload.");
+            }
+        }
+        catch (BrokerException ex)
+        {
+            await AuditRefusalAsync(
+                auditEvent with
+                {
+                    EventId = AuditEventTypes.TaskEndRefused.Id,
+                    Type = AuditEventTypes.TaskEndRefused.Name,
+                    Outcome = AuditOutcomes.Failure,
+                    Reason = ex.Reason,
+                },
+                cancellationToken);
+            throw;
+        }
+
+        if (outcome.Status == EndTaskStatus.Ended)
+        {
+            await AuditOrFailAsync(auditEvent with { Time = outcome.EndedAt ?? _time.GetUtcNow() }, cancellationToken);
+        }
+
+        return outcome.EndedAt ?? _time.GetUtcNow();
+    }
+
+    private async Task<IssuedCredential> IssueAttestedAsync(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, CancellationToken cancellationToken)
+    {
+        RequestValidator.ValidateTaskId(request.TaskId);
+        var phase = RequestValidator.ValidatePhase(request.Phase);
+        var scopes = RequestValidator.ValidateScopes(request.Scopes);
+        RequestValidator.ValidateAudience(request.Audience);
+        RequestValidator.ValidateTtl(request.RequestedTtl);
+        var justification = RequestValidator.ValidateText(request.Justification, "justification", IssuanceOptions.MaxJustificationLength);
+        var jkt = string.IsNullOrEmpty(request.PopPublicKeyJwk) ? null : ProofOfPossessionKey.Thumbprint(request.PopPublicKeyJwk);
+
+        var phaseRule = PolicyDecision.Authorize(policy, identity.WorkloadId, phase, scopes, request.Audience);
+        var maxTtl = phaseRule.MaxTtl < _options.MaxTokenLifetime ? phaseRule.MaxTtl : _options.MaxTokenLifetime;
+        var ttl = request.RequestedTtl ?? maxTtl;
+        if (ttl > maxTtl)
+        {
+            throw BrokerErrors.PermissionDenied(
+                BrokerErrors.TtlExceedsPolicy,
+                $"requested_ttl exceeds the phase maximum of {(int)maxTtl.TotalSeconds}s.",
+                new Dictionary<string, string> { ["max_ttl_seconds"] = ((int)maxTtl.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        }
+
+        var now = _time.GetUtcNow();
+        now = new DateTimeOffset(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
+        var claims = new TokenClaims(
+            TokenMinter.NewTokenId(),
+            identity.WorkloadId,
+            request.Audience,
+            scopes,
+            request.TaskId,
+            phase,
+            policy.Digest,
+            now,
+            now + ttl,
+            jkt,
+            identity.CertificateThumbprint);
+        var record = new IssuanceRecord(
+            claims.TokenId,
+            request.TaskId,
+            identity.WorkloadId,
+            phase,
+            claims.IssuedAt,
+            claims.ExpiresAt,
+            identity.ProofId,
+            identity.ProofExpiresAt,
+            _options.TaskRetention);
+
+        // The store round trip and the signature are independent: overlap them.
+        var recording = StoreCallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
+        var token = _minter.Mint(claims);
+        var outcome = await recording;
+        switch (outcome.Status)
+        {
+            case IssuanceStatus.TaskEnded:
+                throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
+            case IssuanceStatus.TaskNotOwned:
+                throw BrokerErrors.PermissionDenied(BrokerErrors.TaskNotOwned, "The task belongs to another workload.");
+            case IssuanceStatus.ProofReplayed:
+                throw BrokerErrors.Attestation(BrokerErrors.AttestationReplayed, "This single-use proof was already used.");
+        }
+
+        var issued = new AuditEvent
+        {
+            EventId = AuditEventTypes.CredentialIssued.Id,
+            Type = AuditEventTypes.CredentialIssued.Name,
+            Time = now,
+            CorrelationId = request.Context.CorrelationId,
+            PolicyDigest = policy.Digest,
+            Outcome = AuditOutcomes.Success,
+            Subject = identity.WorkloadId,
+            AttestationKind = identity.Kind.ToString(),
+            TrustSource = identity.TrustSource,
+            TaskId = request.TaskId,
+            Phase = phase.ToWire(),
+            TokenId = claims.TokenId,
+            Scopes = scopes,
+            Audience = request.Audience,
+            ExpiresAt = claims.ExpiresAt,
+            Detail = AuditText.Bound(justification, IssuanceOptions.MaxJustificationLength),
+            Peer = request.Context.Peer,
+        };
+
+        try
+        {
+            await _audit.AppendAsync(issued, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            // The caller never receives this token; drop its record so no half-issued state remains.
+            await ForgetQuietlyAsync(record);
+            throw ex as BrokerException ?? BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; issuance is paused.", ex);
+        }
+
+        Log.Issued(_logger, claims.TokenId, identity.WorkloadId, request.TaskId, phase.ToWire());
+        return new IssuedCredential(token, claims.TokenId, scopes, claims.ExpiresAt, identity.WorkloadId, phase, policy.Digest, jkt is null ? "Bearer" : "DPoP");
+    }
+
+    private async Task<WorkloadIdentity> AttestAsync(AttestationEvidence? evidence, RequestContext context, string policyDigest, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (evidence is null)
+            {
+                throw BrokerErrors.Attestation(BrokerErrors.AttestationMissing, "An attestation proof is required.");
+            }
+
+            return await _attestor.AttestAsync(evidence, cancellationToken);
+        }
+        catch (BrokerException ex)
+        {
+            await AuditRefusalAsync(
+                new AuditEvent
+                {
+                    EventId = AuditEventTypes.AttestationRefused.Id,
+                    Type = AuditEventTypes.AttestationRefused.Name,
+                    Time = _time.GetUtcNow(),
+                    CorrelationId = context.CorrelationId,
+                    PolicyDigest = policyDigest,
+                    Outcome = AuditOutcomes.Failure,
+                    Reason = ex.Reason,
+                    AttestationKind = evidence switch
+                    {
+                        JwtSvidEvidence => nameof(AttestationKind.JwtSvid),
+                        OidcTokenEvidence => nameof(AttestationKind.OidcToken),
+                        X509SvidEvidence => nameof(AttestationKind.X509Svid),
+                        _ => null,
+                    },
+                    Peer = context.Peer,
+                },
+                cancellationToken);
+            throw;
+        }
+    }
+
+    private async Task AuditOrFailAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _audit.AppendAsync(auditEvent, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not BrokerException)
+        {
+            throw BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written.", ex);
+        }
+    }
+
+    // A refusal is the fail-closed answer already; if it cannot be audited we still refuse, and say so in the log.
+    private async Task AuditRefusalAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _audit.AppendAsync(auditEvent, cancellationToken);
+        }
+        catch (Exception ex)
+        {
+            Log.RefusalNotAudited(_logger, auditEvent.Type, auditEvent.Reason, ex);
+        }
+    }
+
+    private async Task ForgetQuietlyAsync(IssuanceRecord record)
+    {
+        try
+        {
+            await _store.ForgetIssuanceAsync(record, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            Log.ForgetFailed(_logger, record.TokenId, ex);
+        }
+    }
+
+    private static async Task<T> StoreCallAsync<T>(Func<ValueTask<T>> call)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
+        {
+            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "Broker state cannot be reached; try again.", ex);
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "Issued token {TokenId} to {Subject} for task {TaskId} phase {Phase}")]
+        public static partial void Issued(ILogger logger, string tokenId, string subject, string taskId, string phase);
+
+        [LoggerMessage(EventId = 2001, Level = LogLevel.Error, Message = "A {EventType} ({Reason}) could not be written to the audit log")]
+        public static partial void RefusalNotAudited(ILogger logger, string eventType, string? reason, Exception exception);
+
+        [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Could not remove the record of unissued token {TokenId}")]
+        public static partial void ForgetFailed(ILogger logger, string tokenId, Exception exception);
+    }
+}

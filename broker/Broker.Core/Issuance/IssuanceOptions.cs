@@ -1,0 +1,20 @@
+namespace Broker.Core.Issuance;
+
+public sealed class IssuanceOptions
+{
+    /// <summary>The <c>iss</c> of every token; resource servers use it as their Authority (required).</summary>
+    public string Issuer { get; set; } = "";
+
+    /// <summary>Hard ceiling on any token lifetime, whatever policy says.</summary>
+    public TimeSpan MaxTokenLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>How long an ended or idle task is remembered, so an ended task id cannot be reused.</summary>
+    public TimeSpan TaskRetention { get; set; } = TimeSpan.FromDays(7);
+
+    public const int MaxTaskIdLength = 128;
+    public const int MaxScopes = 64;
+    public const int MaxScopeLength = 128;
+    public const int MaxAudienceLength = 256;
+    public const int MaxJustificationLength = 512;
+    public const int MaxPopKeyLength = 2048;
+}

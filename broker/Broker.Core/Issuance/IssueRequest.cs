@@ -1,0 +1,33 @@
+using Broker.Core.Attestation;
+
+namespace Broker.Core.Issuance;
+
+/// <summary>A request for a credential, as the domain sees it (already off the wire).</summary>
+/// <param name="Phase">Null when the caller named no valid phase.</param>
+/// <param name="RequestedTtl">Null when the caller left it to the phase maximum.</param>
+public sealed record IssueRequest(
+    string TaskId,
+    TaskPhase? Phase,
+    IReadOnlyList<string> Scopes,
+    string Audience,
+    TimeSpan? RequestedTtl,
+    AttestationEvidence? Evidence,
+    string? PopPublicKeyJwk,
+    string? Justification,
+    RequestContext Context);
+
+/// <summary>Who is asking, from where, under which correlation id.</summary>
+public sealed record RequestContext(string CorrelationId, string? Peer);
+
+/// <summary>A credential that has been recorded, signed and audited.</summary>
+public sealed record IssuedCredential(
+    string AccessToken,
+    string TokenId,
+    IReadOnlyList<string> GrantedScopes,
+    DateTimeOffset ExpiresAt,
+    string Subject,
+    TaskPhase Phase,
+    string PolicyDigest,
+    string TokenType);
+
+public sealed record EndTaskRequest(string TaskId, AttestationEvidence? Evidence, string? Reason, RequestContext Context);

@@ -1,0 +1,37 @@
+using Broker.Core.Errors;
+
+using Broker.Core.Policy;
+
+namespace Broker.Core.Issuance;
+
+/// <summary>Applies the agent rules: a request outside policy is refused as a whole, never trimmed.</summary>
+public static class PolicyDecision
+{
+    public static PhaseRule Authorize(BrokerPolicy policy, string workloadId, TaskPhase phase, IReadOnlyList<string> scopes, string audience)
+    {
+        var rule = policy.FindRule(workloadId)
+            ?? throw BrokerErrors.PermissionDenied(BrokerErrors.AgentNotAllowed, "No policy rule allows this workload.");
+
+        if (!rule.Phases.TryGetValue(phase, out var phaseRule))
+        {
+            throw BrokerErrors.PermissionDenied(BrokerErrors.PhaseNotAllowed, $"Policy allows this workload no {phase.ToWire()} credentials.");
+        }
+
+        var refused = scopes.Where(s => !phaseRule.Scopes.Contains(s)).ToArray();
+        if (refused.Length > 0)
+        {
+            var list = string.Join(' ', refused);
+            throw BrokerErrors.PermissionDenied(
+                BrokerErrors.ScopeNotAllowed,
+                $"Scopes not allowed in phase {phase.ToWire()}: {list}",
+                new Dictionary<string, string> { ["scopes"] = list, ["phase"] = phase.ToWire() });
+        }
+
+        if (!phaseRule.Audiences.Contains(audience))
+        {
+            throw BrokerErrors.PermissionDenied(BrokerErrors.AudienceNotAllowed, $"Audience not allowed in phase {phase.ToWire()}.");
+        }
+
+        return phaseRule;
+    }
+}

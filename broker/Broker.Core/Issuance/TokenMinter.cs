@@ -1,0 +1,97 @@
+using System.Security.Cryptography;
+using System.Text;
+using Broker.Core.Signing;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Broker.Core.Issuance;
+
+/// <summary>What goes into one access token.</summary>
+internal sealed record TokenClaims(
+    string TokenId,
+    string Subject,
+    string Audience,
+    IReadOnlyList<string> Scopes,
+    string TaskId,
+    TaskPhase Phase,
+    string PolicyDigest,
+    DateTimeOffset IssuedAt,
+    DateTimeOffset ExpiresAt,
+    string? ConfirmationJkt,
+    string? ConfirmationX5t);
+
+/// <summary>Signs RFC 9068 access tokens (<c>typ: at+jwt</c>) with the ring's active key.</summary>
+internal sealed class TokenMinter
+{
+    public const string TokenType = "at+jwt";
+
+    private readonly JsonWebTokenHandler _handler = new() { SetDefaultTimesOnTokenCreation = false };
+    private readonly SigningKeyRing _keys;
+    private readonly string _issuer;
+
+    public TokenMinter(SigningKeyRing keys, string issuer)
+    {
+        _keys = keys;
+        _issuer = issuer;
+    }
+
+    public string Mint(TokenClaims claims)
+    {
+        var payload = new Dictionary<string, object>(StringComparer.Ordinal)
+        {
+            [JwtRegisteredClaimNames.Sub] = claims.Subject,
+            [JwtRegisteredClaimNames.Jti] = claims.TokenId,
+            ["client_id"] = claims.Subject,
+            ["scope"] = string.Join(' ', claims.Scopes),
+            ["task"] = claims.TaskId,
+            ["phase"] = claims.Phase.ToWire(),
+            ["sid"] = SessionId(claims.Subject, claims.TaskId),
+            ["policy_digest"] = claims.PolicyDigest,
+        };
+
+        if (claims.ConfirmationJkt is not null || claims.ConfirmationX5t is not null)
+        {
+            var cnf = new Dictionary<string, object>(StringComparer.Ordinal);
+            if (claims.ConfirmationJkt is not null)
+            {
+                cnf["jkt"] = claims.ConfirmationJkt;
+            }
+
+            if (claims.ConfirmationX5t is not null)
+            {
+                cnf["x5t#S256"] = claims.ConfirmationX5t;
+            }
+
+            payload["cnf"] = cnf;
+        }
+
+        var descriptor = new SecurityTokenDescriptor
+        {
+            Issuer = _issuer,
+            Audience = claims.Audience,
+            IssuedAt = claims.IssuedAt.UtcDateTime,
+            NotBefore = claims.IssuedAt.UtcDateTime,
+            Expires = claims.ExpiresAt.UtcDateTime,
+            TokenType = TokenType,
+            Claims = payload,
+            SigningCredentials = _keys.Active(claims.IssuedAt).Credentials,
+        };
+
+        return _handler.CreateToken(descriptor);
+    }
+
+    /// <summary>One session per (workload, task): stable across the task's phases, not secret.</summary>
+    internal static string SessionId(string subject, string taskId)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(subject + "\n" + taskId), hash);
+        return Base64UrlEncoder.Encode(hash[..16].ToArray());
+    }
+
+    public static string NewTokenId()
+    {
+        Span<byte> id = stackalloc byte[16];
+        RandomNumberGenerator.Fill(id);
+        return Base64UrlEncoder.Encode(id.ToArray());
+    }
+}

@@ -1,0 +1,127 @@
+using Broker.Core.Issuance;
+
+namespace Broker.Core.State;
+
+/// <summary>
+/// The --dev store: one process, no persistence. Same contract as the Redis store (one
+/// contract suite runs against both). A single lock keeps each operation atomic.
+/// </summary>
+public sealed class InMemoryCredentialStore : ICredentialStore
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, TaskRecord> _tasks = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IssuedTokenRecord> _tokens = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DateTimeOffset> _consumedProofs = new(StringComparer.Ordinal);
+    private readonly TimeProvider _time;
+    private DateTimeOffset _lastSweep;
+
+    public InMemoryCredentialStore(TimeProvider time) => _time = time;
+
+    public ValueTask<IssuanceOutcome> RecordIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var now = _time.GetUtcNow();
+            Sweep(now);
+            if (_tasks.TryGetValue(record.TaskId, out var task))
+            {
+                if (task.EndedAt is not null)
+                {
+                    return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.TaskEnded));
+                }
+
+                if (!string.Equals(task.Owner, record.Subject, StringComparison.Ordinal))
+                {
+                    return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.TaskNotOwned));
+                }
+            }
+
+            if (record.ProofKey is not null && _consumedProofs.ContainsKey(record.ProofKey))
+            {
+                return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.ProofReplayed));
+            }
+
+            if (record.ProofKey is not null)
+            {
+                _consumedProofs[record.ProofKey] = record.ProofExpiresAt;
+            }
+
+            _tasks[record.TaskId] = task is null
+                ? new TaskRecord(record.TaskId, record.Subject, record.Phase, record.IssuedAt, null)
+                : task with { Phase = record.Phase };
+            _tokens[record.TokenId] = new IssuedTokenRecord(record.TokenId, record.TaskId, record.Subject, record.Phase, record.IssuedAt, record.ExpiresAt);
+            return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.Recorded));
+        }
+    }
+
+    public ValueTask ForgetIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            _tokens.Remove(record.TokenId);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask<TaskRecord?> GetTaskAsync(string taskId, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return ValueTask.FromResult(_tasks.GetValueOrDefault(taskId));
+        }
+    }
+
+    public ValueTask<IssuedTokenRecord?> GetTokenAsync(string tokenId, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var found = _tokens.GetValueOrDefault(tokenId);
+            return ValueTask.FromResult(found is not null && found.ExpiresAt > _time.GetUtcNow() ? found : null);
+        }
+    }
+
+    public ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (!_tasks.TryGetValue(taskId, out var task))
+            {
+                return ValueTask.FromResult(new EndTaskOutcome(EndTaskStatus.NotFound, null));
+            }
+
+            if (!string.Equals(task.Owner, owner, StringComparison.Ordinal))
+            {
+                return ValueTask.FromResult(new EndTaskOutcome(EndTaskStatus.NotOwned, null));
+            }
+
+            if (task.EndedAt is { } endedAt)
+            {
+                return ValueTask.FromResult(new EndTaskOutcome(EndTaskStatus.AlreadyEnded, endedAt));
+            }
+
+            _tasks[taskId] = task with { EndedAt = at };
+            return ValueTask.FromResult(new EndTaskOutcome(EndTaskStatus.Ended, at));
+        }
+    }
+
+    private void Sweep(DateTimeOffset now)
+    {
+        // At most once a minute, so the dev store stays bounded without a background timer.
+        if (now - _lastSweep < TimeSpan.FromMinutes(1))
+        {
+            return;
+        }
+
+        _lastSweep = now;
+        foreach (var expired in _tokens.Where(t => t.Value.ExpiresAt <= now).Select(t => t.Key).ToList())
+        {
+            _tokens.Remove(expired);
+        }
+
+        foreach (var expired in _consumedProofs.Where(p => p.Value <= now).Select(p => p.Key).ToList())
+        {
+            _consumedProofs.Remove(expired);
+        }
+    }
+}
