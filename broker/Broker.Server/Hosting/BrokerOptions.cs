@@ -1,0 +1,54 @@
+namespace Broker.Server.Hosting;
+
+/// <summary>Everything the host needs, bound from the <c>Broker</c> configuration section.</summary>
+public sealed class BrokerOptions
+{
+    public const string Section = "Broker";
+
+    /// <summary>True only with --dev: in-memory state, generated keys, loopback, sample policy.</summary>
+    public bool Dev { get; set; }
+
+    /// <summary>Folder where --dev writes its trust key, policy and audit log.</summary>
+    public string DevDirectory { get; set; } = ".dev";
+
+    /// <summary><c>iss</c> of every token and base of the discovery document, e.g. https://broker.example.org.</summary>
+    public string Issuer { get; set; } = "";
+
+    /// <summary>The audience attestation proofs must name; defaults to <see cref="Issuer"/>.</summary>
+    public string Audience { get; set; } = "";
+
+    /// <summary>Path of the policy YAML file.</summary>
+    public string PolicyPath { get; set; } = "";
+
+    /// <summary>Path of the append-only audit file.</summary>
+    public string AuditPath { get; set; } = "";
+
+    public RedisSettings Redis { get; set; } = new();
+
+    public SigningSettings Signing { get; set; } = new();
+}
+
+public sealed class RedisSettings
+{
+    /// <summary>StackExchange.Redis configuration string, e.g. <c>redis-1:6379,ssl=true,password=...</c>.</summary>
+    public string Configuration { get; set; } = "";
+
+    public string KeyPrefix { get; set; } = "broker:";
+}
+
+public sealed class SigningSettings
+{
+    /// <summary>Signing keys (PEM EC private keys) and when each starts signing.</summary>
+    public List<SigningKeySettings> Keys { get; set; } = [];
+
+    /// <summary>How long before it signs a key is published in JWKS (≥ resource servers' JWKS cache time).</summary>
+    public TimeSpan PublishAhead { get; set; } = TimeSpan.FromHours(1);
+}
+
+public sealed class SigningKeySettings
+{
+    public string Path { get; set; } = "";
+
+    /// <summary>When the key starts signing; absent means "since forever" (the first key).</summary>
+    public DateTimeOffset? NotBefore { get; set; }
+}

@@ -1,0 +1,159 @@
+using Broker.Core.Attestation;
+using Broker.Core.Audit;
+using Broker.Core.Issuance;
+using Broker.Core.Policy;
+using Broker.Core.Signing;
+using Broker.Core.State;
+using Broker.Redis;
+using Broker.Server.Endpoints;
+using Broker.Server.Internal;
+using Broker.Server.Services;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Broker.Server.Hosting;
+
+public static class BrokerServerExtensions
+{
+    /// <summary>Largest gRPC message accepted; proofs and requests are small, so anything bigger is hostile.</summary>
+    public const int MaxRequestBytes = 64 * 1024;
+
+    /// <summary>
+    /// Registers the broker. Throws <see cref="BrokerStartupException"/> listing every missing
+    /// security setting when not in --dev.
+    /// </summary>
+    public static WebApplicationBuilder AddBroker(this WebApplicationBuilder builder) => builder.AddBroker(allowInMemoryState: false);
+
+    /// <summary>Test hosts run production mode against the in-memory store; nothing else may.</summary>
+    internal static WebApplicationBuilder AddBroker(this WebApplicationBuilder builder, bool allowInMemoryState)
+    {
+        var options = builder.Configuration.GetSection(BrokerOptions.Section).Get<BrokerOptions>() ?? new BrokerOptions();
+        if (options.Dev)
+        {
+            var grpcPort = builder.Configuration.GetValue("Broker:DevGrpcPort", DevEnvironment.DefaultGrpcPort);
+            var httpPort = builder.Configuration.GetValue("Broker:DevHttpPort", DevEnvironment.DefaultHttpPort);
+            builder.Services.AddSingleton(DevEnvironment.Prepare(options, grpcPort, httpPort));
+            builder.WebHost.ConfigureKestrel(kestrel =>
+            {
+                kestrel.Listen(System.Net.IPAddress.Loopback, grpcPort, l => l.Protocols = HttpProtocols.Http2);
+                kestrel.Listen(System.Net.IPAddress.Loopback, httpPort, l => l.Protocols = HttpProtocols.Http1AndHttp2);
+            });
+        }
+
+        var problems = StartupValidation.Problems(options)
+            .Where(p => !(allowInMemoryState && p.StartsWith("BRK1002", StringComparison.Ordinal)))
+            .ToList();
+        if (problems.Count > 0)
+        {
+            throw new BrokerStartupException(problems);
+        }
+
+        if (string.IsNullOrEmpty(options.Audience))
+        {
+            options.Audience = options.Issuer;
+        }
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = MaxRequestBytes;
+            kestrel.ConfigureHttpsDefaults(https =>
+            {
+                // mTLS is optional per connection; the chain is validated against the SPIFFE
+                // trust domain's bundle by the X.509-SVID attestor, not the OS trust store.
+                https.ClientCertificateMode = ClientCertificateMode.AllowCertificate;
+                https.AllowAnyClientCertificate();
+            });
+        });
+
+        builder.Services.AddBrokerCore(options);
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = MaxRequestBytes;
+            grpc.EnableDetailedErrors = false;
+            grpc.Interceptors.Add<BrokerErrorInterceptor>();
+        });
+        builder.Services.AddGrpcReflection();
+        builder.Services.AddGrpcHealthChecks()
+            .AddCheck<AuditHealthCheck>("audit")
+            .AddCheck<StateHealthCheck>("state");
+        return builder;
+    }
+
+    internal static IServiceCollection AddBrokerCore(this IServiceCollection services, BrokerOptions options)
+    {
+        services.AddSingleton(Options.Create(options));
+        services.TryAddSingleton(TimeProvider.System);
+
+        services.AddSingleton(sp => new FileAuditSink(new FileAuditOptions { Path = options.AuditPath }, sp.GetRequiredService<ILogger<FileAuditSink>>()));
+        services.AddSingleton<IAuditSink>(sp => sp.GetRequiredService<FileAuditSink>());
+        services.AddSingleton<FilePolicyProvider>(sp => new FilePolicyProvider(
+            options.PolicyPath,
+            sp.GetRequiredService<IAuditSink>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<FilePolicyProvider>>()));
+        services.AddSingleton<IPolicyProvider>(sp => sp.GetRequiredService<FilePolicyProvider>());
+        services.AddBrokerAttestation(a => a.Audience = options.Audience);
+
+        if (string.IsNullOrWhiteSpace(options.Redis.Configuration))
+        {
+            services.AddSingleton<ICredentialStore>(sp => new InMemoryCredentialStore(sp.GetRequiredService<TimeProvider>()));
+        }
+        else
+        {
+            services.AddSingleton<IConnectionMultiplexer>(_ =>
+            {
+                var config = ConfigurationOptions.Parse(options.Redis.Configuration);
+                config.AbortOnConnectFail = false; // start and report unhealthy; every request fails closed until Redis answers
+                return ConnectionMultiplexer.Connect(config);
+            });
+            services.AddSingleton(new RedisKeys(options.Redis.KeyPrefix));
+            services.AddSingleton<ICredentialStore, RedisCredentialStore>();
+        }
+
+        services.AddSingleton(sp => BuildKeyRing(options, sp.GetRequiredService<TimeProvider>()));
+        services.Configure<IssuanceOptions>(issuance => issuance.Issuer = options.Issuer);
+        services.AddSingleton<CredentialIssuer>();
+        return services;
+    }
+
+    public static WebApplication MapBroker(this WebApplication app)
+    {
+        // Resolve eagerly so a bad policy, key or audit path stops start-up instead of the first call.
+        _ = app.Services.GetRequiredService<IPolicyProvider>();
+        _ = app.Services.GetRequiredService<SigningKeyRing>();
+        _ = app.Services.GetRequiredService<IAuditSink>();
+
+        app.MapGrpcService<CredentialGrpcService>();
+        app.MapGrpcReflectionService();
+        app.MapGrpcHealthChecksService();
+        app.MapWellKnown();
+        app.MapGet("/healthz", async (HealthCheckService health) =>
+        {
+            var report = await health.CheckHealthAsync();
+            return Results.Json(
+                new { status = report.Status.ToString(), checks = report.Entries.ToDictionary(e => e.Key, e => e.Value.Status.ToString()) },
+                statusCode: report.Status == HealthStatus.Healthy ? 200 : 503);
+        });
+        return app;
+    }
+
+    private static SigningKeyRing BuildKeyRing(BrokerOptions options, TimeProvider time)
+    {
+        var keys = options.Signing.Keys.Count == 0 && options.Dev
+            ? [SigningKey.Generate(DateTimeOffset.MinValue)]
+            : options.Signing.Keys.Select(k => SigningKey.FromPemFile(k.Path, k.NotBefore ?? DateTimeOffset.MinValue)).ToList();
+        var ring = new SigningKeyRing(keys, options.Signing.PublishAhead, new IssuanceOptions().MaxTokenLifetime, TimeSpan.FromMinutes(1));
+        _ = ring.Active(time.GetUtcNow());
+        return ring;
+    }
+}
+
+/// <summary>The broker cannot start safely; <see cref="Problems"/> says why, each with a stable id.</summary>
+public sealed class BrokerStartupException(IReadOnlyList<string> problems)
+    : Exception("Broker cannot start:" + Environment.NewLine + string.Join(Environment.NewLine, problems.Select(p => "  " + p)))
+{
+    public IReadOnlyList<string> Problems { get; } = problems;
+}

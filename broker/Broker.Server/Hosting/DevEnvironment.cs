@@ -1,0 +1,117 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Broker.Core.Signing;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Broker.Server.Hosting;
+
+/// <summary>
+/// --dev: writes a dev trust domain (its private key, so brokerctl can mint JWT-SVIDs), a
+/// sample policy and a manifest into a local folder, and points the broker at them. Existing
+/// files are kept, so edits to the dev policy survive restarts.
+/// </summary>
+public static class DevEnvironment
+{
+    public const string TrustDomain = "dev.local";
+    public const string ManifestFile = "dev.json";
+    public const int DefaultGrpcPort = 5080;
+    public const int DefaultHttpPort = 5081;
+
+    public static DevManifest Prepare(BrokerOptions options, int grpcPort, int httpPort)
+    {
+        var root = Path.GetFullPath(options.DevDirectory);
+        var trustDir = Path.Combine(root, "trust");
+        Directory.CreateDirectory(trustDir);
+
+        var keyPath = Path.Combine(trustDir, TrustDomain + ".key.pem");
+        var jwksPath = Path.Combine(trustDir, TrustDomain + ".jwks");
+        if (!File.Exists(keyPath))
+        {
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
+            File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        var trustKey = SigningKey.FromPemFile(keyPath, DateTimeOffset.MinValue);
+        File.WriteAllText(jwksPath, JsonSerializer.Serialize(new { keys = new[] { ToJson(trustKey.PublicJwk) } }));
+
+        var policyPath = Path.Combine(root, "policy.yaml");
+        if (!File.Exists(policyPath))
+        {
+            File.WriteAllText(policyPath, SamplePolicy);
+        }
+
+        var issuer = $"http://127.0.0.1:{httpPort}";
+        options.Issuer = string.IsNullOrEmpty(options.Issuer) ? issuer : options.Issuer;
+        options.Audience = string.IsNullOrEmpty(options.Audience) ? $"spiffe://{TrustDomain}/broker" : options.Audience;
+        options.PolicyPath = string.IsNullOrEmpty(options.PolicyPath) ? policyPath : options.PolicyPath;
+        options.AuditPath = string.IsNullOrEmpty(options.AuditPath) ? Path.Combine(root, "audit.log") : options.AuditPath;
+
+        var manifest = new DevManifest(
+            TrustDomain,
+            options.Audience,
+            $"http://127.0.0.1:{grpcPort}",
+            options.Issuer,
+            keyPath,
+            trustKey.KeyId,
+            options.PolicyPath,
+            options.AuditPath);
+        File.WriteAllText(Path.Combine(root, ManifestFile), JsonSerializer.Serialize(manifest, DevManifest.JsonOptions));
+        return manifest;
+    }
+
+    private static Dictionary<string, string> ToJson(JsonWebKey jwk) => new()
+    {
+        ["kty"] = jwk.Kty,
+        ["crv"] = jwk.Crv,
+        ["x"] = jwk.X,
+        ["y"] = jwk.Y,
+        ["kid"] = jwk.KeyId,
+        ["use"] = "jwt-svid",
+        ["alg"] = jwk.Alg,
+    };
+
+    // The dev policy: any agent under spiffe://dev.local/agents/ gets read scopes to plan,
+    // deploy scopes to execute, rollback scopes to recover.
+    public const string SamplePolicy = """
+        # Dev policy written by `broker --dev`. Edit it: the broker reloads it on save, and
+        # refuses (and logs) an edit that does not validate, keeping the last good policy.
+        version: 1
+        trust:
+          spiffe:
+            - trust_domain: dev.local
+              jwt_bundle_file: trust/dev.local.jwks
+              refresh: 30s
+        agents:
+          - name: dev-agents
+            match: spiffe://dev.local/agents/*
+            phases:
+              planning:
+                scopes: [repo:read, tickets:read, logs:read]
+                audiences: [https://api.dev.local]
+                max_ttl: 10m
+              execution:
+                scopes: [repo:read, deploy:staging, deploy:prod]
+                audiences: [https://api.dev.local]
+                max_ttl: 5m
+              recovery:
+                scopes: [repo:read, deploy:rollback]
+                audiences: [https://api.dev.local]
+                max_ttl: 5m
+
+        """;
+}
+
+/// <summary>What --dev set up, for brokerctl and for people: read from .dev/dev.json.</summary>
+public sealed record DevManifest(
+    string TrustDomain,
+    string Audience,
+    string GrpcAddress,
+    string Issuer,
+    string TrustKeyFile,
+    string TrustKeyId,
+    string PolicyFile,
+    string AuditFile)
+{
+    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+}

@@ -1,0 +1,34 @@
+using Broker.Core.Audit;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using StackExchange.Redis;
+
+namespace Broker.Server.Hosting;
+
+/// <summary>Unhealthy while the last audit batch could not be made durable (issuance is refused meanwhile).</summary>
+internal sealed class AuditHealthCheck(FileAuditSink sink) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(sink.IsHealthy ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("audit log not writable"));
+}
+
+/// <summary>Unhealthy while Redis does not answer (issuance fails closed meanwhile). Healthy in --dev (in memory).</summary>
+internal sealed class StateHealthCheck(IServiceProvider services) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        if (services.GetService<IConnectionMultiplexer>() is not { } redis)
+        {
+            return HealthCheckResult.Healthy("in-memory state");
+        }
+
+        try
+        {
+            await redis.GetDatabase().PingAsync();
+            return HealthCheckResult.Healthy();
+        }
+        catch (Exception ex) when (ex is RedisException or TimeoutException)
+        {
+            return HealthCheckResult.Unhealthy("redis unreachable");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+namespace Broker.Server.Hosting;
+
+/// <summary>
+/// Refuses to start a production broker that lacks a security setting, naming every missing
+/// piece at once (each with a stable id). Nothing here is relaxed except by --dev.
+/// </summary>
+public static class StartupValidation
+{
+    public static IReadOnlyList<string> Problems(BrokerOptions options)
+    {
+        var problems = new List<string>();
+        if (options.Dev)
+        {
+            return problems;
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Issuer) || !Uri.TryCreate(options.Issuer, UriKind.Absolute, out var issuer)
+            || !(issuer.Scheme == Uri.UriSchemeHttps || (issuer.Scheme == Uri.UriSchemeHttp && issuer.IsLoopback)))
+        {
+            problems.Add("BRK1001: Broker:Issuer must be the broker's https:// URL (the iss of every token); http:// is accepted only on loopback.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Redis.Configuration))
+        {
+            problems.Add("BRK1002: Broker:Redis:Configuration is required; production state lives in Redis (use --dev for in-memory state).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.PolicyPath))
+        {
+            problems.Add("BRK1003: Broker:PolicyPath is required: the policy file declares trust domains, OIDC issuers and agent rules.");
+        }
+        else if (!File.Exists(options.PolicyPath))
+        {
+            problems.Add($"BRK1003: Broker:PolicyPath '{options.PolicyPath}' does not exist.");
+        }
+
+        if (options.Signing.Keys.Count == 0)
+        {
+            problems.Add("BRK1004: Broker:Signing:Keys needs at least one PEM EC private key (P-256 or P-384).");
+        }
+
+        foreach (var key in options.Signing.Keys.Where(k => !File.Exists(k.Path)))
+        {
+            problems.Add($"BRK1004: signing key file '{key.Path}' does not exist.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.AuditPath))
+        {
+            problems.Add("BRK1005: Broker:AuditPath is required: no credential is issued without a durable audit record.");
+        }
+
+        return problems;
+    }
+}

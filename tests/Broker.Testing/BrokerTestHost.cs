@@ -1,0 +1,153 @@
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Broker.Server.Hosting;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Broker.Testing;
+
+/// <summary>How to start one broker node for a test.</summary>
+public sealed class BrokerTestHostOptions
+{
+    /// <summary>Policy file the node loads (required).</summary>
+    public required string PolicyPath { get; init; }
+
+    /// <summary>Audience proofs must carry.</summary>
+    public string Audience { get; init; } = "spiffe://example.org/broker";
+
+    /// <summary>Redis configuration; null means in-memory state.</summary>
+    public string? RedisConfiguration { get; init; }
+
+    public string RedisKeyPrefix { get; init; } = "broker:";
+
+    /// <summary>When set, the gRPC port speaks TLS with this certificate and accepts client certificates.</summary>
+    public X509Certificate2? TlsCertificate { get; init; }
+
+    public TimeProvider? TimeProvider { get; init; }
+
+    public string? AuditPath { get; init; }
+
+    /// <summary>Signing key PEM files; null means one generated key.</summary>
+    public IReadOnlyList<string>? SigningKeyFiles { get; init; }
+}
+
+/// <summary>
+/// A real broker node on real Kestrel: gRPC over HTTP/2 on one free loopback port (h2c, or TLS
+/// with client certificates), discovery and JWKS over HTTP on another. Same registration as
+/// the shipped host (<c>AddBroker</c>/<c>MapBroker</c>).
+/// </summary>
+public sealed class BrokerTestHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private BrokerTestHost(WebApplication app, string grpcAddress, string issuer, string auditPath)
+    {
+        _app = app;
+        GrpcAddress = grpcAddress;
+        Issuer = issuer;
+        AuditPath = auditPath;
+    }
+
+    public string GrpcAddress { get; }
+
+    /// <summary>The issuer URL, which also serves discovery and JWKS.</summary>
+    public string Issuer { get; }
+
+    public string AuditPath { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public static async Task<BrokerTestHost> StartAsync(BrokerTestHostOptions options)
+    {
+        var grpcPort = RedisServer.FreePort();
+        var httpPort = RedisServer.FreePort();
+        var issuer = $"http://127.0.0.1:{httpPort}";
+        var work = Directory.CreateTempSubdirectory("broker-node-").FullName;
+        var auditPath = options.AuditPath ?? Path.Combine(work, "audit.log");
+        var signingKeys = options.SigningKeyFiles ?? [WriteGeneratedKey(work)];
+
+        var config = new Dictionary<string, string?>
+        {
+            ["Broker:Issuer"] = issuer,
+            ["Broker:Audience"] = options.Audience,
+            ["Broker:PolicyPath"] = options.PolicyPath,
+            ["Broker:AuditPath"] = auditPath,
+            ["Broker:Redis:Configuration"] = options.RedisConfiguration ?? "",
+            ["Broker:Redis:KeyPrefix"] = options.RedisKeyPrefix,
+        };
+        for (var i = 0; i < signingKeys.Count; i++)
+        {
+            config[$"Broker:Signing:Keys:{i}:Path"] = signingKeys[i];
+        }
+
+        // Production mode needs Redis; tests of the in-memory store run the same code with --dev's store.
+        if (options.RedisConfiguration is null)
+        {
+            config["Broker:Redis:Configuration"] = null;
+        }
+
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
+        builder.Configuration.AddInMemoryCollection(config);
+        builder.Logging.ClearProviders();
+        builder.Logging.AddFilter(level => level >= LogLevel.Warning);
+        if (options.TimeProvider is not null)
+        {
+            builder.Services.AddSingleton(options.TimeProvider);
+        }
+
+        builder.AddBroker(allowInMemoryState: options.RedisConfiguration is null);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(IPAddress.Loopback, grpcPort, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                if (options.TlsCertificate is not null)
+                {
+                    listen.UseHttps(options.TlsCertificate);
+                }
+            });
+            kestrel.Listen(IPAddress.Loopback, httpPort, listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
+        });
+
+        var app = builder.Build();
+        app.MapBroker();
+        await app.StartAsync();
+        var scheme = options.TlsCertificate is null ? "http" : "https";
+        return new BrokerTestHost(app, $"{scheme}://127.0.0.1:{grpcPort}", issuer, auditPath);
+    }
+
+    /// <summary>An h2c channel to this node (or TLS when the node has a certificate, trusting it and presenting <paramref name="clientCertificate"/>).</summary>
+    public GrpcChannel CreateChannel(X509Certificate2? clientCertificate = null, X509Certificate2? trustedServerCertificate = null)
+    {
+        var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
+        if (GrpcAddress.StartsWith("https", StringComparison.Ordinal))
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) =>
+                trustedServerCertificate is null || (cert is not null && cert.GetCertHashString() == trustedServerCertificate.GetCertHashString());
+            if (clientCertificate is not null)
+            {
+                handler.SslOptions.ClientCertificates = [clientCertificate];
+            }
+        }
+
+        return GrpcChannel.ForAddress(GrpcAddress, new GrpcChannelOptions { HttpHandler = handler });
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    private static string WriteGeneratedKey(string directory)
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var path = Path.Combine(directory, "signing.pem");
+        File.WriteAllText(path, key.ExportPkcs8PrivateKeyPem());
+        return path;
+    }
+}

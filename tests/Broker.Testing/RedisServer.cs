@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using StackExchange.Redis;
+
+namespace Broker.Testing;
+
+/// <summary>
+/// A real <c>redis-server</c> on a free loopback port, with its own data folder, AOF on and
+/// <c>appendfsync always</c> (the production durability setting). Stoppable and restartable on
+/// the same port and data, so tests can prove what survives a restart. Ends only the process it
+/// started, by PID.
+/// </summary>
+public sealed class RedisServer : IAsyncDisposable
+{
+    private Process? _process;
+
+    private RedisServer(string executable, int port, string dataDirectory)
+    {
+        Executable = executable;
+        Port = port;
+        DataDirectory = dataDirectory;
+    }
+
+    public string Executable { get; }
+
+    public int Port { get; }
+
+    public string DataDirectory { get; }
+
+    /// <summary>A StackExchange.Redis configuration string for this server.</summary>
+    public string Configuration => $"127.0.0.1:{Port},abortConnect=false,connectTimeout=2000,syncTimeout=2000";
+
+    public static async Task<RedisServer> StartAsync()
+    {
+        var executable = FindExecutable()
+            ?? throw new InvalidOperationException(
+                "redis-server was not found on PATH. The integration tests need a real Redis: install it with " +
+                "`apt-get install -y redis-server` (./test.sh does this for you when run as root).");
+        var dataDirectory = Directory.CreateTempSubdirectory("broker-redis-").FullName;
+        var server = new RedisServer(executable, FreePort(), dataDirectory);
+        await server.StartProcessAsync();
+        return server;
+    }
+
+    /// <summary>Stops the server the way a crash would not: SHUTDOWN lets AOF finish. Use <see cref="Kill"/> for a crash.</summary>
+    public async Task StopAsync()
+    {
+        if (_process is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await using var connection = await ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{Port},allowAdmin=true,abortConnect=false");
+            await connection.GetServer($"127.0.0.1:{Port}").ExecuteAsync("SHUTDOWN");
+        }
+        catch (RedisException)
+        {
+            // SHUTDOWN closes the connection before it answers.
+        }
+
+        await WaitForExitAsync();
+    }
+
+    /// <summary>SIGKILL: what a crashed or pulled-out Redis looks like to the broker.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is null)
+        {
+            return;
+        }
+
+        _process.Kill();
+        await WaitForExitAsync();
+    }
+
+    public Task RestartAsync() => StartProcessAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_process is not null && !_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+
+        _process?.Dispose();
+        try
+        {
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort: a temp folder left behind is harmless.
+        }
+    }
+
+    private async Task StartProcessAsync()
+    {
+        var info = new ProcessStartInfo(Executable)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[]
+                 {
+                     "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                     "--bind", "127.0.0.1",
+                     "--dir", DataDirectory,
+                     "--save", "",
+                     "--appendonly", "yes",
+                     "--appendfsync", "always",
+                     "--daemonize", "no",
+                     "--protected-mode", "yes",
+                     "--logfile", Path.Combine(DataDirectory, "redis.log"),
+                 })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        _process = Process.Start(info) ?? throw new InvalidOperationException("redis-server did not start.");
+        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited)
+            {
+                var log = Path.Combine(DataDirectory, "redis.log");
+                throw new InvalidOperationException($"redis-server exited with {_process.ExitCode}: {(File.Exists(log) ? await File.ReadAllTextAsync(log) : "no log")}");
+            }
+
+            try
+            {
+                using var client = new TcpClient();
+                await client.ConnectAsync(IPAddress.Loopback, Port);
+                await using var stream = client.GetStream();
+                await stream.WriteAsync("PING\r\n"u8.ToArray());
+                var buffer = new byte[16];
+                var read = await stream.ReadAsync(buffer);
+                if (read > 0 && buffer[0] == (byte)'+')
+                {
+                    return;
+                }
+            }
+            catch (SocketException)
+            {
+                // Not listening yet.
+            }
+
+            await Task.Delay(25);
+        }
+
+        throw new TimeoutException($"redis-server did not answer PING on port {Port} within 10 s.");
+    }
+
+    private async Task WaitForExitAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await _process!.WaitForExitAsync(timeout.Token);
+        _process.Dispose();
+        _process = null;
+    }
+
+    private static string? FindExecutable()
+    {
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Append("/usr/bin").Append("/usr/sbin").Append("/usr/local/bin"))
+        {
+            var candidate = Path.Combine(dir, "redis-server");
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
