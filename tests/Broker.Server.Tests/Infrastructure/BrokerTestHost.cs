@@ -8,7 +8,9 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
-namespace Broker.Testing;
+using Broker.Testing;
+
+namespace Broker.Server.Tests.Infrastructure;
 
 /// <summary>How to start one broker node for a test.</summary>
 public sealed class BrokerTestHostOptions
