@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test. Installs what the tests need (redis-server) when it is missing, then prints
+# one closing line "N passed, N failed, N skipped" taken from the test results (TRX files).
+set -uo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "Installing ${need_apt[*]} (apt)..."
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  fi
+  for tool in "${need_apt[@]}"; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "The tests need $tool: install it with 'apt-get install -y ${need_apt[*]}'." >&2; exit 1; }
+  done
+fi
+
+results=artifacts/test-results
+rm -rf "$results"
+dotnet test Broker.sln --logger "trx" --logger "console;verbosity=minimal" --results-directory "$results" "$@"
+status=$?
+
+passed=0; failed=0; skipped=0
+shopt -s nullglob
+for trx in "$results"/*.trx; do
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  n=$(sed -n 's/.* notExecuted="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${n:-0}))
+done
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  # The build or a test host failed before results were written: that is a failure too.
+  failed=1
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+exit "$status"
