@@ -1,0 +1,157 @@
+using Broker.V1;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Broker.Client;
+
+/// <summary>
+/// The agent's side of Broker: asks for a credential for one task and one phase, and ends the
+/// task. Every call carries a fresh proof from the <see cref="IAttestationSource"/>. Failures
+/// surface as <see cref="BrokerRefusalException"/> with the stable reason code.
+/// </summary>
+/// <example>
+/// <code>
+/// using var broker = BrokerAgentClient.Create("https://broker.internal:5080", new FileJwtSvidSource("/run/spire/svid.jwt"));
+/// var credential = await broker.IssueAsync("deploy-1234", Phase.Planning, ["repo:read"], "https://api.example.com");
+/// </code>
+/// </example>
+public sealed class BrokerAgentClient : IDisposable
+{
+    /// <summary>The request header that carries a caller-chosen correlation id into Broker's logs and audit.</summary>
+    public const string CorrelationIdHeader = "x-correlation-id";
+
+    /// <summary>Longest correlation id sent; longer ones are refused before the call.</summary>
+    public const int MaxCorrelationIdLength = 128;
+
+    private readonly CredentialService.CredentialServiceClient _client;
+    private readonly IAttestationSource _attestation;
+    private readonly GrpcChannel? _ownedChannel;
+
+    /// <summary>Uses an existing channel; the caller keeps ownership of it.</summary>
+    public BrokerAgentClient(GrpcChannel channel, IAttestationSource attestation)
+        : this(new CredentialService.CredentialServiceClient(channel ?? throw new ArgumentNullException(nameof(channel))), attestation)
+    {
+    }
+
+    /// <summary>Uses a generated client, e.g. one from the gRPC client factory or a test double.</summary>
+    public BrokerAgentClient(CredentialService.CredentialServiceClient client, IAttestationSource attestation)
+    {
+        _client = client ?? throw new ArgumentNullException(nameof(client));
+        _attestation = attestation ?? throw new ArgumentNullException(nameof(attestation));
+    }
+
+    private BrokerAgentClient(GrpcChannel ownedChannel, IAttestationSource attestation, bool owned)
+        : this(ownedChannel, attestation)
+    {
+        _ownedChannel = owned ? ownedChannel : null;
+    }
+
+    /// <summary>How long one call may take before it fails with DEADLINE_EXCEEDED. Default 30 seconds.</summary>
+    public TimeSpan CallTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Opens a channel to <paramref name="address"/> (<c>https://</c>, or <c>http://</c> for
+    /// h2c on loopback in dev) that this client owns and disposes.
+    /// </summary>
+    public static BrokerAgentClient Create(string address, IAttestationSource attestation, GrpcChannelOptions? channelOptions = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(address);
+        var channel = GrpcChannel.ForAddress(address, channelOptions ?? new GrpcChannelOptions());
+        return new BrokerAgentClient(channel, attestation, owned: true);
+    }
+
+    /// <summary>Asks for a credential for one task and one phase.</summary>
+    /// <param name="taskId">The task, chosen by the agent (1 to 128 printable characters).</param>
+    /// <param name="phase">The phase the credential is for.</param>
+    /// <param name="scopes">Scopes wanted; all must be allowed, or the whole request is refused.</param>
+    /// <param name="audience">The resource server the token is for.</param>
+    /// <param name="ttl">Requested lifetime; null asks for the phase maximum.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="BrokerRefusalException">Broker refused, or could not be reached.</exception>
+    public Task<IssueCredentialResponse> IssueAsync(
+        string taskId,
+        Phase phase,
+        IEnumerable<string> scopes,
+        string audience,
+        TimeSpan? ttl = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(scopes);
+        var request = new IssueCredentialRequest
+        {
+            TaskId = taskId ?? throw new ArgumentNullException(nameof(taskId)),
+            Phase = phase,
+            Audience = audience ?? throw new ArgumentNullException(nameof(audience)),
+            RequestedTtl = ttl is { } value ? Duration.FromTimeSpan(value) : null,
+        };
+        request.Scopes.AddRange(scopes);
+        return IssueAsync(request, correlationId: null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> as given; when it carries no attestation, the proof
+    /// comes from the client's <see cref="IAttestationSource"/>.
+    /// </summary>
+    /// <param name="request">The full request (justification, proof-of-possession key, ...).</param>
+    /// <param name="correlationId">Optional id sent as <see cref="CorrelationIdHeader"/> to tie this call to the caller's own logs.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="BrokerRefusalException">Broker refused, or could not be reached.</exception>
+    public async Task<IssueCredentialResponse> IssueAsync(IssueCredentialRequest request, string? correlationId = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Attestation ??= await _attestation.GetProofAsync(cancellationToken);
+        try
+        {
+            return await _client.IssueCredentialAsync(request, CallOptionsFor(correlationId, cancellationToken));
+        }
+        catch (RpcException ex)
+        {
+            throw new BrokerRefusalException(ex);
+        }
+    }
+
+    /// <summary>Ends a task: Broker refuses further issuance for it. Ending an ended task succeeds.</summary>
+    /// <param name="taskId">The task to end; only the workload that owns it may end it.</param>
+    /// <param name="reason">Optional reason recorded in the audit log (at most 512 characters).</param>
+    /// <param name="correlationId">Optional id sent as <see cref="CorrelationIdHeader"/>.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="BrokerRefusalException">Broker refused, or could not be reached.</exception>
+    public async Task<EndTaskResponse> EndTaskAsync(string taskId, string? reason = null, string? correlationId = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(taskId);
+        var request = new EndTaskRequest
+        {
+            TaskId = taskId,
+            Reason = reason ?? "",
+            Attestation = await _attestation.GetProofAsync(cancellationToken),
+        };
+        try
+        {
+            return await _client.EndTaskAsync(request, CallOptionsFor(correlationId, cancellationToken));
+        }
+        catch (RpcException ex)
+        {
+            throw new BrokerRefusalException(ex);
+        }
+    }
+
+    /// <summary>Disposes the channel when this client opened it (<see cref="Create"/>).</summary>
+    public void Dispose() => _ownedChannel?.Dispose();
+
+    private CallOptions CallOptionsFor(string? correlationId, CancellationToken cancellationToken)
+    {
+        Metadata? headers = null;
+        if (!string.IsNullOrEmpty(correlationId))
+        {
+            if (correlationId.Length > MaxCorrelationIdLength || correlationId.Any(c => c is < '!' or > '~'))
+            {
+                throw new ArgumentException($"A correlation id is 1 to {MaxCorrelationIdLength} printable ASCII characters without spaces.", nameof(correlationId));
+            }
+
+            headers = new Metadata { { CorrelationIdHeader, correlationId } };
+        }
+
+        return new CallOptions(headers, DateTime.UtcNow.Add(CallTimeout), cancellationToken);
+    }
+}
