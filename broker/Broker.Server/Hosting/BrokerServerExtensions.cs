@@ -10,6 +10,7 @@ using Broker.Server.Internal;
 using Broker.Server.Services;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -25,10 +26,7 @@ public static class BrokerServerExtensions
     /// Registers the broker. Throws <see cref="BrokerStartupException"/> listing every missing
     /// security setting when not in --dev.
     /// </summary>
-    public static WebApplicationBuilder AddBroker(this WebApplicationBuilder builder) => builder.AddBroker(allowInMemoryState: false);
-
-    /// <summary>Test hosts run production mode against the in-memory store; nothing else may.</summary>
-    internal static WebApplicationBuilder AddBroker(this WebApplicationBuilder builder, bool allowInMemoryState)
+    public static WebApplicationBuilder AddBroker(this WebApplicationBuilder builder)
     {
         var options = builder.Configuration.GetSection(BrokerOptions.Section).Get<BrokerOptions>() ?? new BrokerOptions();
         if (options.Dev)
@@ -43,9 +41,7 @@ public static class BrokerServerExtensions
             });
         }
 
-        var problems = StartupValidation.Problems(options)
-            .Where(p => !(allowInMemoryState && p.StartsWith("BRK1002", StringComparison.Ordinal)))
-            .ToList();
+        var problems = StartupValidation.Problems(options);
         if (problems.Count > 0)
         {
             throw new BrokerStartupException(problems);

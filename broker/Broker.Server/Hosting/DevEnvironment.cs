@@ -29,7 +29,10 @@ public static class DevEnvironment
         {
             using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
             File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
-            File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
         }
 
         var trustKey = SigningKey.FromPemFile(keyPath, DateTimeOffset.MinValue);

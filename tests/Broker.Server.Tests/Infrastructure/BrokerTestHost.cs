@@ -5,6 +5,7 @@ using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -72,8 +73,13 @@ public sealed class BrokerTestHost : IAsyncDisposable
         var auditPath = options.AuditPath ?? Path.Combine(work, "audit.log");
         var signingKeys = options.SigningKeyFiles ?? [WriteGeneratedKey(work)];
 
+        // Without Redis the node runs --dev's in-memory store on the ports chosen here.
         var config = new Dictionary<string, string?>
         {
+            ["Broker:Dev"] = options.RedisConfiguration is null ? "true" : "false",
+            ["Broker:DevDirectory"] = Path.Combine(work, "dev"),
+            ["Broker:DevGrpcPort"] = grpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Broker:DevHttpPort"] = httpPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Broker:Issuer"] = issuer,
             ["Broker:Audience"] = options.Audience,
             ["Broker:PolicyPath"] = options.PolicyPath,
@@ -86,12 +92,6 @@ public sealed class BrokerTestHost : IAsyncDisposable
             config[$"Broker:Signing:Keys:{i}:Path"] = signingKeys[i];
         }
 
-        // Production mode needs Redis; tests of the in-memory store run the same code with --dev's store.
-        if (options.RedisConfiguration is null)
-        {
-            config["Broker:Redis:Configuration"] = null;
-        }
-
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         builder.Configuration.AddInMemoryCollection(config);
         builder.Logging.ClearProviders();
@@ -101,19 +101,22 @@ public sealed class BrokerTestHost : IAsyncDisposable
             builder.Services.AddSingleton(options.TimeProvider);
         }
 
-        builder.AddBroker(allowInMemoryState: options.RedisConfiguration is null);
-        builder.WebHost.ConfigureKestrel(kestrel =>
+        builder.AddBroker();
+        if (options.RedisConfiguration is not null)
         {
-            kestrel.Listen(IPAddress.Loopback, grpcPort, listen =>
+            builder.WebHost.ConfigureKestrel(kestrel =>
             {
-                listen.Protocols = HttpProtocols.Http2;
-                if (options.TlsCertificate is not null)
+                kestrel.Listen(IPAddress.Loopback, grpcPort, listen =>
                 {
-                    listen.UseHttps(options.TlsCertificate);
-                }
+                    listen.Protocols = HttpProtocols.Http2;
+                    if (options.TlsCertificate is not null)
+                    {
+                        listen.UseHttps(options.TlsCertificate);
+                    }
+                });
+                kestrel.Listen(IPAddress.Loopback, httpPort, listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
             });
-            kestrel.Listen(IPAddress.Loopback, httpPort, listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
-        });
+        }
 
         var app = builder.Build();
         app.MapBroker();

@@ -1,0 +1,145 @@
+using Broker.Core;
+using Broker.Core.Issuance;
+using Broker.Core.State;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Broker.Server.Tests.State;
+
+/// <summary>The behaviour every <see cref="ICredentialStore"/> backend must have.</summary>
+public abstract class CredentialStoreContract
+{
+    protected FakeTimeProvider Time { get; } = new(DateTimeOffset.UtcNow);
+
+    protected abstract ICredentialStore CreateStore();
+
+    private IssuanceRecord Record(string task = "task-1", string subject = "spiffe://example.org/agents/a", string? proofKey = null, TaskPhase phase = TaskPhase.Planning)
+    {
+        var now = Time.GetUtcNow();
+        return new IssuanceRecord(Guid.NewGuid().ToString("N"), task, subject, phase, now, now.AddMinutes(5), proofKey, now.AddMinutes(5), TimeSpan.FromHours(1));
+    }
+
+    [Fact]
+    public async Task First_issuance_claims_the_task_for_the_workload()
+    {
+        var store = CreateStore();
+        var record = Record();
+
+        var outcome = await store.RecordIssuanceAsync(record, default);
+
+        Assert.Equal(IssuanceStatus.Recorded, outcome.Status);
+        var task = await store.GetTaskAsync("task-1", default);
+        Assert.NotNull(task);
+        Assert.Equal(record.Subject, task.Owner);
+        Assert.Equal(TaskPhase.Planning, task.Phase);
+        Assert.Null(task.EndedAt);
+        var token = await store.GetTokenAsync(record.TokenId, default);
+        Assert.NotNull(token);
+        Assert.Equal("task-1", token.TaskId);
+    }
+
+    [Fact]
+    public async Task Another_workload_cannot_use_a_claimed_task()
+    {
+        var store = CreateStore();
+        await store.RecordIssuanceAsync(Record(), default);
+        var intruder = Record(subject: "spiffe://example.org/agents/b");
+
+        var outcome = await store.RecordIssuanceAsync(intruder, default);
+
+        Assert.Equal(IssuanceStatus.TaskNotOwned, outcome.Status);
+        Assert.Null(await store.GetTokenAsync(intruder.TokenId, default));
+    }
+
+    [Fact]
+    public async Task Later_phase_is_recorded_on_the_task()
+    {
+        var store = CreateStore();
+        await store.RecordIssuanceAsync(Record(), default);
+        await store.RecordIssuanceAsync(Record(phase: TaskPhase.Execution), default);
+
+        var task = await store.GetTaskAsync("task-1", default);
+
+        Assert.Equal(TaskPhase.Execution, task!.Phase);
+    }
+
+    [Fact]
+    public async Task Ended_task_refuses_issuance_and_ending_is_idempotent()
+    {
+        var store = CreateStore();
+        var first = Record();
+        await store.RecordIssuanceAsync(first, default);
+        var endedAt = Time.GetUtcNow();
+
+        var ended = await store.EndTaskAsync("task-1", first.Subject, endedAt, TimeSpan.FromHours(1), default);
+        Time.Advance(TimeSpan.FromSeconds(5));
+        var again = await store.EndTaskAsync("task-1", first.Subject, Time.GetUtcNow(), TimeSpan.FromHours(1), default);
+        var after = Record();
+        var outcome = await store.RecordIssuanceAsync(after, default);
+
+        Assert.Equal(EndTaskStatus.Ended, ended.Status);
+        Assert.Equal(EndTaskStatus.AlreadyEnded, again.Status);
+        Assert.Equal(endedAt.ToUnixTimeMilliseconds(), again.EndedAt!.Value.ToUnixTimeMilliseconds());
+        Assert.Equal(IssuanceStatus.TaskEnded, outcome.Status);
+        Assert.Null(await store.GetTokenAsync(after.TokenId, default));
+    }
+
+    [Fact]
+    public async Task Only_the_owner_can_end_a_task()
+    {
+        var store = CreateStore();
+        await store.RecordIssuanceAsync(Record(), default);
+
+        var outcome = await store.EndTaskAsync("task-1", "spiffe://example.org/agents/b", Time.GetUtcNow(), TimeSpan.FromHours(1), default);
+
+        Assert.Equal(EndTaskStatus.NotOwned, outcome.Status);
+        Assert.Null((await store.GetTaskAsync("task-1", default))!.EndedAt);
+    }
+
+    [Fact]
+    public async Task Ending_an_unknown_task_is_not_found_and_creates_nothing()
+    {
+        var store = CreateStore();
+
+        var outcome = await store.EndTaskAsync("nope", "spiffe://example.org/agents/a", Time.GetUtcNow(), TimeSpan.FromHours(1), default);
+
+        Assert.Equal(EndTaskStatus.NotFound, outcome.Status);
+        Assert.Null(await store.GetTaskAsync("nope", default));
+    }
+
+    [Fact]
+    public async Task Single_use_proof_is_accepted_once()
+    {
+        var store = CreateStore();
+        var first = await store.RecordIssuanceAsync(Record(proofKey: "example.org:jti-1"), default);
+        var replay = Record(task: "task-2", proofKey: "example.org:jti-1");
+
+        var second = await store.RecordIssuanceAsync(replay, default);
+
+        Assert.Equal(IssuanceStatus.Recorded, first.Status);
+        Assert.Equal(IssuanceStatus.ProofReplayed, second.Status);
+        Assert.Null(await store.GetTaskAsync("task-2", default));
+    }
+
+    [Fact]
+    public async Task Refused_issuance_leaves_no_task_behind()
+    {
+        var store = CreateStore();
+        await store.RecordIssuanceAsync(Record(task: "task-x", proofKey: "p:1"), default);
+
+        await store.RecordIssuanceAsync(Record(task: "task-y", proofKey: "p:1"), default);
+
+        Assert.Null(await store.GetTaskAsync("task-y", default));
+    }
+
+    [Fact]
+    public async Task Forgotten_issuance_has_no_token_record()
+    {
+        var store = CreateStore();
+        var record = Record();
+        await store.RecordIssuanceAsync(record, default);
+
+        await store.ForgetIssuanceAsync(record, default);
+
+        Assert.Null(await store.GetTokenAsync(record.TokenId, default));
+    }
+}
