@@ -540,7 +540,8 @@ public static partial class PolicyLoader
         new("phases", Required: true, (r, d, v, p) =>
         {
             d.PhasesNode = v;
-            if (!r.ReadMapping(v, p, PhasesSchema, d, keyNoun: "phase"))
+            var before = r.Errors.Count;
+            if (!r.ReadMapping(v, p, PhasesSchema, d, keyNoun: "phase") || r.Errors.Count != before)
             {
                 d.PhasesInvalid = true;
             }
