@@ -84,17 +84,25 @@ internal sealed class JwtProofValidator
         }
     }
 
-    /// <summary>aud, exp, nbf, iat and lifetime; returns exp.</summary>
-    public DateTimeOffset CheckClaims(JsonElement payload)
+    /// <summary>
+    /// Reads aud, exp, nbf and iat for shape only (before the signature is checked), so a
+    /// wrongly typed claim is reported as malformed rather than tripping the library.
+    /// </summary>
+    public static ProofClaims ReadClaims(JsonElement payload) => new(
+        ReadAudiences(payload),
+        ReadNumericDate(payload, "exp"),
+        ReadNumericDate(payload, "nbf"),
+        ReadNumericDate(payload, "iat"));
+
+    /// <summary>Audience, expiry, not-before, issued-at and lifetime against the injected clock; returns exp.</summary>
+    public DateTimeOffset CheckClaims(ProofClaims claims)
     {
-        CheckAudience(payload);
+        CheckAudience(claims.Audiences);
 
         var now = _time.GetUtcNow();
         var skew = _options.ClockSkew;
-        var exp = ReadNumericDate(payload, "exp")
+        var exp = claims.Expires
             ?? throw BrokerErrors.Attestation(BrokerErrors.AttestationClaimMissing, "attestation proof has no 'exp' claim");
-        var nbf = ReadNumericDate(payload, "nbf");
-        var iat = ReadNumericDate(payload, "iat");
 
         // Boundaries: valid while now < exp + skew; nbf and iat may be at most skew ahead of now.
         if (now >= exp + skew)
@@ -102,17 +110,17 @@ internal sealed class JwtProofValidator
             throw BrokerErrors.Attestation(BrokerErrors.AttestationExpired, "attestation proof has expired");
         }
 
-        if (nbf > now + skew)
+        if (claims.NotBefore > now + skew)
         {
             throw BrokerErrors.Attestation(BrokerErrors.AttestationNotYetValid, "attestation proof is not valid yet");
         }
 
-        if (iat > now + skew)
+        if (claims.IssuedAt > now + skew)
         {
             throw BrokerErrors.Attestation(BrokerErrors.AttestationNotYetValid, "attestation proof was issued in the future");
         }
 
-        var lifetime = exp - (iat ?? now);
+        var lifetime = exp - (claims.IssuedAt ?? now);
         if (lifetime > _options.MaxProofLifetime)
         {
             throw BrokerErrors.Attestation(BrokerErrors.AttestationLifetimeTooLong, $"attestation proof lives longer than {_options.MaxProofLifetime.TotalSeconds:0} seconds");
@@ -156,33 +164,34 @@ internal sealed class JwtProofValidator
             : throw BrokerErrors.Attestation(BrokerErrors.AttestationMalformed, $"attestation proof '{name}' claim is not a string");
     }
 
-    /// <summary>Exactly one audience, equal to ours. SPIFFE recommends single-audience JWT-SVIDs: a proof addressed to several parties can be replayed by any of them.</summary>
-    private void CheckAudience(JsonElement payload)
+    /// <summary>The audiences as strings; null when the claim is absent.</summary>
+    private static IReadOnlyList<string>? ReadAudiences(JsonElement payload)
     {
         if (!payload.TryGetProperty("aud", out var aud))
+        {
+            return null;
+        }
+
+        switch (aud.ValueKind)
+        {
+            case JsonValueKind.String:
+                return [aud.GetString()!];
+            case JsonValueKind.Array when aud.EnumerateArray().All(a => a.ValueKind == JsonValueKind.String):
+                return aud.EnumerateArray().Select(a => a.GetString()!).ToArray();
+            default:
+                throw BrokerErrors.Attestation(BrokerErrors.AttestationMalformed, "attestation proof 'aud' claim is not a string or array of strings");
+        }
+    }
+
+    /// <summary>Exactly one audience, equal to ours. SPIFFE recommends single-audience JWT-SVIDs: a proof addressed to several parties can be replayed by any of them.</summary>
+    private void CheckAudience(IReadOnlyList<string>? audiences)
+    {
+        if (audiences is null)
         {
             throw BrokerErrors.Attestation(BrokerErrors.AttestationClaimMissing, "attestation proof has no 'aud' claim");
         }
 
-        string? single;
-        switch (aud.ValueKind)
-        {
-            case JsonValueKind.String:
-                single = aud.GetString();
-                break;
-            case JsonValueKind.Array:
-                if (aud.EnumerateArray().Any(a => a.ValueKind != JsonValueKind.String))
-                {
-                    throw BrokerErrors.Attestation(BrokerErrors.AttestationMalformed, "attestation proof 'aud' claim is not a string or array of strings");
-                }
-
-                single = aud.GetArrayLength() == 1 ? aud[0].GetString() : null;
-                break;
-            default:
-                throw BrokerErrors.Attestation(BrokerErrors.AttestationMalformed, "attestation proof 'aud' claim is not a string or array of strings");
-        }
-
-        if (!string.Equals(single, _options.Audience, StringComparison.Ordinal))
+        if (audiences.Count != 1 || !string.Equals(audiences[0], _options.Audience, StringComparison.Ordinal))
         {
             throw BrokerErrors.Attestation(BrokerErrors.AttestationAudienceMismatch, "attestation proof must name exactly one audience, this broker's");
         }
@@ -217,3 +226,6 @@ internal sealed class JwtProofValidator
     private static BrokerException SignatureInvalid() =>
         BrokerErrors.Attestation(BrokerErrors.AttestationSignatureInvalid, "attestation proof signature does not verify");
 }
+
+/// <summary>The time and audience claims of a proof, read for shape before its signature is checked.</summary>
+internal sealed record ProofClaims(IReadOnlyList<string>? Audiences, DateTimeOffset? Expires, DateTimeOffset? NotBefore, DateTimeOffset? IssuedAt);

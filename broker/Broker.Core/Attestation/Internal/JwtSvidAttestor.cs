@@ -23,7 +23,7 @@ internal sealed class JwtSvidAttestor
     {
         JwsPreflight.CheckSize(token, _options.MaxProofBytes);
         var digest = ValidatedProofCache.Digest(token!);
-        if (Cache.TryGet(digest, out var cached))
+        if (Cache.TryGet(digest, out var cached) && await StillTrustedAsync(cached, cancellationToken))
         {
             return cached;
         }
@@ -44,9 +44,10 @@ internal sealed class JwtSvidAttestor
             throw BrokerErrors.Attestation(BrokerErrors.AttestationTrustDomainUnknown, "JWT-SVID names a trust domain this broker does not trust for JWT-SVIDs");
         }
 
+        var claims = JwtProofValidator.ReadClaims(parts.Payload);
         var key = await _validator.FindKeyAsync(parts, domain.JwtKeys, cancellationToken);
         await _validator.VerifySignatureAsync(token!, parts, key);
-        var expiresAt = _validator.CheckClaims(parts.Payload);
+        var expiresAt = _validator.CheckClaims(claims);
         var jti = JwtProofValidator.ReadJwtId(parts.Payload, domain.Policy.SingleUseProofs);
 
         var identity = new WorkloadIdentity(
@@ -57,5 +58,22 @@ internal sealed class JwtSvidAttestor
             ProofId: jti is null ? null : $"{spiffeId.TrustDomain}:{jti}");
         Cache.Add(digest, identity);
         return identity;
+    }
+
+    /// <summary>
+    /// Bundles refresh when proofs need them; a stream of cached proofs must not keep a
+    /// rotated-out key trusted. Bringing the source's bundle up to date clears the cache when
+    /// its content changed, and then the proof is validated afresh.
+    /// </summary>
+    private async ValueTask<bool> StillTrustedAsync(WorkloadIdentity cached, CancellationToken cancellationToken)
+    {
+        var generation = Cache.Generation;
+        if (!(_trust().TryGetDomain(cached.TrustSource, out var cachedDomain) && cachedDomain.JwtKeys is { } keys))
+        {
+            return false;
+        }
+
+        await keys.GetAsync(cancellationToken);
+        return Cache.Generation == generation;
     }
 }

@@ -27,7 +27,7 @@ internal sealed class OidcTokenAttestor
     {
         JwsPreflight.CheckSize(token, _options.MaxProofBytes);
         var digest = ValidatedProofCache.Digest(token!);
-        if (Cache.TryGet(digest, out var cached))
+        if (Cache.TryGet(digest, out var cached) && await StillTrustedAsync(cached, cancellationToken))
         {
             return cached;
         }
@@ -42,9 +42,10 @@ internal sealed class OidcTokenAttestor
             throw BrokerErrors.Attestation(BrokerErrors.AttestationIssuerUnknown, "OIDC token comes from an issuer this broker does not trust");
         }
 
+        var claims = JwtProofValidator.ReadClaims(parts.Payload);
         var key = await _validator.FindKeyAsync(parts, trust.Keys, cancellationToken);
         await _validator.VerifySignatureAsync(token!, parts, key);
-        var expiresAt = _validator.CheckClaims(parts.Payload);
+        var expiresAt = _validator.CheckClaims(claims);
         var subject = ReadSubject(parts.Payload, trust.Policy.SubjectClaim);
         var jti = JwtProofValidator.ReadJwtId(parts.Payload, trust.Policy.SingleUseProofs);
 
@@ -58,6 +59,23 @@ internal sealed class OidcTokenAttestor
             ProofId: jti is null ? null : $"{issuer}#{jti}");
         Cache.Add(digest, identity);
         return identity;
+    }
+
+    /// <summary>
+    /// Bundles refresh when proofs need them; a stream of cached proofs must not keep a
+    /// rotated-out key trusted. Bringing the source's bundle up to date clears the cache when
+    /// its content changed, and then the proof is validated afresh.
+    /// </summary>
+    private async ValueTask<bool> StillTrustedAsync(WorkloadIdentity cached, CancellationToken cancellationToken)
+    {
+        var generation = Cache.Generation;
+        if (!(_trust().TryGetIssuer(cached.TrustSource, out var cachedIssuer) && cachedIssuer.Keys is { } keys))
+        {
+            return false;
+        }
+
+        await keys.GetAsync(cancellationToken);
+        return Cache.Generation == generation;
     }
 
     private static string ReadSubject(JsonElement payload, string claim)

@@ -17,6 +17,7 @@ internal sealed class ValidatedProofCache
     private readonly Lock _lock = new();
     private readonly Dictionary<ProofDigest, LinkedListNode<Entry>> _entries = new();
     private readonly LinkedList<Entry> _recency = new();
+    private long _generation;
     private long _hits;
     private long _misses;
 
@@ -25,6 +26,9 @@ internal sealed class ValidatedProofCache
         _capacity = Math.Max(0, capacity);
         _time = time;
     }
+
+    /// <summary>Bumped by every <see cref="Clear"/>, so a caller can tell that trust changed under it.</summary>
+    public long Generation => Interlocked.Read(ref _generation);
 
     internal long Hits => Interlocked.Read(ref _hits);
 
@@ -110,6 +114,7 @@ internal sealed class ValidatedProofCache
         {
             _entries.Clear();
             _recency.Clear();
+            Interlocked.Increment(ref _generation);
         }
     }
 
