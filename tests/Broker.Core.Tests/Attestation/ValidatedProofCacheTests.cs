@@ -1,0 +1,105 @@
+using Broker.Core.Errors;
+
+namespace Broker.Core.Tests.Attestation;
+
+public sealed class ValidatedProofCacheTests : IDisposable
+{
+    private readonly AttestationHarness _h = new();
+
+    public void Dispose() => _h.Dispose();
+
+    [Fact]
+    public async Task Second_presentation_of_the_same_bytes_is_served_from_the_cache()
+    {
+        var token = _h.Svid();
+
+        var first = await _h.AttestJwtAsync(token);
+        var second = await _h.AttestJwtAsync(token);
+
+        Assert.Same(first, second);
+        Assert.Equal(1, _h.Attestor.JwtSvid.Cache.Hits);
+    }
+
+    [Fact]
+    public async Task Cached_single_use_proof_still_carries_its_proof_id_for_the_replay_store()
+    {
+        using var h = new AttestationHarness(singleUse: true);
+        var token = h.Svid(claims: c => c["jti"] = "once");
+
+        await h.AttestJwtAsync(token);
+        var cached = await h.AttestJwtAsync(token);
+
+        Assert.Equal(1, h.Attestor.JwtSvid.Cache.Hits);
+        Assert.Equal("example.org:once", cached.ProofId);
+    }
+
+    [Fact]
+    public async Task Cache_never_serves_a_proof_at_or_past_its_expiry()
+    {
+        var token = _h.Svid(TimeSpan.FromMinutes(5));
+        await _h.AttestJwtAsync(token);
+
+        _h.Time.Advance(TimeSpan.FromMinutes(5));
+        await _h.AttestJwtAsync(token); // within the skew: validated afresh, not served from the cache
+
+        _h.Time.Advance(_h.Options.ClockSkew);
+        await _h.RefusedJwtAsync(token, BrokerErrors.AttestationExpired);
+
+        Assert.Equal(0, _h.Attestor.JwtSvid.Cache.Hits);
+    }
+
+    [Fact]
+    public async Task Policy_change_drops_cached_proofs()
+    {
+        var token = _h.Svid();
+        await _h.AttestJwtAsync(token);
+
+        _h.Policy.ReplaceTrust([]);
+
+        Assert.Equal(0, _h.Attestor.JwtSvid.Cache.Count);
+        await _h.RefusedJwtAsync(token, BrokerErrors.AttestationTrustDomainUnknown);
+        Assert.Equal(0, _h.Attestor.JwtSvid.Cache.Hits);
+    }
+
+    [Fact]
+    public async Task Key_removed_from_the_bundle_stops_vouching_for_cached_proofs_at_the_next_refresh()
+    {
+        var token = _h.Svid(TimeSpan.FromMinutes(30));
+        await _h.AttestJwtAsync(token);
+
+        var oldKid = _h.Domain.KeyId;
+        _h.Domain.AddKey("replacement");
+        _h.Domain.RemoveKey(oldKid);
+        File.WriteAllText(_h.DomainPolicy.JwtBundleFile!, _h.Domain.JwksJson());
+        _h.Time.Advance(_h.DomainPolicy.RefreshInterval);
+
+        await _h.RefusedJwtAsync(token, BrokerErrors.AttestationKeyUnknown);
+    }
+
+    [Fact]
+    public async Task Cache_is_bounded_and_forgets_the_least_recently_used_proof()
+    {
+        using var h = new AttestationHarness(configure: o => o.ValidatedProofCacheSize = 2);
+        var a = h.Svid(claims: c => c["jti"] = "a");
+        var b = h.Svid(claims: c => c["jti"] = "b");
+        var c = h.Svid(claims: c => c["jti"] = "c");
+
+        await h.AttestJwtAsync(a);
+        await h.AttestJwtAsync(b);
+        await h.AttestJwtAsync(a);
+        await h.AttestJwtAsync(c);
+        await h.AttestJwtAsync(b);
+
+        Assert.Equal(2, h.Attestor.JwtSvid.Cache.Count);
+        Assert.Equal(1, h.Attestor.JwtSvid.Cache.Hits);
+    }
+
+    [Fact]
+    public async Task Different_bytes_for_the_same_claims_are_validated_separately()
+    {
+        var token = _h.Svid();
+        await _h.AttestJwtAsync(token);
+
+        await _h.RefusedJwtAsync(Broker.Testing.TokenForger.ZeroSignature(token), BrokerErrors.AttestationSignatureInvalid);
+    }
+}
