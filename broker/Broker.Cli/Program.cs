@@ -1,0 +1,3 @@
+using Broker.Cli;
+
+return await BrokerCtl.RunAsync(args, Console.Out, Console.Error);
