@@ -78,7 +78,7 @@ public static partial class PolicyLoader
             return Failed(sourceName, "the policy is not valid UTF-8 text");
         }
 
-        var reader = new PolicyReader(sourceName, Path.GetFullPath(baseDirectory));
+        var reader = new PolicyReader(sourceName, string.IsNullOrEmpty(baseDirectory) ? Directory.GetCurrentDirectory() : Path.GetFullPath(baseDirectory));
         var root = YamlTreeReader.Read(text, reader.Error);
         var policy = root is null ? null : Build(root, reader, digest, sourceName);
         if (reader.Errors.Count > 0 || policy is null)
