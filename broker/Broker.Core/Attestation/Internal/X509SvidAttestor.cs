@@ -39,9 +39,11 @@ internal sealed class X509SvidAttestor
 
         CheckLeafConstraints(leaf);
 
-        // RFC 5280: the validity period includes both notBefore and notAfter.
+        // RFC 5280 makes notAfter inclusive, but the platform chain engine (checked below with
+        // the same clock) treats that instant as expired; refusing at notAfter keeps both checks
+        // in agreement and the reason precise. Certificates carry whole seconds.
         var now = _time.GetUtcNow();
-        if (now > leaf.NotAfter.ToUniversalTime())
+        if (now >= leaf.NotAfter.ToUniversalTime())
         {
             throw BrokerErrors.Attestation(BrokerErrors.AttestationCertificateExpired, "client certificate has expired");
         }
