@@ -213,7 +213,7 @@ internal static class IssueCommand
             writer.WriteEndArray();
             if (response.ExpiresAt is { } expires)
             {
-                writer.WriteString("expires_at", expires.ToDateTimeOffset());
+                writer.WriteString("expires_at", expires.ToDateTime());
             }
             else
             {
