@@ -90,8 +90,9 @@ public sealed class BrokerAgentClient : IDisposable
     }
 
     /// <summary>
-    /// Sends <paramref name="request"/> as given; when it carries no attestation, the proof
-    /// comes from the client's <see cref="IAttestationSource"/>.
+    /// Sends <paramref name="request"/> as given; when it carries no attestation, a fresh proof
+    /// from the client's <see cref="IAttestationSource"/> is added to a copy, so a request
+    /// reused for a retry never carries a stale proof.
     /// </summary>
     /// <param name="request">The full request (justification, proof-of-possession key, ...).</param>
     /// <param name="correlationId">Optional id sent as <see cref="CorrelationIdHeader"/> to tie this call to the caller's own logs.</param>
@@ -100,7 +101,12 @@ public sealed class BrokerAgentClient : IDisposable
     public async Task<IssueCredentialResponse> IssueAsync(IssueCredentialRequest request, string? correlationId = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
-        request.Attestation ??= await _attestation.GetProofAsync(cancellationToken);
+        if (request.Attestation is null)
+        {
+            request = request.Clone();
+            request.Attestation = await _attestation.GetProofAsync(cancellationToken);
+        }
+
         try
         {
             return await _client.IssueCredentialAsync(request, CallOptionsFor(correlationId, cancellationToken));

@@ -49,6 +49,20 @@ public sealed class BrokerAgentClientTests
     }
 
     [Fact]
+    public async Task A_reused_request_gets_a_fresh_proof_each_time_and_is_not_modified()
+    {
+        var service = new FakeCredentialService();
+        var client = new BrokerAgentClient(service, new CountingSource());
+        var request = new IssueCredentialRequest { TaskId = "T-1", Phase = Phase.Planning, Audience = "a", Scopes = { "repo:read" } };
+
+        await client.IssueAsync(request);
+        await client.IssueAsync(request);
+
+        Assert.Null(request.Attestation);
+        Assert.Equal(["svid-1", "svid-2"], service.IssueRequests.Select(r => r.Attestation.JwtSvid));
+    }
+
+    [Fact]
     public async Task A_refusal_surfaces_as_BrokerRefusalException_with_the_reason()
     {
         var service = new FakeCredentialService
