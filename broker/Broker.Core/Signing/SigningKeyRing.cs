@@ -56,7 +56,7 @@ public sealed class SigningKeyRing
         {
             var startsSigning = _keys[i].NotBefore;
             var stopsSigning = i + 1 < _keys.Length ? _keys[i + 1].NotBefore : DateTimeOffset.MaxValue;
-            var announced = now >= startsSigning - PublishAhead;
+            var announced = startsSigning <= now + PublishAhead;
             var stillNeeded = stopsSigning == DateTimeOffset.MaxValue || now < stopsSigning + _retainAfter;
             if (announced && stillNeeded)
             {

@@ -34,12 +34,13 @@ internal static class WellKnownEndpoints
 
         endpoints.MapGet(JwksPath, async (SigningKeyRing ring, TimeProvider time, HttpResponse response) =>
         {
+            var keys = ring.Published(time.GetUtcNow());
             response.Headers.CacheControl = "public, max-age=300";
             response.ContentType = "application/jwk-set+json";
             await using var writer = new Utf8JsonWriter(response.Body);
             writer.WriteStartObject();
             writer.WriteStartArray("keys");
-            foreach (var key in ring.Published(time.GetUtcNow()))
+            foreach (var key in keys)
             {
                 writer.WriteStartObject();
                 writer.WriteString("kty", key.Kty);

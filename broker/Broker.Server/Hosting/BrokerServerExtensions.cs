@@ -54,7 +54,6 @@ public static class BrokerServerExtensions
 
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Limits.MaxRequestBodySize = MaxRequestBytes;
             kestrel.ConfigureHttpsDefaults(https =>
             {
                 // mTLS is optional per connection; the chain is validated against the SPIFFE

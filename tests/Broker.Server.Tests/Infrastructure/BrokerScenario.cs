@@ -1,0 +1,119 @@
+using System.Security.Cryptography.X509Certificates;
+using Broker.Client;
+using Broker.Testing;
+using Broker.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Broker.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A trust domain, a policy on disk and one broker node using them: the world an integration
+/// test acts in. With a Redis configuration the node runs in production mode.
+/// </summary>
+public sealed class BrokerScenario : IAsyncDisposable
+{
+    public const string Audience = "spiffe://example.org/broker";
+    public const string ResourceAudience = "https://api.example.org";
+
+    private BrokerScenario(TestTrustDomain trust, TestPki pki, string policyPath, BrokerTestHost host, X509Certificate2? serverCertificate)
+    {
+        Trust = trust;
+        Pki = pki;
+        PolicyPath = policyPath;
+        Host = host;
+        ServerCertificate = serverCertificate;
+        Channel = host.CreateChannel(trustedServerCertificate: serverCertificate);
+        Client = new CredentialService.CredentialServiceClient(Channel);
+    }
+
+    public TestTrustDomain Trust { get; }
+
+    public TestPki Pki { get; }
+
+    public string PolicyPath { get; }
+
+    public BrokerTestHost Host { get; }
+
+    public X509Certificate2? ServerCertificate { get; }
+
+    public GrpcChannel Channel { get; }
+
+    public CredentialService.CredentialServiceClient Client { get; }
+
+    public static async Task<BrokerScenario> StartAsync(string? redisConfiguration = null, bool tls = false, string? redisPrefix = null)
+    {
+        var trust = new TestTrustDomain("example.org");
+        var pki = TestPki.Create("example.org");
+        var jwks = trust.WriteJwksFile();
+        var bundle = pki.WriteRootBundle();
+        var policyPath = Path.Combine(trust.Directory, "policy.yaml");
+        await File.WriteAllTextAsync(policyPath, Policy(jwks, bundle));
+        var serverCertificate = tls ? pki.IssueServerCertificate() : null;
+        var host = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
+        {
+            PolicyPath = policyPath,
+            Audience = Audience,
+            RedisConfiguration = redisConfiguration,
+            RedisKeyPrefix = redisPrefix ?? "broker:",
+            TlsCertificate = serverCertificate,
+        });
+        return new BrokerScenario(trust, pki, policyPath, host, serverCertificate);
+    }
+
+    public static string Policy(string jwksPath, string x509BundlePath) => $"""
+        version: 1
+        trust:
+          spiffe:
+            - trust_domain: example.org
+              jwt_bundle_file: {jwksPath}
+              x509_bundle_file: {x509BundlePath}
+              refresh: 30s
+        agents:
+          - name: planners
+            match: spiffe://example.org/agents/*
+            phases:
+              planning:
+                scopes: [repo:read, tickets:read]
+                audiences: [{ResourceAudience}]
+                max_ttl: 10m
+              execution:
+                scopes: [repo:read, deploy:staging]
+                audiences: [{ResourceAudience}]
+                max_ttl: 5m
+        """;
+
+    public string Svid(string path = "/agents/planner", TimeSpan? lifetime = null) =>
+        Trust.MintSvid(Trust.SpiffeId(path), Audience, DateTimeOffset.UtcNow, lifetime ?? TimeSpan.FromMinutes(5));
+
+    public IssueCredentialRequest Request(string? svid = null, string task = "task-1", Phase phase = Phase.Planning, params string[] scopes) => new()
+    {
+        TaskId = task,
+        Phase = phase,
+        Scopes = { scopes.Length == 0 ? ["repo:read"] : scopes },
+        Audience = ResourceAudience,
+        Attestation = new AttestationProof { JwtSvid = svid ?? Svid() },
+    };
+
+    /// <summary>Calls IssueCredential expecting a refusal, and returns it.</summary>
+    public async Task<BrokerRefusal> RefusedAsync(IssueCredentialRequest request)
+    {
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await Client.IssueCredentialAsync(request));
+        return BrokerRefusal.From(ex);
+    }
+
+    public async Task<string[]> AuditLinesAsync()
+    {
+        await using var stream = new FileStream(Host.AuditPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        return (await reader.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Channel.Dispose();
+        await Host.DisposeAsync();
+        Trust.Dispose();
+        Pki.Dispose();
+    }
+}

@@ -1,0 +1,60 @@
+using System.Net;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Broker.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A minimal API that trusts Broker the stock way: AddJwtBearer with Authority = the broker's
+/// issuer (discovery + JWKS), nothing Broker-specific.
+/// </summary>
+public sealed class ResourceServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private ResourceServer(WebApplication app, string address)
+    {
+        _app = app;
+        Address = address;
+    }
+
+    public string Address { get; }
+
+    public static async Task<ResourceServer> StartAsync(string authority, string audience)
+    {
+        var port = Broker.Testing.RedisServer.FreePort();
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
+        builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(options =>
+        {
+            options.Authority = authority;
+            options.Audience = audience;
+            options.RequireHttpsMetadata = false; // loopback test issuer
+            options.MapInboundClaims = false;
+            options.TokenValidationParameters.ValidTypes = ["at+jwt"];
+        });
+        builder.Services.AddAuthorization();
+        var app = builder.Build();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapGet("/whoami", (HttpContext context) => new
+        {
+            sub = context.User.FindFirst("sub")?.Value,
+            scope = context.User.FindFirst("scope")?.Value,
+            phase = context.User.FindFirst("phase")?.Value,
+        }).RequireAuthorization();
+        await app.StartAsync();
+        return new ResourceServer(app, $"http://127.0.0.1:{port}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
