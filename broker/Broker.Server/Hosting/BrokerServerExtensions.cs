@@ -37,7 +37,7 @@ public static class BrokerServerExtensions
             builder.WebHost.ConfigureKestrel(kestrel =>
             {
                 kestrel.Listen(System.Net.IPAddress.Loopback, grpcPort, l => l.Protocols = HttpProtocols.Http2);
-                kestrel.Listen(System.Net.IPAddress.Loopback, httpPort, l => l.Protocols = HttpProtocols.Http1AndHttp2);
+                kestrel.Listen(System.Net.IPAddress.Loopback, httpPort, l => l.Protocols = HttpProtocols.Http1);
             });
         }
 
