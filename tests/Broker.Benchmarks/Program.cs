@@ -1,0 +1,234 @@
+using System.Globalization;
+using System.Runtime;
+using System.Text;
+using Broker.Bench.V1;
+using Broker.Benchmarks;
+using Broker.Testing;
+using Broker.V1;
+using Grpc.Core;
+using StackExchange.Redis;
+
+// dotnet run -c Release --project tests/Broker.Benchmarks -- issuance [--seconds 10] [--warmup 2]
+//     [--concurrency 1,16,64] [--no-audit] [--no-redis] [--no-proof-cache] [--out FILE]
+if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args.Contains("-h"))
+{
+    Console.Error.WriteLine("""
+        usage: dotnet run -c Release --project tests/Broker.Benchmarks -- issuance [options]
+          --seconds N         measured window per concurrency level (default 10)
+          --warmup N          warm-up per level before measuring (default 2)
+          --concurrency LIST  comma-separated caller counts (default 1,16,64)
+          --no-audit          ablation: no-op audit sink instead of the fsync'd file
+          --no-redis          ablation: in-memory store instead of Redis
+          --no-proof-cache    ablation: validate every JWT-SVID signature (cache size 0)
+          --out FILE          markdown report (default artifacts/bench/issuance.md at the repo root)
+        """);
+    return args.Length == 0 || args[0] != "issuance" ? 2 : 0;
+}
+
+var options = BenchOptions.Parse(args[1..]);
+var ablations = new Ablations(options.NoAudit, options.NoRedis, options.NoProofCache);
+var outPath = options.OutPath ?? Path.Combine(
+    RepoRoot(), "artifacts", "bench", ablations.Any ? $"issuance{(options.NoAudit ? "+no-audit" : "")}{(options.NoRedis ? "+no-redis" : "")}{(options.NoProofCache ? "+no-proof-cache" : "")}.md" : "issuance.md");
+
+Console.WriteLine($"Broker issuance benchmark: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {GCSettings.IsServerGC}, " +
+                  $"window {options.Seconds}s, warm-up {options.Warmup}s per level, callers {string.Join(",", options.Concurrency)}; ablations: {ablations}");
+
+var work = Directory.CreateTempSubdirectory("broker-bench-").FullName;
+try
+{
+    await using var redis = await RedisServer.StartAsync();
+    using var trust = new TestTrustDomain("example.org");
+    var jwks = trust.WriteJwksFile();
+    await using var broker = await BenchmarkBroker.StartAsync(work, jwks, redis.Configuration, ablations);
+    await using var ceiling = await CeilingServer.StartAsync();
+    await using var redisInfo = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
+    var redisServer = redisInfo.GetServer(redisInfo.GetEndPoints()[0]);
+
+    using var brokerChannel = broker.CreateChannel();
+    using var ceilingChannel = ceiling.CreateChannel();
+    var credentials = new CredentialService.CredentialServiceClient(brokerChannel);
+    var signer = new SignService.SignServiceClient(ceilingChannel);
+
+    // One agent per caller, each with its own SPIFFE ID, one JWT-SVID reused for every call (as
+    // SPIRE agents reuse an SVID for its lifetime) and one task (an agent refreshing its
+    // credential within a long task). The SVID outlives the run so no caller re-mints mid-window.
+    var maxCallers = options.Concurrency.Max();
+    var svidLifetime = TimeSpan.FromMinutes(Math.Clamp(5 + (options.Seconds + options.Warmup) * options.Concurrency.Count * 2 / 60.0, 5, 55));
+    var requests = Enumerable.Range(0, maxCallers).Select(i =>
+    {
+        var svid = trust.MintSvid(trust.SpiffeId($"/agents/bench-{i}"), BenchmarkBroker.Audience, DateTimeOffset.UtcNow, svidLifetime);
+        return new IssueCredentialRequest
+        {
+            TaskId = $"bench-task-{i}",
+            Phase = Phase.Planning,
+            Scopes = { "repo:read", "tickets:read" },
+            Audience = BenchmarkBroker.ResourceAudience,
+            Attestation = new AttestationProof { JwtSvid = svid },
+        };
+    }).ToArray();
+    var signRequests = requests.Select((r, i) => new SignRequest
+    {
+        Subject = $"spiffe://example.org/agents/bench-{i}",
+        TaskId = r.TaskId,
+        Scopes = { r.Scopes },
+        Audience = r.Audience,
+        Attestation = r.Attestation.JwtSvid,
+    }).ToArray();
+
+    Func<DateTime, Task> Issue(int i) => async deadline => await credentials.IssueCredentialAsync(requests[i], deadline: deadline);
+    Func<DateTime, Task> Sign(int i) => async deadline => await signer.SignAsync(signRequests[i], deadline: deadline);
+    async Task<double> RedisCpuSeconds()
+    {
+        var info = (await redisServer.InfoAsync("cpu")).SelectMany(g => g).ToDictionary(p => p.Key, p => p.Value);
+        return double.Parse(info["used_cpu_user"], CultureInfo.InvariantCulture) + double.Parse(info["used_cpu_sys"], CultureInfo.InvariantCulture);
+    }
+
+    // Fail fast and loudly when the node refuses: numbers for an error path would be meaningless.
+    try
+    {
+        var first = await credentials.IssueCredentialAsync(requests[0], deadline: DateTime.UtcNow.AddSeconds(10));
+        Console.WriteLine($"Smoke call: issued {first.TokenId} to {first.Subject}, scopes [{string.Join(' ', first.GrantedScopes)}].");
+        _ = await signer.SignAsync(signRequests[0], deadline: DateTime.UtcNow.AddSeconds(10));
+    }
+    catch (RpcException ex)
+    {
+        Console.Error.WriteLine($"The broker refused the first request ({ex.StatusCode}: {ex.Status.Detail}); nothing measured.");
+        return 1;
+    }
+
+    // JIT and tiered compilation settle on both servers before any level is measured.
+    Console.WriteLine("Warming up both servers...");
+    var warm = TimeSpan.FromSeconds(Math.Max(1, options.Warmup));
+    await LoadRunner.RunAsync(16, warm, TimeSpan.FromSeconds(1), Issue);
+    await LoadRunner.RunAsync(16, warm, TimeSpan.FromSeconds(1), Sign);
+
+    var rows = new List<(LevelResult Issuance, LevelResult Ceiling)>();
+    foreach (var concurrency in options.Concurrency)
+    {
+        var warmup = TimeSpan.FromSeconds(options.Warmup);
+        var window = TimeSpan.FromSeconds(options.Seconds);
+        Console.Write($"{concurrency,3} callers: issuance...");
+        var issuance = await LoadRunner.RunAsync(concurrency, warmup, window, Issue, RedisCpuSeconds);
+        Console.Write($" {issuance.PerSecond:F0}/s; ceiling...");
+        var bare = await LoadRunner.RunAsync(concurrency, warmup, window, Sign);
+        Console.WriteLine($" {bare.PerSecond:F0}/s");
+        rows.Add((issuance, bare));
+    }
+
+    var report = Report.Markdown(options, ablations, rows);
+    Console.WriteLine();
+    Console.WriteLine(report);
+    Directory.CreateDirectory(Path.GetDirectoryName(outPath)!);
+    await File.WriteAllTextAsync(outPath, report);
+    Console.WriteLine($"Written to {outPath}");
+    return 0;
+}
+finally
+{
+    try
+    {
+        Directory.Delete(work, recursive: true);
+    }
+    catch (IOException)
+    {
+        // A temp folder left behind is harmless.
+    }
+}
+
+static string RepoRoot()
+{
+    for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir is not null; dir = dir.Parent)
+    {
+        if (File.Exists(Path.Combine(dir.FullName, "Broker.sln")))
+        {
+            return dir.FullName;
+        }
+    }
+
+    return Environment.CurrentDirectory;
+}
+
+internal sealed record BenchOptions(int Seconds, int Warmup, IReadOnlyList<int> Concurrency, bool NoAudit, bool NoRedis, bool NoProofCache, string? OutPath)
+{
+    public static BenchOptions Parse(string[] args)
+    {
+        var seconds = 10;
+        var warmup = 2;
+        IReadOnlyList<int> concurrency = [1, 16, 64];
+        bool noAudit = false, noRedis = false, noProofCache = false;
+        string? outPath = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
+            switch (args[i])
+            {
+                case "--seconds": seconds = Bounded(Value(), 1, 120, "--seconds"); break;
+                case "--warmup": warmup = Bounded(Value(), 0, 30, "--warmup"); break;
+                case "--concurrency": concurrency = Value().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(v => Bounded(v, 1, 512, "--concurrency")).ToArray(); break;
+                case "--no-audit": noAudit = true; break;
+                case "--no-redis": noRedis = true; break;
+                case "--no-proof-cache": noProofCache = true; break;
+                case "--out": outPath = Path.GetFullPath(Value()); break;
+                default: throw new ArgumentException($"Unknown option {args[i]}; see --help.");
+            }
+        }
+
+        return new BenchOptions(seconds, warmup, concurrency.Count == 0 ? [1, 16, 64] : concurrency, noAudit, noRedis, noProofCache, outPath);
+    }
+
+    private static int Bounded(string text, int min, int max, string name) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
+            ? value
+            : throw new ArgumentException($"{name} must be a whole number from {min} to {max}.");
+}
+
+internal static class Report
+{
+    public static string Markdown(BenchOptions options, Ablations ablations, IReadOnlyList<(LevelResult Issuance, LevelResult Ceiling)> rows)
+    {
+        static string F(double v, string format) => double.IsNaN(v) ? "–" : v.ToString(format, CultureInfo.InvariantCulture);
+        var sb = new StringBuilder();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"## IssueCredential vs. bare ES256-sign ceiling ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
+        sb.AppendLine();
+        sb.AppendLine(CultureInfo.InvariantCulture, $"{Environment.ProcessorCount} cores, .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; " +
+                                                    $"{options.Seconds} s measured per level after {options.Warmup} s warm-up; client and servers share the machine. Ablations: {ablations}.");
+        sb.AppendLine();
+        sb.AppendLine("| callers | issuance req/s | p50 ms | p99 ms | max ms | ceiling req/s | ceiling p50 ms | ceiling p99 ms | issuance / ceiling |");
+        sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var (i, c) in rows)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"| {i.Concurrency} | {F(i.PerSecond, "F0")} | {F(i.P50Ms, "F2")} | {F(i.P99Ms, "F2")} | {F(i.MaxMs, "F1")} | {F(c.PerSecond, "F0")} | {F(c.P50Ms, "F2")} | {F(c.P99Ms, "F2")} | {F(100 * i.PerSecond / c.PerSecond, "F0")}% |");
+        }
+
+        sb.AppendLine();
+        sb.AppendLine("Targets (stated, not asserted): issuance ≥ 50% of the ceiling; p99 ≤ 5 ms at 16 callers.");
+        var at16 = rows.FirstOrDefault(r => r.Issuance.Concurrency == 16);
+        if (at16.Issuance is not null)
+        {
+            var ratio = at16.Issuance.PerSecond / at16.Ceiling.PerSecond;
+            sb.AppendLine(CultureInfo.InvariantCulture,
+                $"At 16 callers this run: {ratio:P0} of the ceiling ({(ratio >= 0.5 ? "meets" : "misses")} the 50% target), p99 {at16.Issuance.P99Ms:F2} ms ({(at16.Issuance.P99Ms <= 5 ? "meets" : "misses")} the 5 ms target).");
+        }
+
+        sb.AppendLine();
+        sb.AppendLine("Where the CPU went (per completed call; the process holds client, broker and ceiling server, Redis is its own process):");
+        sb.AppendLine();
+        sb.AppendLine("| callers | system | errors | process CPU µs/call | redis CPU µs/call | GC gen0/1/2 |");
+        sb.AppendLine("|---:|---|---:|---:|---:|---|");
+        foreach (var (i, c) in rows)
+        {
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {i.Concurrency} | issuance | {i.Errors} | {F(i.ProcessCpuUsPerCall, "F0")} | {F(i.ExternalCpuUsPerCall, "F0")} | {i.Gen0}/{i.Gen1}/{i.Gen2} |");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {c.Concurrency} | ceiling | {c.Errors} | {F(c.ProcessCpuUsPerCall, "F0")} | – | {c.Gen0}/{c.Gen1}/{c.Gen2} |");
+        }
+
+        var firstError = rows.Select(r => r.Issuance.FirstError ?? r.Ceiling.FirstError).FirstOrDefault(e => e is not null);
+        if (firstError is not null)
+        {
+            sb.AppendLine();
+            sb.AppendLine(CultureInfo.InvariantCulture, $"First error seen: {firstError}");
+        }
+
+        return sb.ToString();
+    }
+}
