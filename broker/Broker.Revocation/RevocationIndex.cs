@@ -1,0 +1,203 @@
+using System.Buffers.Text;
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+
+namespace Broker.Revocation;
+
+/// <summary>
+/// Every revocation in force, held so that checking a token is a handful of hash lookups
+/// (O(1), no I/O, no allocation). One writer applies entries; any number of readers check.
+/// Token ids Broker mints are 16 random bytes, kept as <see cref="UInt128"/> to keep memory per
+/// revoked token small; any other id shape falls back to a string set.
+/// </summary>
+public sealed class RevocationIndex
+{
+    // Values are unix-ms: the entry's expiry (tokens, tasks) or its cut-off time (the rest).
+    private readonly ConcurrentDictionary<UInt128, long> _tokens = new();
+    private readonly ConcurrentDictionary<string, long> _otherTokens = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _tasks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Task, string Phase), Cutoff> _taskPhases = new();
+    private readonly ConcurrentDictionary<string, Cutoff> _agents = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Cutoff> _trustDomains = new(StringComparer.Ordinal);
+    // Boxed so readers never see a half-written struct; only the single writer replaces it.
+    private volatile StrongBox<Cutoff> _global = new(Cutoff.None);
+
+    public int Count => _tokens.Count + _otherTokens.Count + _tasks.Count + _taskPhases.Count + _agents.Count + _trustDomains.Count + (_global.Value.IsSet ? 1 : 0);
+
+    public void Apply(RevocationEntry entry)
+    {
+        var selector = entry.Selector;
+        var expires = entry.ExpiresAt.ToUnixTimeMilliseconds();
+        switch (selector.Kind)
+        {
+            case RevocationKind.Token:
+                if (TryParseTokenId(selector.Value, out var id))
+                {
+                    _tokens[id] = expires;
+                }
+                else
+                {
+                    _otherTokens[selector.Value] = expires;
+                }
+
+                break;
+            case RevocationKind.Task:
+                _tasks[selector.Value] = expires;
+                break;
+            case RevocationKind.TaskPhase:
+                Raise(_taskPhases, (selector.Value, selector.Phase ?? ""), new Cutoff(entry.RevokedAt.ToUnixTimeMilliseconds(), true, expires));
+                break;
+            case RevocationKind.Agent:
+                Raise(_agents, selector.Value, new Cutoff(entry.RevokedAt.ToUnixTimeMilliseconds(), true, expires));
+                break;
+            case RevocationKind.TrustDomain:
+                Raise(_trustDomains, selector.Value, new Cutoff(entry.RevokedAt.ToUnixTimeMilliseconds(), true, expires));
+                break;
+            case RevocationKind.AgentIssuedBefore:
+                Raise(_agents, selector.Value, new Cutoff(selector.Before!.Value.ToUnixTimeMilliseconds(), false, expires));
+                break;
+            case RevocationKind.IssuedBefore:
+                var cutoff = new Cutoff(selector.Before!.Value.ToUnixTimeMilliseconds(), false, expires);
+                if (cutoff.Covers(_global.Value))
+                {
+                    _global = new StrongBox<Cutoff>(cutoff);
+                }
+
+                break;
+        }
+    }
+
+    /// <summary>True when a revocation in force matches the token; <paramref name="kind"/> says which.</summary>
+    public bool IsRevoked(in TokenFacts token, out RevocationKind kind)
+    {
+        // iat has second precision and is floored: a token minted in the same second as a
+        // revocation counts as issued before it. Revocation errs on the side of refusing.
+        var issuedAt = token.IssuedAt.ToUnixTimeMilliseconds();
+        if (TryParseTokenId(token.TokenId, out var id) ? _tokens.ContainsKey(id) : _otherTokens.ContainsKey(token.TokenId))
+        {
+            kind = RevocationKind.Token;
+            return true;
+        }
+
+        if (_tasks.ContainsKey(token.TaskId))
+        {
+            kind = RevocationKind.Task;
+            return true;
+        }
+
+        if (_global.Value.Matches(issuedAt))
+        {
+            kind = RevocationKind.IssuedBefore;
+            return true;
+        }
+
+        if (_agents.TryGetValue(token.Subject, out var agent) && agent.Matches(issuedAt))
+        {
+            kind = RevocationKind.Agent;
+            return true;
+        }
+
+        if (_taskPhases.TryGetValue((token.TaskId, token.Phase), out var phase) && phase.Matches(issuedAt))
+        {
+            kind = RevocationKind.TaskPhase;
+            return true;
+        }
+
+        if (token.TrustDomain is { } domain && _trustDomains.TryGetValue(domain, out var trust) && trust.Matches(issuedAt))
+        {
+            kind = RevocationKind.TrustDomain;
+            return true;
+        }
+
+        kind = default;
+        return false;
+    }
+
+    /// <summary>Drops entries that can no longer match any unexpired token.</summary>
+    public int Prune(DateTimeOffset now)
+    {
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var removed = PruneExpired(_tokens, nowMs) + PruneExpired(_otherTokens, nowMs) + PruneExpired(_tasks, nowMs);
+        removed += PruneCutoffs(_taskPhases, nowMs) + PruneCutoffs(_agents, nowMs) + PruneCutoffs(_trustDomains, nowMs);
+        if (_global.Value.IsSet && _global.Value.ExpiresAt <= nowMs)
+        {
+            _global = new StrongBox<Cutoff>(Cutoff.None);
+            removed++;
+        }
+
+        return removed;
+    }
+
+    public void Clear()
+    {
+        _tokens.Clear();
+        _otherTokens.Clear();
+        _tasks.Clear();
+        _taskPhases.Clear();
+        _agents.Clear();
+        _trustDomains.Clear();
+        _global = new StrongBox<Cutoff>(Cutoff.None);
+    }
+
+    /// <summary>Parses a Broker token id (base64url of 16 bytes).</summary>
+    public static bool TryParseTokenId(string tokenId, out UInt128 id)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        if (tokenId.Length == 22 && Base64Url.TryDecodeFromChars(tokenId, bytes, out var written) && written == 16)
+        {
+            id = new UInt128(BitConverter.ToUInt64(bytes[..8]), BitConverter.ToUInt64(bytes[8..]));
+            return true;
+        }
+
+        id = default;
+        return false;
+    }
+
+    private static void Raise<TKey>(ConcurrentDictionary<TKey, Cutoff> map, TKey key, Cutoff cutoff)
+        where TKey : notnull =>
+        map.AddOrUpdate(key, cutoff, (_, existing) => cutoff.Covers(existing) ? cutoff : existing.WithExpiry(Math.Max(existing.ExpiresAt, cutoff.ExpiresAt)));
+
+    private static int PruneExpired<TKey>(ConcurrentDictionary<TKey, long> map, long nowMs)
+        where TKey : notnull
+    {
+        var removed = 0;
+        foreach (var (key, expires) in map)
+        {
+            if (expires <= nowMs && map.TryRemove(key, out _))
+            {
+                removed++;
+            }
+        }
+
+        return removed;
+    }
+
+    private static int PruneCutoffs<TKey>(ConcurrentDictionary<TKey, Cutoff> map, long nowMs)
+        where TKey : notnull
+    {
+        var removed = 0;
+        foreach (var (key, cutoff) in map)
+        {
+            if (cutoff.ExpiresAt <= nowMs && map.TryRemove(key, out _))
+            {
+                removed++;
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>"Tokens issued before (or at) this moment are revoked", until the entry lapses.</summary>
+    private readonly record struct Cutoff(long At, bool Inclusive, long ExpiresAt)
+    {
+        public static readonly Cutoff None = new(long.MinValue, false, long.MinValue);
+
+        public bool IsSet => At != long.MinValue;
+
+        public bool Matches(long issuedAtMs) => IsSet && (Inclusive ? issuedAtMs <= At : issuedAtMs < At);
+
+        public bool Covers(Cutoff other) => !other.IsSet || At > other.At || (At == other.At && Inclusive && !other.Inclusive);
+
+        public Cutoff WithExpiry(long expiresAt) => this with { ExpiresAt = expiresAt };
+    }
+}

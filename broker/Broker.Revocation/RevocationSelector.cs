@@ -1,0 +1,83 @@
+namespace Broker.Revocation;
+
+public enum RevocationKind
+{
+    /// <summary>One token by <c>jti</c>.</summary>
+    Token,
+
+    /// <summary>Every token of a task.</summary>
+    Task,
+
+    /// <summary>Tokens of one phase of a task issued up to the revocation.</summary>
+    TaskPhase,
+
+    /// <summary>Tokens of one workload issued up to the revocation.</summary>
+    Agent,
+
+    /// <summary>Tokens of every workload in a SPIFFE trust domain issued up to the revocation.</summary>
+    TrustDomain,
+
+    /// <summary>Every token issued before <see cref="RevocationSelector.Before"/>.</summary>
+    IssuedBefore,
+
+    /// <summary>One workload's tokens issued before <see cref="RevocationSelector.Before"/>.</summary>
+    AgentIssuedBefore,
+}
+
+/// <summary>What a revocation matches. <see cref="Phase"/> is the wire name (planning, execution, recovery).</summary>
+public sealed record RevocationSelector(RevocationKind Kind, string Value, string? Phase = null, DateTimeOffset? Before = null)
+{
+    public static RevocationSelector ForToken(string tokenId) => new(RevocationKind.Token, tokenId);
+
+    public static RevocationSelector ForTask(string taskId) => new(RevocationKind.Task, taskId);
+
+    public static RevocationSelector ForTaskPhase(string taskId, string phase) => new(RevocationKind.TaskPhase, taskId, phase);
+
+    public static RevocationSelector ForAgent(string workloadId) => new(RevocationKind.Agent, workloadId);
+
+    public static RevocationSelector ForTrustDomain(string trustDomain) => new(RevocationKind.TrustDomain, trustDomain);
+
+    public static RevocationSelector IssuedBeforeTime(DateTimeOffset before, string? workloadId = null) =>
+        workloadId is null
+            ? new(RevocationKind.IssuedBefore, "", Before: before)
+            : new(RevocationKind.AgentIssuedBefore, workloadId, Before: before);
+
+    public override string ToString() => Kind switch
+    {
+        RevocationKind.TaskPhase => $"task-phase {Value}/{Phase}",
+        RevocationKind.IssuedBefore => $"issued-before {Before:O}",
+        RevocationKind.AgentIssuedBefore => $"agent-issued-before {Value} {Before:O}",
+        _ => $"{Kind.ToString().ToLowerInvariant()} {Value}",
+    };
+}
+
+/// <summary>A revocation in force.</summary>
+/// <param name="Id">Position in the revocation log (resume cursor).</param>
+/// <param name="ExpiresAt">No token the selector can match outlives this.</param>
+public sealed record RevocationEntry(
+    string Id,
+    RevocationSelector Selector,
+    string Actor,
+    string Reason,
+    DateTimeOffset RevokedAt,
+    DateTimeOffset ExpiresAt);
+
+/// <summary>The facts of a token that revocation matches on, read from its claims.</summary>
+public readonly record struct TokenFacts(string TokenId, string Subject, string TaskId, string Phase, DateTimeOffset IssuedAt)
+{
+    /// <summary>The SPIFFE trust domain of the subject, or null for non-SPIFFE subjects.</summary>
+    public string? TrustDomain
+    {
+        get
+        {
+            const string scheme = "spiffe://";
+            if (!Subject.StartsWith(scheme, StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            var end = Subject.IndexOf('/', scheme.Length);
+            return end < 0 ? Subject[scheme.Length..] : Subject[scheme.Length..end];
+        }
+    }
+}
