@@ -13,15 +13,17 @@ namespace Broker.Redis;
 /// </summary>
 public sealed class RedisCredentialStore : ICredentialStore
 {
-    // Return codes: 0 recorded, 1 task ended, 2 task owned by another workload, 3 proof replayed.
+    // Returns {code, previous phase}: 0 recorded, 1 task ended, 2 task owned by another workload,
+    // 3 proof replayed, 4 phase change not confirmed (nothing written).
     private const string RecordIssuanceScript = """
-        local task = redis.call('HMGET', KEYS[1], 'owner', 'ended')
+        local task = redis.call('HMGET', KEYS[1], 'owner', 'ended', 'phase')
         if task[1] then
-          if task[2] then return 1 end
-          if task[1] ~= ARGV[1] then return 2 end
+          if task[2] then return {1, ''} end
+          if task[1] ~= ARGV[1] then return {2, ''} end
+          if task[3] ~= ARGV[2] and ARGV[10] ~= '1' then return {4, task[3]} end
         end
         if ARGV[8] == '1' then
-          if not redis.call('SET', KEYS[3], '1', 'NX', 'PXAT', ARGV[6]) then return 3 end
+          if not redis.call('SET', KEYS[3], '1', 'NX', 'PXAT', ARGV[6]) then return {3, ''} end
         end
         if not task[1] then
           redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'created', ARGV[3])
@@ -33,14 +35,17 @@ public sealed class RedisCredentialStore : ICredentialStore
         end
         redis.call('HSET', KEYS[2], 'task', ARGV[9], 'sub', ARGV[1], 'phase', ARGV[2], 'iat', ARGV[3], 'exp', ARGV[4])
         redis.call('PEXPIREAT', KEYS[2], ARGV[4])
-        return 0
+        return {0, task[3] or ''}
         """;
 
     // Return: {status, endedAtMs}; status 0 ended now, 1 already ended, 2 not found, 3 not owned.
+    // An empty owner (an operator's revocation) ends the task whoever owns it, even an unused one.
     private const string EndTaskScript = """
         local task = redis.call('HMGET', KEYS[1], 'owner', 'ended')
-        if not task[1] then return {2, 0} end
-        if task[1] ~= ARGV[1] then return {3, 0} end
+        if not task[1] then
+          if ARGV[1] ~= '' then return {2, 0} end
+          redis.call('HSET', KEYS[1], 'owner', '', 'created', ARGV[2], 'phase', 'planning')
+        elseif ARGV[1] ~= '' and task[1] ~= ARGV[1] then return {3, 0} end
         if task[2] then return {1, tonumber(task[2])} end
         redis.call('HSET', KEYS[1], 'ended', ARGV[2])
         redis.call('PEXPIREAT', KEYS[1], ARGV[3])
@@ -72,15 +77,20 @@ public sealed class RedisCredentialStore : ICredentialStore
                 Ms(keepTaskUntil),
                 record.ProofKey is null ? "0" : "1",
                 record.TaskId,
+                record.PhaseChangeConfirmed ? "1" : "0",
             ]);
-        return new IssuanceOutcome((int)result switch
+        var parts = (RedisResult[])result!;
+        var status = (int)parts[0] switch
         {
             0 => IssuanceStatus.Recorded,
             1 => IssuanceStatus.TaskEnded,
             2 => IssuanceStatus.TaskNotOwned,
             3 => IssuanceStatus.ProofReplayed,
+            4 => IssuanceStatus.PhaseChangePending,
             var other => throw new InvalidOperationException($"Unexpected issuance script result {other}."),
-        });
+        };
+        var previous = parts[1].ToString();
+        return new IssuanceOutcome(status, string.IsNullOrEmpty(previous) ? null : TaskPhaseNames.Parse(previous));
     }
 
     public async ValueTask ForgetIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken) =>
@@ -115,12 +125,12 @@ public sealed class RedisCredentialStore : ICredentialStore
         return new IssuedTokenRecord(tokenId, map["task"].ToString(), map["sub"].ToString(), TaskPhaseNames.Parse(map["phase"].ToString()), FromMs(map["iat"]), FromMs(map["exp"]));
     }
 
-    public async ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken)
+    public async ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string? owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken)
     {
         var result = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(
             EndTaskScript,
             [_keys.Task(taskId)],
-            [owner, Ms(at), Ms(at + retention)]))!;
+            [owner ?? "", Ms(at), Ms(at + retention)]))!;
         var status = (int)result[0];
         var endedAt = FromMs((long)result[1]);
         return status switch

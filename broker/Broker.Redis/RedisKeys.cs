@@ -17,4 +17,10 @@ public sealed class RedisKeys
     public RedisKey Token(string tokenId) => _prefix + "token:" + tokenId;
 
     public RedisKey Proof(string proofKey) => _prefix + "proof:" + proofKey;
+
+    public RedisKey RevocationStream => _prefix + "revocations";
+
+    public RedisKey RevocationEpoch => _prefix + "revocations:epoch";
+
+    public string RevocationChannel => _prefix + "revocations:notify";
 }

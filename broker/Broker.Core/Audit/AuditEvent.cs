@@ -37,9 +37,15 @@ public sealed record AuditEvent
     public string? Actor { get; init; }
     public string? Detail { get; init; }
     public string? Peer { get; init; }
+
+    /// <summary>What a revocation matched, e.g. <c>task t-42</c>.</summary>
+    public string? Selector { get; init; }
+
+    /// <summary>The revocation's position in the revocation log.</summary>
+    public string? RevocationId { get; init; }
 }
 
-/// <summary>Event type ids, banded: 1xxx attestation, 2xxx issuance, 3xxx tasks, 9xxx policy and keys.</summary>
+/// <summary>Event type ids, banded: 1xxx attestation, 2xxx issuance, 3xxx tasks, 4xxx revocation, 8xxx operators, 9xxx policy and keys.</summary>
 public static class AuditEventTypes
 {
     public static readonly (int Id, string Name) AttestationAccepted = (1000, "attestation.accepted");
@@ -48,6 +54,9 @@ public static class AuditEventTypes
     public static readonly (int Id, string Name) CredentialRefused = (2001, "credential.refused");
     public static readonly (int Id, string Name) TaskEnded = (3000, "task.ended");
     public static readonly (int Id, string Name) TaskEndRefused = (3001, "task.end_refused");
+    public static readonly (int Id, string Name) Revoked = (4000, "credential.revoked");
+    public static readonly (int Id, string Name) RevokeRefused = (4001, "revocation.refused");
+    public static readonly (int Id, string Name) OperatorAuthenticationFailed = (8000, "operator.authentication_failed");
     public static readonly (int Id, string Name) PolicyLoaded = (9000, "policy.loaded");
     public static readonly (int Id, string Name) PolicyRefused = (9001, "policy.refused");
     public static readonly (int Id, string Name) SigningKeyActivated = (9100, "signing_key.activated");

@@ -53,6 +53,13 @@ public static class BrokerErrors
     public const string StateUnavailable = "STATE_UNAVAILABLE";
     public const string AuditUnavailable = "AUDIT_UNAVAILABLE";
     public const string PolicyUnavailable = "POLICY_UNAVAILABLE";
+    public const string RevocationStateUnknown = "REVOCATION_STATE_UNKNOWN";
+    public const string RevocationStateLost = "REVOCATION_STATE_LOST";
+
+    // Operators and revocation.
+    public const string SelectorInvalid = "SELECTOR_INVALID";
+    public const string ReasonRequired = "REASON_REQUIRED";
+    public const string BatchTooLarge = "BATCH_TOO_LARGE";
 
     public static BrokerException Attestation(string reason, string message) =>
         new(FailureKind.Unauthenticated, reason, message);

@@ -2,6 +2,7 @@ using Broker.Core.Attestation;
 using Broker.Core.Audit;
 using Broker.Core.Errors;
 using Broker.Core.Policy;
+using Broker.Core.Revocation;
 using Broker.Core.Signing;
 using Broker.Core.State;
 using Microsoft.Extensions.Logging;
@@ -19,6 +20,8 @@ public sealed partial class CredentialIssuer
     private readonly IPolicyProvider _policy;
     private readonly ICredentialStore _store;
     private readonly IAuditSink _audit;
+    private readonly RevocationFeed _revocations;
+    private readonly RevocationService _revoker;
     private readonly TokenMinter _minter;
     private readonly IssuanceOptions _options;
     private readonly TimeProvider _time;
@@ -29,6 +32,8 @@ public sealed partial class CredentialIssuer
         IPolicyProvider policy,
         ICredentialStore store,
         IAuditSink audit,
+        RevocationFeed revocations,
+        RevocationService revoker,
         SigningKeyRing keys,
         IOptions<IssuanceOptions> options,
         TimeProvider time,
@@ -38,6 +43,8 @@ public sealed partial class CredentialIssuer
         _policy = policy;
         _store = store;
         _audit = audit;
+        _revocations = revocations;
+        _revoker = revoker;
         _options = options.Value;
         _minter = new TokenMinter(keys, _options.Issuer);
         _time = time;
@@ -132,11 +139,16 @@ public sealed partial class CredentialIssuer
             await AuditOrFailAsync(auditEvent with { Time = outcome.EndedAt ?? _time.GetUtcNow() }, cancellationToken);
         }
 
+        // Idempotent: ending again re-asserts the revocation in case the first attempt failed after the task was marked ended.
+        await _revoker.RevokeInternalAsync(Broker.Revocation.RevocationSelector.ForTask(request.TaskId), "task ended by its agent", request.Context, cancellationToken);
+
         return outcome.EndedAt ?? _time.GetUtcNow();
     }
 
     private async Task<IssuedCredential> IssueAttestedAsync(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, CancellationToken cancellationToken)
     {
+        // Never hand out a token while this node might not know about a revocation.
+        _revocations.EnsureCurrent();
         RequestValidator.ValidateTaskId(request.TaskId);
         var phase = RequestValidator.ValidatePhase(request.Phase);
         var scopes = RequestValidator.ValidateScopes(request.Scopes);
@@ -185,6 +197,23 @@ public sealed partial class CredentialIssuer
         var recording = StoreCallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
         var token = _minter.Mint(claims);
         var outcome = await recording;
+        if (outcome.Status == IssuanceStatus.PhaseChangePending && outcome.PreviousPhase is { } left)
+        {
+            // Moving on ends the earlier phase's credentials, durably, before the task changes
+            // phase: if this fails, nothing moved and the next request tries again.
+            if (LeavingRevokes(policy, identity.WorkloadId, left))
+            {
+                await _revoker.RevokeInternalAsync(
+                    Broker.Revocation.RevocationSelector.ForTaskPhase(request.TaskId, left.ToWire()),
+                    $"task moved from {left.ToWire()} to {phase.ToWire()}",
+                    request.Context,
+                    cancellationToken);
+            }
+
+            record = record with { PhaseChangeConfirmed = true };
+            outcome = await StoreCallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
+        }
+
         switch (outcome.Status)
         {
             case IssuanceStatus.TaskEnded:
@@ -230,6 +259,9 @@ public sealed partial class CredentialIssuer
         Log.Issued(_logger, claims.TokenId, identity.WorkloadId, request.TaskId, phase.ToWire());
         return new IssuedCredential(token, claims.TokenId, scopes, claims.ExpiresAt, identity.WorkloadId, phase, policy.Digest, jkt is null ? "Bearer" : "DPoP");
     }
+
+    private static bool LeavingRevokes(BrokerPolicy policy, string workloadId, TaskPhase left) =>
+        !(policy.FindRule(workloadId) is { } rule && rule.Phases.TryGetValue(left, out var leftRule) && leftRule.KeepTokensOnExit);
 
     private async Task<WorkloadIdentity> AttestAsync(AttestationEvidence? evidence, RequestContext context, string policyDigest, CancellationToken cancellationToken)
     {

@@ -68,4 +68,5 @@ public sealed record OidcIssuerPolicy(
 public sealed record AgentRule(string Name, WorkloadPattern Match, IReadOnlyDictionary<TaskPhase, PhaseRule> Phases);
 
 /// <summary>What one phase allows.</summary>
-public sealed record PhaseRule(IReadOnlySet<string> Scopes, IReadOnlySet<string> Audiences, TimeSpan MaxTtl);
+/// <param name="KeepTokensOnExit">When the task moves to another phase, this phase's tokens stay valid until they expire (default: revoked).</param>
+public sealed record PhaseRule(IReadOnlySet<string> Scopes, IReadOnlySet<string> Audiences, TimeSpan MaxTtl, bool KeepTokensOnExit = false);

@@ -698,6 +698,7 @@ public static partial class PolicyLoader
         public IReadOnlySet<string>? Scopes;
         public IReadOnlySet<string>? Audiences;
         public TimeSpan? MaxTtl;
+        public bool KeepTokensOnExit;
     }
 
     private static readonly KeySpec<PhaseDraft>[] PhaseSchema =
@@ -707,6 +708,7 @@ public static partial class PolicyLoader
         new("audiences", Required: true, (r, d, v, p) => d.Audiences = ReadStringSet(r, v, p, "audience", IsValidAudience,
             $"an absolute URI or SPIFFE ID of at most {MaxAudienceLength} characters")),
         new("max_ttl", Required: true, (r, d, v, p) => d.MaxTtl = r.ReadDuration(v, p, MinTtl, MaxTtl)),
+        new("keep_tokens_on_exit", Required: false, (r, d, v, p) => d.KeepTokensOnExit = r.ReadBool(v, p) ?? false),
     ];
 
     private static PhaseRule? ReadPhase(PolicyReader reader, YNode node, string path)
@@ -720,7 +722,7 @@ public static partial class PolicyLoader
 
         return d.Scopes is null || d.Audiences is null || d.MaxTtl is null
             ? null
-            : new PhaseRule(d.Scopes, d.Audiences, d.MaxTtl.Value);
+            : new PhaseRule(d.Scopes, d.Audiences, d.MaxTtl.Value, d.KeepTokensOnExit);
     }
 
     private static FrozenSet<string>? ReadStringSet(PolicyReader reader, YNode node, string path, string noun, Func<string, bool> isValid, string rule)

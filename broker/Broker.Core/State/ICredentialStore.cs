@@ -9,9 +9,11 @@ namespace Broker.Core.State;
 public interface ICredentialStore
 {
     /// <summary>
-    /// Atomically: refuses if the task is ended or owned by another workload, or if the proof id
-    /// was already consumed; otherwise claims the task for the workload (first use), records its
-    /// current phase, consumes the proof id and records the token until it expires.
+    /// Atomically: refuses if the task is ended or owned by another workload, stops (writing nothing)
+    /// if the task would change phase without <see cref="IssuanceRecord.PhaseChangeConfirmed"/>,
+    /// refuses if the proof id was already consumed; otherwise claims the task for the workload
+    /// (first use), records its current phase, consumes the proof id and records the token until
+    /// it expires.
     /// </summary>
     ValueTask<IssuanceOutcome> RecordIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken);
 
@@ -22,8 +24,12 @@ public interface ICredentialStore
 
     ValueTask<IssuedTokenRecord?> GetTokenAsync(string tokenId, CancellationToken cancellationToken);
 
-    /// <summary>Ends a task owned by <paramref name="owner"/>; idempotent (returns the first end time).</summary>
-    ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken);
+    /// <summary>
+    /// Ends a task; idempotent (returns the first end time). With an <paramref name="owner"/>, only
+    /// that workload may end it; without one (an operator's revocation) the task is ended even if
+    /// it was never used, so its id cannot be claimed afterwards.
+    /// </summary>
+    ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string? owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken);
 }
 
 public enum IssuanceStatus
@@ -32,9 +38,13 @@ public enum IssuanceStatus
     TaskEnded,
     TaskNotOwned,
     ProofReplayed,
+
+    /// <summary>The task is in another phase and the record did not confirm the change; nothing was written.</summary>
+    PhaseChangePending,
 }
 
-public readonly record struct IssuanceOutcome(IssuanceStatus Status);
+/// <param name="PreviousPhase">The task's phase before this issuance, when the task already existed.</param>
+public readonly record struct IssuanceOutcome(IssuanceStatus Status, TaskPhase? PreviousPhase = null);
 
 public enum EndTaskStatus
 {

@@ -34,6 +34,11 @@ public sealed class InMemoryCredentialStore : ICredentialStore
                 {
                     return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.TaskNotOwned));
                 }
+
+                if (task.Phase != record.Phase && !record.PhaseChangeConfirmed)
+                {
+                    return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.PhaseChangePending, task.Phase));
+                }
             }
 
             if (record.ProofKey is not null && _consumedProofs.ContainsKey(record.ProofKey))
@@ -50,7 +55,7 @@ public sealed class InMemoryCredentialStore : ICredentialStore
                 ? new TaskRecord(record.TaskId, record.Subject, record.Phase, record.IssuedAt, null)
                 : task with { Phase = record.Phase };
             _tokens[record.TokenId] = new IssuedTokenRecord(record.TokenId, record.TaskId, record.Subject, record.Phase, record.IssuedAt, record.ExpiresAt);
-            return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.Recorded));
+            return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.Recorded, task?.Phase));
         }
     }
 
@@ -81,16 +86,22 @@ public sealed class InMemoryCredentialStore : ICredentialStore
         }
     }
 
-    public ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken)
+    public ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string? owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken)
     {
         lock (_lock)
         {
             if (!_tasks.TryGetValue(taskId, out var task))
             {
+                if (owner is null)
+                {
+                    _tasks[taskId] = new TaskRecord(taskId, "", TaskPhase.Planning, at, at);
+                    return ValueTask.FromResult(new EndTaskOutcome(EndTaskStatus.Ended, at));
+                }
+
                 return ValueTask.FromResult(new EndTaskOutcome(EndTaskStatus.NotFound, null));
             }
 
-            if (!string.Equals(task.Owner, owner, StringComparison.Ordinal))
+            if (owner is not null && !string.Equals(task.Owner, owner, StringComparison.Ordinal))
             {
                 return ValueTask.FromResult(new EndTaskOutcome(EndTaskStatus.NotOwned, null));
             }

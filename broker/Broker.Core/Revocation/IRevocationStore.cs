@@ -1,0 +1,37 @@
+using Broker.Revocation;
+
+namespace Broker.Core.Revocation;
+
+/// <summary>
+/// The shared, durable revocation log. Entries are ordered; each has an id usable as a cursor.
+/// An epoch marks the log as intact: a store that lost its data has no epoch, and then nothing
+/// can be trusted until an operator restores one.
+/// </summary>
+public interface IRevocationStore
+{
+    /// <summary>
+    /// Appends entries and returns them with their ids, only once durable (and acknowledged by
+    /// the configured replicas). Throws <see cref="RevocationStateLostException"/> without an epoch.
+    /// </summary>
+    Task<IReadOnlyList<RevocationEntry>> AppendAsync(IReadOnlyList<RevocationDraft> drafts, CancellationToken cancellationToken);
+
+    /// <summary>Entries after <paramref name="afterId"/> (null: from the start), at most <paramref name="max"/>, and the current epoch (null when lost).</summary>
+    Task<RevocationPage> ReadAfterAsync(string? afterId, int max, CancellationToken cancellationToken);
+
+    /// <summary>Writes a new epoch and appends <paramref name="cutoff"/> in the same step.</summary>
+    Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, CancellationToken cancellationToken);
+
+    /// <summary>Drops entries appended before <paramref name="olderThan"/>; they can no longer match a live token.</summary>
+    Task TrimAsync(DateTimeOffset olderThan, CancellationToken cancellationToken);
+
+    /// <summary>Raised (on any thread) when another node may have appended; a hint to read now, never the data itself.</summary>
+    event Action? Appended;
+}
+
+/// <summary>A revocation not yet in the log.</summary>
+public sealed record RevocationDraft(RevocationSelector Selector, string Actor, string Reason, DateTimeOffset RevokedAt, DateTimeOffset ExpiresAt);
+
+public sealed record RevocationPage(IReadOnlyList<RevocationEntry> Entries, string? Epoch);
+
+/// <summary>The store has no epoch: its data was lost, so what was revoked is unknown.</summary>
+public sealed class RevocationStateLostException() : Exception("The revocation epoch is missing: revocation state was lost.");

@@ -1,0 +1,84 @@
+using System.Globalization;
+using Broker.Revocation;
+
+namespace Broker.Core.Revocation;
+
+/// <summary>The --dev revocation log: one process, no persistence, an epoch from the start.</summary>
+public sealed class InMemoryRevocationStore : IRevocationStore
+{
+    private readonly Lock _lock = new();
+    private readonly List<(long Seq, RevocationEntry Entry)> _log = [];
+    private long _next = 1;
+    private string? _epoch = Guid.NewGuid().ToString("N");
+
+    public event Action? Appended;
+
+    public Task<IReadOnlyList<RevocationEntry>> AppendAsync(IReadOnlyList<RevocationDraft> drafts, CancellationToken cancellationToken)
+    {
+        List<RevocationEntry> appended;
+        lock (_lock)
+        {
+            if (_epoch is null)
+            {
+                throw new RevocationStateLostException();
+            }
+
+            appended = drafts.Select(AppendLocked).ToList();
+        }
+
+        Appended?.Invoke();
+        return Task.FromResult<IReadOnlyList<RevocationEntry>>(appended);
+    }
+
+    public Task<RevocationPage> ReadAfterAsync(string? afterId, int max, CancellationToken cancellationToken)
+    {
+        var after = afterId is null ? 0 : long.Parse(afterId, CultureInfo.InvariantCulture);
+        lock (_lock)
+        {
+            var entries = _log.Where(e => e.Seq > after).Take(max).Select(e => e.Entry).ToList();
+            return Task.FromResult(new RevocationPage(entries, _epoch));
+        }
+    }
+
+    public Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, CancellationToken cancellationToken)
+    {
+        RevocationEntry entry;
+        string epoch;
+        lock (_lock)
+        {
+            epoch = _epoch = Guid.NewGuid().ToString("N");
+            entry = AppendLocked(cutoff);
+        }
+
+        Appended?.Invoke();
+        return Task.FromResult((epoch, entry));
+    }
+
+    public Task TrimAsync(DateTimeOffset olderThan, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            _log.RemoveAll(e => e.Entry.RevokedAt < olderThan);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Simulates a store that lost its data (tests of the fail-closed stance).</summary>
+    public void LoseEverything()
+    {
+        lock (_lock)
+        {
+            _log.Clear();
+            _epoch = null;
+        }
+    }
+
+    private RevocationEntry AppendLocked(RevocationDraft draft)
+    {
+        var seq = _next++;
+        var entry = new RevocationEntry(seq.ToString(CultureInfo.InvariantCulture), draft.Selector, draft.Actor, draft.Reason, draft.RevokedAt, draft.ExpiresAt);
+        _log.Add((seq, entry));
+        return entry;
+    }
+}

@@ -1,0 +1,228 @@
+using Broker.Core.Audit;
+using Broker.Core.Errors;
+using Broker.Core.Issuance;
+using Broker.Core.Policy;
+using Broker.Core.State;
+using Broker.Revocation;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Core.Revocation;
+
+/// <summary>
+/// Revokes: validates selectors, appends them durably to the shared log, applies them to this
+/// node at once, ends revoked tasks, and audits who did it and why. Also used by the broker
+/// itself (task ended, phase moved on) with actor <see cref="BrokerActor"/>.
+/// </summary>
+public sealed class RevocationService
+{
+    public const string BrokerActor = "broker";
+
+    private readonly IRevocationStore _store;
+    private readonly RevocationFeed _feed;
+    private readonly ICredentialStore _credentials;
+    private readonly IAuditSink _audit;
+    private readonly IPolicyProvider _policy;
+    private readonly RevocationOptions _options;
+    private readonly TimeProvider _time;
+
+    public RevocationService(
+        IRevocationStore store,
+        RevocationFeed feed,
+        ICredentialStore credentials,
+        IAuditSink audit,
+        IPolicyProvider policy,
+        IOptions<RevocationOptions> options,
+        TimeProvider time)
+    {
+        _store = store;
+        _feed = feed;
+        _credentials = credentials;
+        _audit = audit;
+        _policy = policy;
+        _options = options.Value;
+        _time = time;
+    }
+
+    public async Task<IReadOnlyList<RevocationEntry>> RevokeAsync(IReadOnlyList<RevocationSelector> selectors, string actor, string? reason, RequestContext context, CancellationToken cancellationToken)
+    {
+        if (selectors.Count == 0)
+        {
+            throw BrokerErrors.InvalidArgument(BrokerErrors.SelectorInvalid, "At least one selector is required.");
+        }
+
+        if (selectors.Count > _options.MaxBatch)
+        {
+            throw BrokerErrors.InvalidArgument(BrokerErrors.BatchTooLarge, $"At most {_options.MaxBatch} selectors per call.");
+        }
+
+        if (string.IsNullOrWhiteSpace(reason))
+        {
+            throw BrokerErrors.InvalidArgument(BrokerErrors.ReasonRequired, "A reason is required; it is recorded with the revocation.");
+        }
+
+        if (reason.Length > IssuanceOptions.MaxJustificationLength)
+        {
+            throw BrokerErrors.InvalidArgument(BrokerErrors.TextTooLong, $"reason is longer than {IssuanceOptions.MaxJustificationLength} characters.");
+        }
+
+        var now = _time.GetUtcNow();
+        var drafts = selectors.Select(s => Draft(Validate(s, now), actor, reason, now)).ToList();
+        var entries = await AppendAsync(drafts, cancellationToken);
+
+        // A revoked task is also ended, so the agent cannot simply ask again.
+        foreach (var entry in entries.Where(e => e.Selector.Kind == RevocationKind.Task))
+        {
+            await _credentials.EndTaskAsync(entry.Selector.Value, owner: null, now, TimeSpan.FromDays(7), cancellationToken);
+        }
+
+        foreach (var entry in entries)
+        {
+            await AuditAsync(entry, context, cancellationToken);
+        }
+
+        return entries;
+    }
+
+    /// <summary>Revocations the broker makes on its own (task ended, phase moved on); already-validated selectors.</summary>
+    internal async Task<IReadOnlyList<RevocationEntry>> RevokeInternalAsync(RevocationSelector selector, string reason, RequestContext context, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var entries = await AppendAsync([Draft(selector, BrokerActor, reason, now)], cancellationToken);
+        foreach (var entry in entries)
+        {
+            await AuditAsync(entry, context, cancellationToken);
+        }
+
+        return entries;
+    }
+
+    public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(string actor, string? reason, RequestContext context, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(reason))
+        {
+            throw BrokerErrors.InvalidArgument(BrokerErrors.ReasonRequired, "A reason is required.");
+        }
+
+        var now = _time.GetUtcNow();
+        var cutoff = Draft(RevocationSelector.IssuedBeforeTime(now), actor, "revocation state restored: " + AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength), now);
+        var restored = await _store.RestoreEpochAsync(cutoff, cancellationToken);
+        _feed.ApplyLocal([restored.Cutoff]);
+        await AuditAsync(restored.Cutoff, context, cancellationToken);
+        return restored;
+    }
+
+    private async Task<IReadOnlyList<RevocationEntry>> AppendAsync(IReadOnlyList<RevocationDraft> drafts, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<RevocationEntry> entries;
+        try
+        {
+            entries = await _store.AppendAsync(drafts, cancellationToken);
+        }
+        catch (RevocationStateLostException)
+        {
+            throw BrokerErrors.Unavailable(BrokerErrors.RevocationStateLost, "Revocation state was lost; restore the revocation epoch first (brokerctl revocations restore-epoch).");
+        }
+        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
+        {
+            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The revocation could not be made durable; it is NOT in force. Retry.", ex);
+        }
+
+        _feed.ApplyLocal(entries);
+        return entries;
+    }
+
+    private RevocationSelector Validate(RevocationSelector selector, DateTimeOffset now)
+    {
+        static BrokerException Invalid(string message) => BrokerErrors.InvalidArgument(BrokerErrors.SelectorInvalid, message);
+
+        switch (selector.Kind)
+        {
+            case RevocationKind.Token:
+                if (!RevocationIndex.TryParseTokenId(selector.Value, out _))
+                {
+                    throw Invalid("token_id is not a Broker token id.");
+                }
+
+                break;
+            case RevocationKind.Task:
+            case RevocationKind.TaskPhase:
+                RequestValidator.ValidateTaskId(selector.Value);
+                if (selector.Kind == RevocationKind.TaskPhase && !TaskPhaseNames.TryParse(selector.Phase, out _))
+                {
+                    throw Invalid("phase must be planning, execution or recovery.");
+                }
+
+                break;
+            case RevocationKind.Agent:
+            case RevocationKind.AgentIssuedBefore:
+                if (string.IsNullOrWhiteSpace(selector.Value) || selector.Value.Length > 2048 || selector.Value.Any(char.IsControl))
+                {
+                    throw Invalid("agent must be a workload id.");
+                }
+
+                break;
+            case RevocationKind.TrustDomain:
+                if (!Attestation.SpiffeId.IsValidTrustDomain(selector.Value))
+                {
+                    throw Invalid("trust_domain is not a valid SPIFFE trust domain.");
+                }
+
+                break;
+        }
+
+        if (selector.Kind is RevocationKind.IssuedBefore or RevocationKind.AgentIssuedBefore)
+        {
+            if (selector.Before is not { } before || before == default)
+            {
+                throw Invalid("issued_before.time is required.");
+            }
+
+            if (before > now + _options.ClockSkew)
+            {
+                throw Invalid("issued_before.time is in the future; revoke by agent or freeze issuance instead.");
+            }
+        }
+
+        return selector;
+    }
+
+    private RevocationDraft Draft(RevocationSelector selector, string actor, string reason, DateTimeOffset now)
+    {
+        // An entry lives exactly as long as the longest token it can match.
+        var coversUntil = selector.Kind is RevocationKind.IssuedBefore or RevocationKind.AgentIssuedBefore
+            ? selector.Before!.Value
+            : now;
+        return new RevocationDraft(selector, actor, reason, now, coversUntil + _options.MaxTokenLifetime + _options.ClockSkew);
+    }
+
+    private async Task AuditAsync(RevocationEntry entry, RequestContext context, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _audit.AppendAsync(
+                new AuditEvent
+                {
+                    EventId = AuditEventTypes.Revoked.Id,
+                    Type = AuditEventTypes.Revoked.Name,
+                    Time = entry.RevokedAt,
+                    CorrelationId = context.CorrelationId,
+                    PolicyDigest = _policy.Current.Digest,
+                    Outcome = AuditOutcomes.Success,
+                    Actor = entry.Actor,
+                    Detail = AuditText.Bound(entry.Reason, IssuanceOptions.MaxJustificationLength),
+                    Selector = entry.Selector.ToString(),
+                    RevocationId = entry.Id,
+                    TokenId = entry.Selector.Kind == RevocationKind.Token ? entry.Selector.Value : null,
+                    TaskId = entry.Selector.Kind is RevocationKind.Task or RevocationKind.TaskPhase ? entry.Selector.Value : null,
+                    Subject = entry.Selector.Kind is RevocationKind.Agent or RevocationKind.AgentIssuedBefore ? entry.Selector.Value : null,
+                    Peer = context.Peer,
+                },
+                cancellationToken);
+        }
+        catch (Exception ex) when (ex is not BrokerException)
+        {
+            // The revocation is already in force everywhere; say that the record is what failed.
+            throw BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The revocation is in force, but its audit record could not be written.", ex);
+        }
+    }
+}

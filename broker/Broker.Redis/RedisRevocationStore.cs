@@ -1,0 +1,165 @@
+using System.Globalization;
+using System.Text.Json;
+using Broker.Core.Revocation;
+using Broker.Revocation;
+using StackExchange.Redis;
+
+namespace Broker.Redis;
+
+public sealed class RedisRevocationOptions
+{
+    /// <summary>Replicas that must acknowledge a revocation before Revoke answers OK (Redis WAIT). 0: the primary alone.</summary>
+    public int MinReplicas { get; set; }
+
+    /// <summary>How long WAIT may take before the revocation is reported as not durable.</summary>
+    public TimeSpan ReplicaTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
+}
+
+/// <summary>
+/// The revocation log as a Redis stream, read by every node from its last id (so a reconnect
+/// catches up; pub/sub only says "read now"). An epoch key marks the stream as intact: after a
+/// restart that lost data, the key is gone and every node fails closed until it is restored.
+/// </summary>
+public sealed class RedisRevocationStore : IRevocationStore, IDisposable
+{
+    private const string AppendScript = """
+        if redis.call('EXISTS', KEYS[2]) == 0 then return redis.error_reply('EPOCH_MISSING') end
+        local ids = {}
+        for i = 1, #ARGV do
+          ids[i] = redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+        end
+        redis.call('PUBLISH', KEYS[3], ids[#ids])
+        return ids
+        """;
+
+    private const string ReadScript = """
+        local epoch = redis.call('GET', KEYS[2])
+        local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
+        return {epoch, entries}
+        """;
+
+    private const string RestoreScript = """
+        redis.call('SET', KEYS[2], ARGV[1])
+        local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
+        redis.call('PUBLISH', KEYS[3], id)
+        return id
+        """;
+
+    private readonly IConnectionMultiplexer _redis;
+    private readonly RedisRevocationOptions _options;
+    private readonly RedisKey _stream;
+    private readonly RedisKey _epoch;
+    private readonly RedisChannel _notify;
+    private readonly ISubscriber _subscriber;
+
+    public RedisRevocationStore(IConnectionMultiplexer redis, RedisKeys keys, RedisRevocationOptions options)
+    {
+        _redis = redis;
+        _options = options;
+        _stream = keys.RevocationStream;
+        _epoch = keys.RevocationEpoch;
+        _notify = RedisChannel.Literal(keys.RevocationChannel);
+        _subscriber = redis.GetSubscriber();
+        _subscriber.Subscribe(_notify, (_, _) => Appended?.Invoke());
+    }
+
+    public event Action? Appended;
+
+    public async Task<IReadOnlyList<RevocationEntry>> AppendAsync(IReadOnlyList<RevocationDraft> drafts, CancellationToken cancellationToken)
+    {
+        RedisResult result;
+        try
+        {
+            result = await _redis.GetDatabase().ScriptEvaluateAsync(
+                AppendScript,
+                [_stream, _epoch, _notify.ToString()],
+                drafts.Select(d => (RedisValue)RevocationJson.Serialize(d)).ToArray());
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("EPOCH_MISSING", StringComparison.Ordinal))
+        {
+            throw new RevocationStateLostException();
+        }
+
+        await WaitForReplicasAsync();
+        var ids = (RedisResult[])result!;
+        return drafts.Select((d, i) => new RevocationEntry(ids[i].ToString(), d.Selector, d.Actor, d.Reason, d.RevokedAt, d.ExpiresAt)).ToList();
+    }
+
+    public async Task<RevocationPage> ReadAfterAsync(string? afterId, int max, CancellationToken cancellationToken)
+    {
+        var start = afterId is null ? "-" : "(" + afterId;
+        var result = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(
+            ReadScript,
+            [_stream, _epoch],
+            [start, max]))!;
+        var epoch = result[0].IsNull ? null : result[0].ToString();
+        var rows = (RedisResult[])result[1]!;
+        var entries = new List<RevocationEntry>(rows.Length);
+        foreach (var rowResult in rows)
+        {
+            var row = (RedisResult[])rowResult!;
+            var id = row[0].ToString();
+            var fields = (RedisResult[])row[1]!;
+            entries.Add(RevocationJson.Deserialize(id, fields[1].ToString()));
+        }
+
+        return new RevocationPage(entries, epoch);
+    }
+
+    public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, CancellationToken cancellationToken)
+    {
+        var epoch = Guid.NewGuid().ToString("N");
+        var id = (await _redis.GetDatabase().ScriptEvaluateAsync(
+            RestoreScript,
+            [_stream, _epoch, _notify.ToString()],
+            [epoch, RevocationJson.Serialize(cutoff)])).ToString();
+        await WaitForReplicasAsync();
+        return (epoch, new RevocationEntry(id, cutoff.Selector, cutoff.Actor, cutoff.Reason, cutoff.RevokedAt, cutoff.ExpiresAt));
+    }
+
+    public async Task TrimAsync(DateTimeOffset olderThan, CancellationToken cancellationToken) =>
+        await _redis.GetDatabase().ExecuteAsync("XTRIM", _stream, "MINID", "~", olderThan.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) + "-0");
+
+    public void Dispose() => _subscriber.Unsubscribe(_notify);
+
+    private async Task WaitForReplicasAsync()
+    {
+        if (_options.MinReplicas <= 0)
+        {
+            return;
+        }
+
+        var acknowledged = (long)await _redis.GetDatabase().ExecuteAsync("WAIT", _options.MinReplicas, (long)_options.ReplicaTimeout.TotalMilliseconds);
+        if (acknowledged < _options.MinReplicas)
+        {
+            throw new RedisException($"Only {acknowledged} of {_options.MinReplicas} replicas acknowledged the revocation in time.");
+        }
+    }
+}
+
+/// <summary>The stored form of a revocation (one JSON field per stream entry).</summary>
+internal static class RevocationJson
+{
+    public static string Serialize(RevocationDraft draft) => JsonSerializer.Serialize(new Stored(
+        draft.Selector.Kind.ToString(),
+        draft.Selector.Value,
+        draft.Selector.Phase,
+        draft.Selector.Before?.ToUnixTimeMilliseconds(),
+        draft.Actor,
+        draft.Reason,
+        draft.RevokedAt.ToUnixTimeMilliseconds(),
+        draft.ExpiresAt.ToUnixTimeMilliseconds()));
+
+    public static RevocationEntry Deserialize(string id, string json)
+    {
+        var s = JsonSerializer.Deserialize<Stored>(json) ?? throw new FormatException("Empty revocation entry.");
+        var selector = new RevocationSelector(
+            Enum.Parse<RevocationKind>(s.Kind),
+            s.Value,
+            s.Phase,
+            s.Before is { } before ? DateTimeOffset.FromUnixTimeMilliseconds(before) : null);
+        return new RevocationEntry(id, selector, s.Actor, s.Reason, DateTimeOffset.FromUnixTimeMilliseconds(s.At), DateTimeOffset.FromUnixTimeMilliseconds(s.Exp));
+    }
+
+    private sealed record Stored(string Kind, string Value, string? Phase, long? Before, string Actor, string Reason, long At, long Exp);
+}
