@@ -21,7 +21,7 @@ public sealed partial class CredentialIssuer
     private readonly ICredentialStore _store;
     private readonly IAuditSink _audit;
     private readonly RevocationFeed _revocations;
-    private readonly RevocationService _revoker;
+    private readonly Revoker _revoker;
     private readonly TokenMinter _minter;
     private readonly IssuanceOptions _options;
     private readonly TimeProvider _time;
@@ -33,7 +33,7 @@ public sealed partial class CredentialIssuer
         ICredentialStore store,
         IAuditSink audit,
         RevocationFeed revocations,
-        RevocationService revoker,
+        Revoker revoker,
         SigningKeyRing keys,
         IOptions<IssuanceOptions> options,
         TimeProvider time,

@@ -13,7 +13,7 @@ namespace Broker.Core.Revocation;
 /// node at once, ends revoked tasks, and audits who did it and why. Also used by the broker
 /// itself (task ended, phase moved on) with actor <see cref="BrokerActor"/>.
 /// </summary>
-public sealed class RevocationService
+public sealed class Revoker
 {
     public const string BrokerActor = "broker";
 
@@ -25,7 +25,7 @@ public sealed class RevocationService
     private readonly RevocationOptions _options;
     private readonly TimeProvider _time;
 
-    public RevocationService(
+    public Revoker(
         IRevocationStore store,
         RevocationFeed feed,
         ICredentialStore credentials,
@@ -103,8 +103,11 @@ public sealed class RevocationService
             throw BrokerErrors.InvalidArgument(BrokerErrors.ReasonRequired, "A reason is required.");
         }
 
+        // Whole seconds, like iat: no token is issued while state is lost, so nothing legitimate is
+        // caught, and tokens issued after the restore in this same second stay valid.
         var now = _time.GetUtcNow();
-        var cutoff = Draft(RevocationSelector.IssuedBeforeTime(now), actor, "revocation state restored: " + AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength), now);
+        var second = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds());
+        var cutoff = Draft(RevocationSelector.IssuedBeforeTime(second), actor, "revocation state restored: " + AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength), now);
         var restored = await _store.RestoreEpochAsync(cutoff, cancellationToken);
         _feed.ApplyLocal([restored.Cutoff]);
         await AuditAsync(restored.Cutoff, context, cancellationToken);

@@ -26,6 +26,13 @@ public sealed class BrokerOptions
     public RedisSettings Redis { get; set; } = new();
 
     public SigningSettings Signing { get; set; } = new();
+
+    public OperatorOptions Operators { get; set; } = new();
+
+    public Core.Revocation.RevocationOptions Revocation { get; set; } = new();
+
+    /// <summary>Redis replicas that must acknowledge a revocation before it is reported done (WAIT).</summary>
+    public int RevocationMinReplicas { get; set; }
 }
 
 public sealed class RedisSettings

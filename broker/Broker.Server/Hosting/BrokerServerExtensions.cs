@@ -2,6 +2,7 @@ using Broker.Core.Attestation;
 using Broker.Core.Audit;
 using Broker.Core.Issuance;
 using Broker.Core.Policy;
+using Broker.Core.Revocation;
 using Broker.Core.Signing;
 using Broker.Core.State;
 using Broker.Redis;
@@ -64,6 +65,7 @@ public static class BrokerServerExtensions
         });
 
         builder.Services.AddBrokerCore(options);
+        builder.Services.AddOperatorAuthentication(options);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = MaxRequestBytes;
@@ -73,7 +75,8 @@ public static class BrokerServerExtensions
         builder.Services.AddGrpcReflection();
         builder.Services.AddGrpcHealthChecks()
             .AddCheck<AuditHealthCheck>("audit")
-            .AddCheck<StateHealthCheck>("state");
+            .AddCheck<StateHealthCheck>("state")
+            .AddCheck<RevocationHealthCheck>("revocations");
         return builder;
     }
 
@@ -106,7 +109,16 @@ public static class BrokerServerExtensions
             });
             services.AddSingleton(new RedisKeys(options.Redis.KeyPrefix));
             services.AddSingleton<ICredentialStore, RedisCredentialStore>();
+            services.AddSingleton(new RedisRevocationOptions { MinReplicas = options.RevocationMinReplicas });
+            services.AddSingleton<IRevocationStore, RedisRevocationStore>();
         }
+
+        services.TryAddSingleton<IRevocationStore, InMemoryRevocationStore>();
+        services.AddSingleton(Options.Create(options.Revocation));
+        services.AddSingleton<RevocationFeed>();
+        services.AddHostedService(sp => sp.GetRequiredService<RevocationFeed>());
+        services.AddSingleton<Revoker>();
+        services.AddSingleton<TokenIntrospector>();
 
         services.AddSingleton(sp => BuildKeyRing(options, sp.GetRequiredService<TimeProvider>()));
         services.Configure<IssuanceOptions>(issuance => issuance.Issuer = options.Issuer);
@@ -121,7 +133,25 @@ public static class BrokerServerExtensions
         _ = app.Services.GetRequiredService<SigningKeyRing>();
         _ = app.Services.GetRequiredService<IAuditSink>();
 
+        // Know every revocation before the first request; if the store is down the node starts
+        // stale and refuses issuance until it catches up (health says so).
+        using (var initial = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+        {
+            try
+            {
+                app.Services.GetRequiredService<RevocationFeed>().SyncAsync(initial.Token).GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException)
+            {
+                // Stale until the feed's loop succeeds.
+            }
+        }
+
+        app.UseAuthentication();
+        app.UseAuthorization();
         app.MapGrpcService<CredentialGrpcService>();
+        app.MapGrpcService<AdminGrpcService>();
+        app.MapGrpcService<RevocationGrpcService>();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapWellKnown();

@@ -38,6 +38,20 @@ public static class DevEnvironment
         var trustKey = SigningKey.FromPemFile(keyPath, DateTimeOffset.MinValue);
         File.WriteAllText(jwksPath, JsonSerializer.Serialize(new { keys = new[] { ToJson(trustKey.PublicJwk) } }));
 
+        var operatorKeyPath = Path.Combine(trustDir, "dev-operator.key.pem");
+        if (!File.Exists(operatorKeyPath))
+        {
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            File.WriteAllText(operatorKeyPath, key.ExportPkcs8PrivateKeyPem());
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(operatorKeyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+        }
+
+        var operatorKey = SigningKey.FromPemFile(operatorKeyPath, DateTimeOffset.MinValue);
+        options.Operators.DevSigningKeyFile = operatorKeyPath;
+
         var policyPath = Path.Combine(root, "policy.yaml");
         if (!File.Exists(policyPath))
         {
@@ -58,7 +72,11 @@ public static class DevEnvironment
             keyPath,
             trustKey.KeyId,
             options.PolicyPath,
-            options.AuditPath);
+            options.AuditPath,
+            operatorKeyPath,
+            operatorKey.KeyId,
+            options.Operators.DevIssuer,
+            options.Operators.Audience);
         File.WriteAllText(Path.Combine(root, ManifestFile), JsonSerializer.Serialize(manifest, DevManifest.JsonOptions));
         return manifest;
     }
@@ -105,7 +123,10 @@ public static class DevEnvironment
         """;
 }
 
-/// <summary>What --dev set up, for brokerctl and for people: read from .dev/dev.json.</summary>
+/// <summary>
+/// What --dev set up, for brokerctl and for people: read from .dev/dev.json. The operator key
+/// signs dev operator tokens (all roles) so brokerctl's admin commands work out of the box.
+/// </summary>
 public sealed record DevManifest(
     string TrustDomain,
     string Audience,
@@ -114,7 +135,11 @@ public sealed record DevManifest(
     string TrustKeyFile,
     string TrustKeyId,
     string PolicyFile,
-    string AuditFile)
+    string AuditFile,
+    string OperatorKeyFile,
+    string OperatorKeyId,
+    string OperatorIssuer,
+    string OperatorAudience)
 {
     public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 }

@@ -32,3 +32,12 @@ internal sealed class StateHealthCheck(IServiceProvider services) : IHealthCheck
         }
     }
 }
+
+/// <summary>Unhealthy while this node cannot confirm it knows every revocation (issuance is refused meanwhile).</summary>
+internal sealed class RevocationHealthCheck(Broker.Core.Revocation.RevocationFeed feed) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(feed.IsCurrent
+            ? HealthCheckResult.Healthy()
+            : HealthCheckResult.Unhealthy(feed.Epoch is null ? "revocation state lost or not yet read" : "revocation state stale"));
+}

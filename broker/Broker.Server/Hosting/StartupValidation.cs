@@ -44,6 +44,15 @@ public static class StartupValidation
             problems.Add($"BRK1004: signing key file '{key.Path}' does not exist.");
         }
 
+        if (string.IsNullOrWhiteSpace(options.Operators.Authority))
+        {
+            problems.Add("BRK1006: Broker:Operators:Authority is required: the admin API (revocation, approvals) authenticates operators with your OIDC IdP.");
+        }
+        else if (string.Equals(options.Operators.Authority.TrimEnd('/'), options.Issuer.TrimEnd('/'), StringComparison.OrdinalIgnoreCase))
+        {
+            problems.Add("BRK1007: Broker:Operators:Authority must not be Broker's own issuer: agent credentials must never authorize admin calls.");
+        }
+
         if (string.IsNullOrWhiteSpace(options.AuditPath))
         {
             problems.Add("BRK1005: Broker:AuditPath is required: no credential is issued without a durable audit record.");

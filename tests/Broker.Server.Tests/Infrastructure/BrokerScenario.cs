@@ -16,8 +16,9 @@ public sealed class BrokerScenario : IAsyncDisposable
     public const string Audience = "spiffe://example.org/broker";
     public const string ResourceAudience = "https://api.example.org";
 
-    private BrokerScenario(TestTrustDomain trust, TestPki pki, string policyPath, BrokerTestHost host, X509Certificate2? serverCertificate)
+    private BrokerScenario(TestTrustDomain trust, TestPki pki, string policyPath, BrokerTestHost host, X509Certificate2? serverCertificate, TestOperatorIdp operators)
     {
+        Operators = operators;
         Trust = trust;
         Pki = pki;
         PolicyPath = policyPath;
@@ -25,6 +26,28 @@ public sealed class BrokerScenario : IAsyncDisposable
         ServerCertificate = serverCertificate;
         Channel = host.CreateChannel(trustedServerCertificate: serverCertificate);
         Client = new CredentialService.CredentialServiceClient(Channel);
+        Admin = new AdminService.AdminServiceClient(Channel);
+    }
+
+    public TestOperatorIdp Operators { get; }
+
+    public AdminService.AdminServiceClient Admin { get; }
+
+    /// <summary>Call metadata carrying an operator token with <paramref name="roles"/>.</summary>
+    public Metadata As(string subject, params string[] roles)
+    {
+        var token = Host.Services.GetService(typeof(Broker.Server.Hosting.DevManifest)) is Broker.Server.Hosting.DevManifest dev
+            ? DevOperatorToken(dev, subject, roles)
+            : Operators.Token(subject, roles);
+        return new Metadata { { "authorization", "Bearer " + token } };
+    }
+
+    /// <summary>Revokes with a responder token, returning what the broker recorded.</summary>
+    public async Task<RevokeResponse> RevokeAsync(string reason, params Broker.V1.RevocationSelector[] selectors)
+    {
+        var request = new RevokeRequest { Reason = reason };
+        request.Selectors.AddRange(selectors);
+        return await Admin.RevokeAsync(request, As("alice", "responder"));
     }
 
     public TestTrustDomain Trust { get; }
@@ -50,15 +73,54 @@ public sealed class BrokerScenario : IAsyncDisposable
         var policyPath = Path.Combine(trust.Directory, "policy.yaml");
         await File.WriteAllTextAsync(policyPath, Policy(jwks, bundle));
         var serverCertificate = tls ? pki.IssueServerCertificate() : null;
+        var operators = await TestOperatorIdp.StartAsync();
         var host = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
         {
+            OperatorAuthority = operators.Issuer,
             PolicyPath = policyPath,
             Audience = Audience,
             RedisConfiguration = redisConfiguration,
             RedisKeyPrefix = redisPrefix ?? "broker:",
             TlsCertificate = serverCertificate,
         });
-        return new BrokerScenario(trust, pki, policyPath, host, serverCertificate);
+        var scenario = new BrokerScenario(trust, pki, policyPath, host, serverCertificate, operators);
+        if (redisConfiguration is not null)
+        {
+            await scenario.EnsureEpochAsync();
+        }
+
+        return scenario;
+    }
+
+    /// <summary>A new Redis keyspace has no revocation epoch: restore it the way an operator would on day one.</summary>
+    public async Task EnsureEpochAsync()
+    {
+        var health = new Grpc.Health.V1.Health.HealthClient(Channel);
+        var status = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest());
+        if (status.Status != Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving)
+        {
+            await Admin.RestoreRevocationEpochAsync(new RestoreRevocationEpochRequest { Reason = "new cluster" }, As("alice", "responder"));
+        }
+    }
+
+    private static string DevOperatorToken(Broker.Server.Hosting.DevManifest dev, string subject, string[] roles)
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create();
+        key.ImportFromPem(File.ReadAllText(dev.OperatorKeyFile));
+        var now = DateTimeOffset.UtcNow;
+        var header = new System.Text.Json.Nodes.JsonObject { ["alg"] = "ES256", ["kid"] = dev.OperatorKeyId, ["typ"] = "JWT" };
+        var payload = new System.Text.Json.Nodes.JsonObject
+        {
+            ["iss"] = dev.OperatorIssuer,
+            ["aud"] = dev.OperatorAudience,
+            ["sub"] = subject,
+            ["iat"] = now.ToUnixTimeSeconds(),
+            ["exp"] = now.AddMinutes(10).ToUnixTimeSeconds(),
+            ["roles"] = new System.Text.Json.Nodes.JsonArray(roles.Select(r => (System.Text.Json.Nodes.JsonNode)r).ToArray()),
+        };
+        var signingInput = TestTrustDomain.Encode(header.ToJsonString()) + "." + TestTrustDomain.Encode(payload.ToJsonString());
+        var signature = key.SignData(System.Text.Encoding.ASCII.GetBytes(signingInput), System.Security.Cryptography.HashAlgorithmName.SHA256);
+        return signingInput + "." + System.Buffers.Text.Base64Url.EncodeToString(signature);
     }
 
     public static string Policy(string jwksPath, string x509BundlePath) => $"""
@@ -113,6 +175,7 @@ public sealed class BrokerScenario : IAsyncDisposable
     {
         Channel.Dispose();
         await Host.DisposeAsync();
+        await Operators.DisposeAsync();
         Trust.Dispose();
         Pki.Dispose();
     }

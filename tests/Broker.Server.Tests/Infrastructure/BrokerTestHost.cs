@@ -32,6 +32,9 @@ public sealed class BrokerTestHostOptions
 
     public TimeProvider? TimeProvider { get; init; }
 
+    /// <summary>The operator IdP (production mode); dev mode uses its own dev operator key.</summary>
+    public string? OperatorAuthority { get; init; }
+
     public string? AuditPath { get; init; }
 
     /// <summary>Signing key PEM files; null means one generated key.</summary>
@@ -86,6 +89,7 @@ public sealed class BrokerTestHost : IAsyncDisposable
             ["Broker:AuditPath"] = auditPath,
             ["Broker:Redis:Configuration"] = options.RedisConfiguration ?? "",
             ["Broker:Redis:KeyPrefix"] = options.RedisKeyPrefix,
+            ["Broker:Operators:Authority"] = options.OperatorAuthority ?? "",
         };
         for (var i = 0; i < signingKeys.Count; i++)
         {

@@ -137,6 +137,7 @@ public sealed class ProductionNodeTests(RedisFixture redis) : IAsyncLifetime
             Audience = BrokerScenario.Audience,
             RedisConfiguration = redis.Server.Configuration,
             RedisKeyPrefix = _prefix,
+            OperatorAuthority = _broker.Operators.Issuer,
         });
         using var channelB = nodeB.CreateChannel();
         var clientB = new CredentialService.CredentialServiceClient(channelB);

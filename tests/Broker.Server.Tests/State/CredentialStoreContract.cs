@@ -51,15 +51,38 @@ public abstract class CredentialStoreContract
     }
 
     [Fact]
-    public async Task Later_phase_is_recorded_on_the_task()
+    public async Task Phase_change_waits_for_confirmation_and_writes_nothing_until_then()
     {
         var store = CreateStore();
         await store.RecordIssuanceAsync(Record(), default);
-        await store.RecordIssuanceAsync(Record(phase: TaskPhase.Execution), default);
+        var moving = Record(phase: TaskPhase.Execution, proofKey: "p:move");
 
-        var task = await store.GetTaskAsync("task-1", default);
+        var pending = await store.RecordIssuanceAsync(moving, default);
+        var unchanged = await store.GetTaskAsync("task-1", default);
+        var confirmed = await store.RecordIssuanceAsync(moving with { PhaseChangeConfirmed = true }, default);
+        var moved = await store.GetTaskAsync("task-1", default);
 
-        Assert.Equal(TaskPhase.Execution, task!.Phase);
+        Assert.Equal(IssuanceStatus.PhaseChangePending, pending.Status);
+        Assert.Equal(TaskPhase.Planning, pending.PreviousPhase);
+        Assert.Equal(TaskPhase.Planning, unchanged!.Phase);
+        Assert.Equal(IssuanceStatus.Recorded, confirmed.Status);
+        Assert.Equal(TaskPhase.Execution, moved!.Phase);
+        Assert.NotNull(await store.GetTokenAsync(moving.TokenId, default));
+    }
+
+    [Fact]
+    public async Task Operator_can_end_any_task_even_one_never_used()
+    {
+        var store = CreateStore();
+        await store.RecordIssuanceAsync(Record(), default);
+
+        var owned = await store.EndTaskAsync("task-1", owner: null, Time.GetUtcNow(), TimeSpan.FromHours(1), default);
+        var unused = await store.EndTaskAsync("never-used", owner: null, Time.GetUtcNow(), TimeSpan.FromHours(1), default);
+        var claim = await store.RecordIssuanceAsync(Record(task: "never-used"), default);
+
+        Assert.Equal(EndTaskStatus.Ended, owned.Status);
+        Assert.Equal(EndTaskStatus.Ended, unused.Status);
+        Assert.Equal(IssuanceStatus.TaskEnded, claim.Status);
     }
 
     [Fact]

@@ -1,0 +1,88 @@
+using Broker.Core.Issuance;
+using Broker.Core.Signing;
+using Broker.Revocation;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+using Microsoft.Extensions.Options;
+
+namespace Broker.Core.Revocation;
+
+/// <summary>What introspection found.</summary>
+public sealed record IntrospectionResult(bool Active, string? InactiveReason, JsonWebToken? Token);
+
+/// <summary>
+/// Checks a Broker access token as a resource server would (signature against this broker's
+/// published keys, issuer, type, lifetime with 30 s skew), then against the revocation index.
+/// The caller must first confirm the node is current (<see cref="RevocationFeed.EnsureCurrent"/>).
+/// </summary>
+public sealed class TokenIntrospector
+{
+    public const int MaxTokenLength = 8 * 1024;
+
+    private readonly JsonWebTokenHandler _handler = new();
+    private readonly SigningKeyRing _keys;
+    private readonly RevocationFeed _feed;
+    private readonly TimeProvider _time;
+    private readonly string _issuer;
+
+    public TokenIntrospector(SigningKeyRing keys, RevocationFeed feed, IOptions<IssuanceOptions> issuance, TimeProvider time)
+    {
+        _keys = keys;
+        _feed = feed;
+        _time = time;
+        _issuer = issuance.Value.Issuer;
+    }
+
+    public async Task<IntrospectionResult> IntrospectAsync(string token)
+    {
+        if (string.IsNullOrEmpty(token) || token.Length > MaxTokenLength || !_handler.CanReadToken(token))
+        {
+            return new IntrospectionResult(false, "malformed", null);
+        }
+
+        var now = _time.GetUtcNow();
+        var parameters = new TokenValidationParameters
+        {
+            ValidIssuer = _issuer,
+            ValidateAudience = false,
+            ValidTypes = [TokenMinter.TokenType],
+            ValidAlgorithms = [SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.EcdsaSha384],
+            IssuerSigningKeys = _keys.Published(now),
+            ValidateLifetime = false,
+            RequireExpirationTime = true,
+            TryAllIssuerSigningKeys = false,
+        };
+        var result = await _handler.ValidateTokenAsync(token, parameters);
+        if (!result.IsValid)
+        {
+            return new IntrospectionResult(false, result.Exception switch
+            {
+                SecurityTokenInvalidIssuerException => "wrong_issuer",
+                SecurityTokenInvalidTypeException => "malformed",
+                _ => "invalid_signature",
+            }, null);
+        }
+
+        var jwt = (JsonWebToken)result.SecurityToken;
+        var skew = TimeSpan.FromSeconds(30);
+        if (jwt.ValidTo <= now.UtcDateTime - skew)
+        {
+            return new IntrospectionResult(false, "expired", jwt);
+        }
+
+        if (jwt.ValidFrom > now.UtcDateTime + skew)
+        {
+            return new IntrospectionResult(false, "not_yet_valid", jwt);
+        }
+
+        var facts = new TokenFacts(
+            jwt.Id,
+            jwt.Subject,
+            jwt.TryGetPayloadValue<string>("task", out var task) ? task : "",
+            jwt.TryGetPayloadValue<string>("phase", out var phase) ? phase : "",
+            new DateTimeOffset(jwt.IssuedAt, TimeSpan.Zero));
+        return _feed.Index.IsRevoked(facts, out _)
+            ? new IntrospectionResult(false, "revoked", jwt)
+            : new IntrospectionResult(true, null, jwt);
+    }
+}

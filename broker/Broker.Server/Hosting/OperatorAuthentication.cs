@@ -1,0 +1,89 @@
+using Broker.Core.Audit;
+using Broker.Core.Policy;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Broker.Server.Hosting;
+
+/// <summary>
+/// Operators authenticate with bearer tokens from the organisation's IdP (stock JwtBearer).
+/// Agent credentials can never pass: the issuer and keys are the IdP's, never Broker's, and a
+/// token typed <c>at+jwt</c> is refused outright. Failures are audited.
+/// </summary>
+internal static class OperatorAuthentication
+{
+    public static IServiceCollection AddOperatorAuthentication(this IServiceCollection services, BrokerOptions broker)
+    {
+        var operators = broker.Operators;
+        services.AddAuthentication()
+            .AddJwtBearer(OperatorRoles.Scheme, options =>
+            {
+                options.MapInboundClaims = false;
+                options.TokenValidationParameters.ValidAudience = operators.Audience;
+                options.TokenValidationParameters.RoleClaimType = operators.RolesClaim;
+                options.TokenValidationParameters.NameClaimType = operators.NameClaim;
+                options.TokenValidationParameters.ClockSkew = TimeSpan.FromSeconds(30);
+                options.TokenValidationParameters.TypeValidator = (type, _, _) =>
+                    string.Equals(type, "at+jwt", StringComparison.OrdinalIgnoreCase)
+                        ? throw new SecurityTokenInvalidTypeException("Access tokens minted by Broker are not operator credentials.")
+                        : type ?? "JWT";
+                if (broker.Dev && !string.IsNullOrEmpty(operators.DevSigningKeyFile))
+                {
+                    var key = Core.Signing.SigningKey.FromPemFile(operators.DevSigningKeyFile, DateTimeOffset.MinValue);
+                    options.TokenValidationParameters.ValidIssuer = operators.DevIssuer;
+                    options.TokenValidationParameters.IssuerSigningKey = key.Credentials.Key;
+                }
+                else
+                {
+                    options.Authority = operators.Authority;
+                    options.RequireHttpsMetadata = !Uri.TryCreate(operators.Authority, UriKind.Absolute, out var authority) || !authority.IsLoopback;
+                }
+
+                options.Events = new JwtBearerEvents
+                {
+                    OnAuthenticationFailed = context => AuditAsync(context.HttpContext, context.Exception.GetType().Name),
+                    OnForbidden = context => AuditAsync(context.HttpContext, "ROLE_MISSING"),
+                };
+            });
+
+        services.AddAuthorizationBuilder()
+            .AddPolicy(OperatorRoles.Responder, p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.Responder))
+            .AddPolicy(OperatorRoles.Approver, p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.Approver))
+            .AddPolicy(OperatorRoles.IamAdmin, p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.IamAdmin))
+            .AddPolicy(OperatorRoles.Auditor, p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.Auditor))
+            .AddPolicy("responder-or-auditor", p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.Responder, OperatorRoles.Auditor));
+        return services;
+    }
+
+    /// <summary>The operator's name for audit records.</summary>
+    public static string ActorOf(HttpContext context, OperatorOptions options) =>
+        context.User.FindFirst(options.NameClaim)?.Value is { Length: > 0 } name ? "operator:" + name : "operator:unknown";
+
+    private static async Task AuditAsync(HttpContext context, string reason)
+    {
+        var audit = context.RequestServices.GetRequiredService<IAuditSink>();
+        var policy = context.RequestServices.GetRequiredService<IPolicyProvider>();
+        var time = context.RequestServices.GetRequiredService<TimeProvider>();
+        try
+        {
+            await audit.AppendAsync(
+                new AuditEvent
+                {
+                    EventId = AuditEventTypes.OperatorAuthenticationFailed.Id,
+                    Type = AuditEventTypes.OperatorAuthenticationFailed.Name,
+                    Time = time.GetUtcNow(),
+                    CorrelationId = Guid.NewGuid().ToString("N"),
+                    PolicyDigest = policy.Current.Digest,
+                    Outcome = AuditOutcomes.Failure,
+                    Reason = reason,
+                    Detail = context.Request.Path,
+                    Peer = context.Connection.RemoteIpAddress?.ToString(),
+                },
+                context.RequestAborted);
+        }
+        catch (Exception)
+        {
+            // The call is refused either way; the sink logs its own failure.
+        }
+    }
+}

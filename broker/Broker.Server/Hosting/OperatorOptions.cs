@@ -1,0 +1,34 @@
+namespace Broker.Server.Hosting;
+
+/// <summary>How operators (responders, approvers, IAM admins, auditors) authenticate to the admin API.</summary>
+public sealed class OperatorOptions
+{
+    /// <summary>The organisation's OIDC IdP (its discovery document supplies the keys). Required in production.</summary>
+    public string Authority { get; set; } = "";
+
+    /// <summary>The audience operator tokens must carry for Broker.</summary>
+    public string Audience { get; set; } = "broker-admin";
+
+    /// <summary>Claim holding the operator's roles or groups (string or array).</summary>
+    public string RolesClaim { get; set; } = "roles";
+
+    /// <summary>Claim naming the operator in audit records.</summary>
+    public string NameClaim { get; set; } = "sub";
+
+    /// <summary>--dev only: a local key that signs dev operator tokens instead of an IdP.</summary>
+    public string DevSigningKeyFile { get; set; } = "";
+
+    /// <summary>--dev only: the issuer of dev operator tokens.</summary>
+    public string DevIssuer { get; set; } = "broker-dev-operators";
+}
+
+/// <summary>Operator roles; each admin method names the one it needs.</summary>
+public static class OperatorRoles
+{
+    public const string Responder = "responder";
+    public const string Approver = "approver";
+    public const string IamAdmin = "iam-admin";
+    public const string Auditor = "auditor";
+
+    public const string Scheme = "Operator";
+}
