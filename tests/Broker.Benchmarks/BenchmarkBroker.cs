@@ -50,7 +50,7 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
 
     public string AuditPath { get; }
 
-    public static async Task<BenchmarkBroker> StartAsync(string workDirectory, string jwksPath, string redisConfiguration, Ablations ablations)
+    public static async Task<BenchmarkBroker> StartAsync(string workDirectory, string jwksPath, string redisConfiguration, Ablations ablations, Breakdown? breakdown)
     {
         var grpcPort = RedisServer.FreePort();
         var httpPort = RedisServer.FreePort();
@@ -98,6 +98,8 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
         {
             builder.Services.Configure<AttestationOptions>(o => o.ValidatedProofCacheSize = 0);
         }
+
+        breakdown?.Register(builder.Services, fileAudit: !ablations.NoAudit, redisStore: !ablations.NoRedis);
 
         var app = builder.Build();
         app.MapBroker();

@@ -44,7 +44,8 @@ internal static class LoadRunner
         TimeSpan warmup,
         TimeSpan window,
         Func<int, Func<DateTime, Task>> callerFactory,
-        Func<Task<double>>? externalCpuSeconds = null)
+        Func<Task<double>>? externalCpuSeconds = null,
+        Breakdown? breakdown = null)
     {
         var state = Idle;
         var latencies = new List<long>[concurrency];
@@ -91,9 +92,11 @@ internal static class LoadRunner
         process.Refresh();
         var cpuStart = process.TotalProcessorTime;
         var clock = Stopwatch.StartNew();
+        breakdown?.Start();
         Volatile.Write(ref state, Recording);
         await Task.Delay(window);
         Volatile.Write(ref state, Done);
+        breakdown?.Stop();
         var elapsed = clock.Elapsed;
         process.Refresh();
         var cpu = process.TotalProcessorTime - cpuStart;

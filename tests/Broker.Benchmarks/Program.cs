@@ -9,7 +9,7 @@ using Grpc.Core;
 using StackExchange.Redis;
 
 // dotnet run -c Release --project tests/Broker.Benchmarks -- issuance [--seconds 10] [--warmup 2]
-//     [--concurrency 1,16,64] [--no-audit] [--no-redis] [--no-proof-cache] [--out FILE]
+//     [--concurrency 1,16,64] [--no-audit] [--no-redis] [--no-proof-cache] [--breakdown] [--min-threads N] [--out FILE]
 if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args.Contains("-h"))
 {
     Console.Error.WriteLine("""
@@ -20,18 +20,27 @@ if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args
           --no-audit          ablation: no-op audit sink instead of the fsync'd file
           --no-redis          ablation: in-memory store instead of Redis
           --no-proof-cache    ablation: validate every JWT-SVID signature (cache size 0)
+          --breakdown         diagnostic: time server total, Redis store and audit append inside the node
+          --min-threads N     diagnostic: ThreadPool.SetMinThreads(N, N) before starting
           --out FILE          markdown report (default artifacts/bench/issuance.md at the repo root)
         """);
     return args.Length == 0 || args[0] != "issuance" ? 2 : 0;
 }
 
 var options = BenchOptions.Parse(args[1..]);
+if (options.MinThreads is { } minThreads)
+{
+    ThreadPool.SetMinThreads(minThreads, minThreads);
+}
+
+var breakdown = options.Breakdown ? new Breakdown() : null;
 var ablations = new Ablations(options.NoAudit, options.NoRedis, options.NoProofCache);
 var outPath = options.OutPath ?? Path.Combine(
     RepoRoot(), "artifacts", "bench", ablations.Any ? $"issuance{(options.NoAudit ? "+no-audit" : "")}{(options.NoRedis ? "+no-redis" : "")}{(options.NoProofCache ? "+no-proof-cache" : "")}.md" : "issuance.md");
 
 Console.WriteLine($"Broker issuance benchmark: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {GCSettings.IsServerGC}, " +
-                  $"window {options.Seconds}s, warm-up {options.Warmup}s per level, callers {string.Join(",", options.Concurrency)}; ablations: {ablations}");
+                  $"window {options.Seconds}s, warm-up {options.Warmup}s per level, callers {string.Join(",", options.Concurrency)}; ablations: {ablations}; " +
+                  $"load average {Report.LoadAverage()}");
 
 var work = Directory.CreateTempSubdirectory("broker-bench-").FullName;
 try
@@ -39,9 +48,9 @@ try
     await using var redis = await RedisServer.StartAsync();
     using var trust = new TestTrustDomain("example.org");
     var jwks = trust.WriteJwksFile();
-    await using var broker = await BenchmarkBroker.StartAsync(work, jwks, redis.Configuration, ablations);
+    await using var broker = await BenchmarkBroker.StartAsync(work, jwks, redis.Configuration, ablations, breakdown);
     await using var ceiling = await CeilingServer.StartAsync();
-    await using var redisInfo = await ConnectionMultiplexer.ConnectAsync(redis.Configuration);
+    await using var redisInfo = await ConnectionMultiplexer.ConnectAsync(redis.Configuration + ",allowAdmin=true"); // INFO cpu only
     var redisServer = redisInfo.GetServer(redisInfo.GetEndPoints()[0]);
 
     using var brokerChannel = broker.CreateChannel();
@@ -103,19 +112,26 @@ try
     await LoadRunner.RunAsync(16, warm, TimeSpan.FromSeconds(1), Sign);
 
     var rows = new List<(LevelResult Issuance, LevelResult Ceiling)>();
+    var stages = new List<(int Concurrency, IReadOnlyList<(string Stage, double P50, double P99, double Mean)> Stages)>();
+    var loadBefore = Report.LoadAverage();
     foreach (var concurrency in options.Concurrency)
     {
         var warmup = TimeSpan.FromSeconds(options.Warmup);
         var window = TimeSpan.FromSeconds(options.Seconds);
         Console.Write($"{concurrency,3} callers: issuance...");
-        var issuance = await LoadRunner.RunAsync(concurrency, warmup, window, Issue, RedisCpuSeconds);
+        var issuance = await LoadRunner.RunAsync(concurrency, warmup, window, Issue, RedisCpuSeconds, breakdown);
+        if (breakdown is not null)
+        {
+            stages.Add((concurrency, breakdown.Summary()));
+        }
+
         Console.Write($" {issuance.PerSecond:F0}/s; ceiling...");
         var bare = await LoadRunner.RunAsync(concurrency, warmup, window, Sign);
         Console.WriteLine($" {bare.PerSecond:F0}/s");
         rows.Add((issuance, bare));
     }
 
-    var report = Report.Markdown(options, ablations, rows);
+    var report = Report.Markdown(options, ablations, rows, stages, loadBefore, Report.LoadAverage());
     Console.WriteLine();
     Console.WriteLine(report);
     Directory.CreateDirectory(Path.GetDirectoryName(outPath)!);
@@ -148,14 +164,15 @@ static string RepoRoot()
     return Environment.CurrentDirectory;
 }
 
-internal sealed record BenchOptions(int Seconds, int Warmup, IReadOnlyList<int> Concurrency, bool NoAudit, bool NoRedis, bool NoProofCache, string? OutPath)
+internal sealed record BenchOptions(int Seconds, int Warmup, IReadOnlyList<int> Concurrency, bool NoAudit, bool NoRedis, bool NoProofCache, bool Breakdown, int? MinThreads, string? OutPath)
 {
     public static BenchOptions Parse(string[] args)
     {
         var seconds = 10;
         var warmup = 2;
         IReadOnlyList<int> concurrency = [1, 16, 64];
-        bool noAudit = false, noRedis = false, noProofCache = false;
+        bool noAudit = false, noRedis = false, noProofCache = false, breakdown = false;
+        int? minThreads = null;
         string? outPath = null;
         for (var i = 0; i < args.Length; i++)
         {
@@ -168,12 +185,14 @@ internal sealed record BenchOptions(int Seconds, int Warmup, IReadOnlyList<int> 
                 case "--no-audit": noAudit = true; break;
                 case "--no-redis": noRedis = true; break;
                 case "--no-proof-cache": noProofCache = true; break;
+                case "--breakdown": breakdown = true; break;
+                case "--min-threads": minThreads = Bounded(Value(), 1, 1024, "--min-threads"); break;
                 case "--out": outPath = Path.GetFullPath(Value()); break;
                 default: throw new ArgumentException($"Unknown option {args[i]}; see --help.");
             }
         }
 
-        return new BenchOptions(seconds, warmup, concurrency.Count == 0 ? [1, 16, 64] : concurrency, noAudit, noRedis, noProofCache, outPath);
+        return new BenchOptions(seconds, warmup, concurrency.Count == 0 ? [1, 16, 64] : concurrency, noAudit, noRedis, noProofCache, breakdown, minThreads, outPath);
     }
 
     private static int Bounded(string text, int min, int max, string name) =>
@@ -184,14 +203,34 @@ internal sealed record BenchOptions(int Seconds, int Warmup, IReadOnlyList<int> 
 
 internal static class Report
 {
-    public static string Markdown(BenchOptions options, Ablations ablations, IReadOnlyList<(LevelResult Issuance, LevelResult Ceiling)> rows)
+    /// <summary>1/5/15-minute load average: other work on a 2-core box moves every number.</summary>
+    public static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "n/a";
+        }
+    }
+
+    public static string Markdown(
+        BenchOptions options,
+        Ablations ablations,
+        IReadOnlyList<(LevelResult Issuance, LevelResult Ceiling)> rows,
+        IReadOnlyList<(int Concurrency, IReadOnlyList<(string Stage, double P50, double P99, double Mean)> Stages)> stages,
+        string loadBefore,
+        string loadAfter)
     {
         static string F(double v, string format) => double.IsNaN(v) ? "–" : v.ToString(format, CultureInfo.InvariantCulture);
         var sb = new StringBuilder();
         sb.AppendLine(CultureInfo.InvariantCulture, $"## IssueCredential vs. bare ES256-sign ceiling ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"{Environment.ProcessorCount} cores, .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; " +
-                                                    $"{options.Seconds} s measured per level after {options.Warmup} s warm-up; client and servers share the machine. Ablations: {ablations}.");
+                                                    $"{options.Seconds} s measured per level after {options.Warmup} s warm-up; client and servers share the machine. Ablations: {ablations}." +
+                                                    $"{(options.MinThreads is { } t ? $" Thread pool minimum {t}." : "")} Load average before/after: {loadBefore} / {loadAfter}.");
         sb.AppendLine();
         sb.AppendLine("| callers | issuance req/s | p50 ms | p99 ms | max ms | ceiling req/s | ceiling p50 ms | ceiling p99 ms | issuance / ceiling |");
         sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -220,6 +259,22 @@ internal static class Report
         {
             sb.AppendLine(CultureInfo.InvariantCulture, $"| {i.Concurrency} | issuance | {i.Errors} | {F(i.ProcessCpuUsPerCall, "F0")} | {F(i.ExternalCpuUsPerCall, "F0")} | {i.Gen0}/{i.Gen1}/{i.Gen2} |");
             sb.AppendLine(CultureInfo.InvariantCulture, $"| {c.Concurrency} | ceiling | {c.Errors} | {F(c.ProcessCpuUsPerCall, "F0")} | – | {c.Gen0}/{c.Gen1}/{c.Gen2} |");
+        }
+
+        if (stages.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("Issuance stages timed inside the node (--breakdown):");
+            sb.AppendLine();
+            sb.AppendLine("| callers | stage | p50 ms | p99 ms | mean ms |");
+            sb.AppendLine("|---:|---|---:|---:|---:|");
+            foreach (var (concurrency, list) in stages)
+            {
+                foreach (var (stage, p50, p99, mean) in list)
+                {
+                    sb.AppendLine(CultureInfo.InvariantCulture, $"| {concurrency} | {stage} | {p50:F2} | {p99:F2} | {mean:F2} |");
+                }
+            }
         }
 
         var firstError = rows.Select(r => r.Issuance.FirstError ?? r.Ceiling.FirstError).FirstOrDefault(e => e is not null);
