@@ -33,7 +33,8 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         """;
 
     private const string ReadScript = """
-        local epoch = redis.call('GET', KEYS[2])
+        -- '' for a missing epoch: Lua's false would arrive as a boolean under RESP3, not as nil.
+        local epoch = redis.call('GET', KEYS[2]) or ''
         local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
         return {epoch, entries}
         """;
@@ -92,7 +93,7 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
             ReadScript,
             [_stream, _epoch],
             [start, max]))!;
-        var epoch = result[0].IsNull ? null : result[0].ToString();
+        var epoch = result[0].ToString() is { Length: > 0 } value ? value : null;
         var rows = (RedisResult[])result[1]!;
         var entries = new List<RevocationEntry>(rows.Length);
         foreach (var rowResult in rows)

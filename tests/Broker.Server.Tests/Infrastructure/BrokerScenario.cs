@@ -31,6 +31,9 @@ public sealed class BrokerScenario : IAsyncDisposable
 
     public TestOperatorIdp Operators { get; }
 
+    /// <summary>The signing key every node of this scenario's cluster shares.</summary>
+    public string SigningKeyFile { get; private init; } = "";
+
     public AdminService.AdminServiceClient Admin { get; }
 
     /// <summary>Call metadata carrying an operator token with <paramref name="roles"/>.</summary>
@@ -74,8 +77,15 @@ public sealed class BrokerScenario : IAsyncDisposable
         await File.WriteAllTextAsync(policyPath, Policy(jwks, bundle));
         var serverCertificate = tls ? pki.IssueServerCertificate() : null;
         var operators = await TestOperatorIdp.StartAsync();
+        var signingKey = Path.Combine(trust.Directory, "broker-signing.pem");
+        using (var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256))
+        {
+            await File.WriteAllTextAsync(signingKey, key.ExportPkcs8PrivateKeyPem());
+        }
+
         var host = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
         {
+            SigningKeyFiles = [signingKey],
             OperatorAuthority = operators.Issuer,
             PolicyPath = policyPath,
             Audience = Audience,
@@ -83,7 +93,7 @@ public sealed class BrokerScenario : IAsyncDisposable
             RedisKeyPrefix = redisPrefix ?? "broker:",
             TlsCertificate = serverCertificate,
         });
-        var scenario = new BrokerScenario(trust, pki, policyPath, host, serverCertificate, operators);
+        var scenario = new BrokerScenario(trust, pki, policyPath, host, serverCertificate, operators) { SigningKeyFile = signingKey };
         if (redisConfiguration is not null)
         {
             await scenario.EnsureEpochAsync();

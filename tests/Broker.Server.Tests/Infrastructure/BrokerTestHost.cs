@@ -32,6 +32,9 @@ public sealed class BrokerTestHostOptions
 
     public TimeProvider? TimeProvider { get; init; }
 
+    /// <summary>The issuer every node of a cluster shares; null means this node's own discovery URL.</summary>
+    public string? Issuer { get; init; }
+
     /// <summary>The operator IdP (production mode); dev mode uses its own dev operator key.</summary>
     public string? OperatorAuthority { get; init; }
 
@@ -71,7 +74,7 @@ public sealed class BrokerTestHost : IAsyncDisposable
     {
         var grpcPort = RedisServer.FreePort();
         var httpPort = RedisServer.FreePort();
-        var issuer = $"http://127.0.0.1:{httpPort}";
+        var issuer = options.Issuer ?? $"http://127.0.0.1:{httpPort}";
         var work = Directory.CreateTempSubdirectory("broker-node-").FullName;
         var auditPath = options.AuditPath ?? Path.Combine(work, "audit.log");
         var signingKeys = options.SigningKeyFiles ?? [WriteGeneratedKey(work)];

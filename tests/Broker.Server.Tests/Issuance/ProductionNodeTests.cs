@@ -138,6 +138,8 @@ public sealed class ProductionNodeTests(RedisFixture redis) : IAsyncLifetime
             RedisConfiguration = redis.Server.Configuration,
             RedisKeyPrefix = _prefix,
             OperatorAuthority = _broker.Operators.Issuer,
+            SigningKeyFiles = [_broker.SigningKeyFile],
+            Issuer = _broker.Host.Issuer,
         });
         using var channelB = nodeB.CreateChannel();
         var clientB = new CredentialService.CredentialServiceClient(channelB);
