@@ -52,6 +52,9 @@ public static class AuditEventTypes
     public static readonly (int Id, string Name) AttestationRefused = (1001, "attestation.refused");
     public static readonly (int Id, string Name) CredentialIssued = (2000, "credential.issued");
     public static readonly (int Id, string Name) CredentialRefused = (2001, "credential.refused");
+
+    /// <summary>Cancels a credential.issued record whose token was never handed out (shared state refused it after the record was written).</summary>
+    public static readonly (int Id, string Name) CredentialVoided = (2002, "credential.voided");
     public static readonly (int Id, string Name) TaskEnded = (3000, "task.ended");
     public static readonly (int Id, string Name) TaskEndRefused = (3001, "task.end_refused");
     public static readonly (int Id, string Name) Revoked = (4000, "credential.revoked");

@@ -114,7 +114,14 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 
         // A partially written last line (crash mid-write) must not glue onto the next record.
         var needsNewline = File.Exists(_options.Path) && EndsWithoutNewline(_options.Path);
-        _file = new FileStream(_options.Path, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 64 * 1024);
+        var fileOptions = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.Read, BufferSize = 64 * 1024 };
+        if (!OperatingSystem.IsWindows())
+        {
+            // Identity events are for auditors, not for every local user.
+            fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        _file = new FileStream(_options.Path, fileOptions);
         if (needsNewline)
         {
             _file.WriteByte((byte)'\n');

@@ -55,32 +55,13 @@ public sealed partial class CredentialIssuer
     {
         var policy = _policy.Current;
         var identity = await AttestAsync(request.Evidence, request.Context, policy.Digest, cancellationToken);
-        var refusal = new AuditEvent
-        {
-            EventId = AuditEventTypes.CredentialRefused.Id,
-            Type = AuditEventTypes.CredentialRefused.Name,
-            Time = _time.GetUtcNow(),
-            CorrelationId = request.Context.CorrelationId,
-            PolicyDigest = policy.Digest,
-            Outcome = AuditOutcomes.Failure,
-            Subject = identity.WorkloadId,
-            AttestationKind = identity.Kind.ToString(),
-            TrustSource = identity.TrustSource,
-            TaskId = AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength),
-            Phase = request.Phase?.ToWire(),
-            Scopes = request.Scopes.Take(IssuanceOptions.MaxScopes).Select(s => AuditText.Bound(s, IssuanceOptions.MaxScopeLength)!).ToArray(),
-            Audience = AuditText.Bound(request.Audience, IssuanceOptions.MaxAudienceLength),
-            Peer = request.Context.Peer,
-        };
-
         try
         {
-            var issued = await IssueAttestedAsync(request, identity, policy, cancellationToken);
-            return issued;
+            return await IssueAttestedAsync(request, identity, policy, cancellationToken);
         }
         catch (BrokerException ex) when (ex.Reason != BrokerErrors.AuditUnavailable)
         {
-            await AuditRefusalAsync(refusal with { Reason = ex.Reason, Time = _time.GetUtcNow() }, cancellationToken);
+            await AuditRefusalAsync(Refusal(request, identity, policy, ex.Reason), cancellationToken);
             throw;
         }
     }
@@ -193,42 +174,11 @@ public sealed partial class CredentialIssuer
             identity.ProofExpiresAt,
             _options.TaskRetention);
 
-        // The store round trip and the signature are independent: overlap them.
-        var recording = StoreCallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
-        var token = _minter.Mint(claims);
-        var outcome = await recording;
-        if (outcome.Status == IssuanceStatus.PhaseChangePending && outcome.PreviousPhase is { } left)
-        {
-            // Moving on ends the earlier phase's credentials, durably, before the task changes
-            // phase: if this fails, nothing moved and the next request tries again.
-            if (LeavingRevokes(policy, identity.WorkloadId, left))
-            {
-                await _revoker.RevokeInternalAsync(
-                    Broker.Revocation.RevocationSelector.ForTaskPhase(request.TaskId, left.ToWire()),
-                    $"task moved from {left.ToWire()} to {phase.ToWire()}",
-                    request.Context,
-                    cancellationToken);
-            }
-
-            record = record with { PhaseChangeConfirmed = true };
-            outcome = await StoreCallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
-        }
-
-        switch (outcome.Status)
-        {
-            case IssuanceStatus.TaskEnded:
-                throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
-            case IssuanceStatus.TaskNotOwned:
-                throw BrokerErrors.PermissionDenied(BrokerErrors.TaskNotOwned, "The task belongs to another workload.");
-            case IssuanceStatus.ProofReplayed:
-                throw BrokerErrors.Attestation(BrokerErrors.AttestationReplayed, "This single-use proof was already used.");
-        }
-
         var issued = new AuditEvent
         {
             EventId = AuditEventTypes.CredentialIssued.Id,
             Type = AuditEventTypes.CredentialIssued.Name,
-            Time = now,
+            Time = _time.GetUtcNow(),
             CorrelationId = request.Context.CorrelationId,
             PolicyDigest = policy.Digest,
             Outcome = AuditOutcomes.Success,
@@ -245,20 +195,83 @@ public sealed partial class CredentialIssuer
             Peer = request.Context.Peer,
         };
 
+        // The shared-state write, the durable audit write and the signature are independent, so
+        // they run together: a request waits for one disk flush, not two in a row. If shared
+        // state then refuses, a credential.voided record follows: that token was never handed out.
+        var recording = StoreCallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
+        var auditing = AppendOrFailureAsync(issued, cancellationToken);
+        var token = _minter.Mint(claims);
+        IssuanceOutcome outcome;
         try
         {
-            await _audit.AppendAsync(issued, cancellationToken);
+            outcome = await recording;
+            if (outcome.Status == IssuanceStatus.PhaseChangePending && outcome.PreviousPhase is { } left)
+            {
+                // Moving on ends the earlier phase's credentials, durably, before the task changes
+                // phase: if this fails, nothing moved and the next request tries again.
+                if (LeavingRevokes(policy, identity.WorkloadId, left))
+                {
+                    await _revoker.RevokeInternalAsync(
+                        Broker.Revocation.RevocationSelector.ForTaskPhase(request.TaskId, left.ToWire()),
+                        $"task moved from {left.ToWire()} to {phase.ToWire()}",
+                        request.Context,
+                        cancellationToken);
+                }
+
+                record = record with { PhaseChangeConfirmed = true };
+                outcome = await StoreCallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
+            }
+
+            switch (outcome.Status)
+            {
+                case IssuanceStatus.TaskEnded:
+                    throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
+                case IssuanceStatus.TaskNotOwned:
+                    throw BrokerErrors.PermissionDenied(BrokerErrors.TaskNotOwned, "The task belongs to another workload.");
+                case IssuanceStatus.ProofReplayed:
+                    throw BrokerErrors.Attestation(BrokerErrors.AttestationReplayed, "This single-use proof was already used.");
+            }
         }
-        catch (Exception ex)
+        catch (BrokerException refused)
+        {
+            if (await auditing is null)
+            {
+                await AuditRefusalAsync(issued with { EventId = AuditEventTypes.CredentialVoided.Id, Type = AuditEventTypes.CredentialVoided.Name, Outcome = AuditOutcomes.Failure, Reason = refused.Reason, Time = _time.GetUtcNow() }, cancellationToken);
+            }
+
+            throw;
+        }
+
+        if (await auditing is { } auditFailure)
         {
             // The caller never receives this token; drop its record so no half-issued state remains.
             await ForgetQuietlyAsync(record);
-            throw ex as BrokerException ?? BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; issuance is paused.", ex);
+            throw auditFailure as BrokerException ?? BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; issuance is paused.", auditFailure);
         }
 
         Log.Issued(_logger, claims.TokenId, identity.WorkloadId, request.TaskId, phase.ToWire());
         return new IssuedCredential(token, claims.TokenId, scopes, claims.ExpiresAt, identity.WorkloadId, phase, policy.Digest, jkt is null ? "Bearer" : "DPoP");
     }
+
+    // Built only when a request is refused: the success path never pays for it.
+    private AuditEvent Refusal(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, string reason) => new()
+    {
+        EventId = AuditEventTypes.CredentialRefused.Id,
+        Type = AuditEventTypes.CredentialRefused.Name,
+        Time = _time.GetUtcNow(),
+        CorrelationId = request.Context.CorrelationId,
+        PolicyDigest = policy.Digest,
+        Outcome = AuditOutcomes.Failure,
+        Reason = reason,
+        Subject = identity.WorkloadId,
+        AttestationKind = identity.Kind.ToString(),
+        TrustSource = identity.TrustSource,
+        TaskId = AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength),
+        Phase = request.Phase?.ToWire(),
+        Scopes = request.Scopes.Take(IssuanceOptions.MaxScopes).Select(s => AuditText.Bound(s, IssuanceOptions.MaxScopeLength)!).ToArray(),
+        Audience = AuditText.Bound(request.Audience, IssuanceOptions.MaxAudienceLength),
+        Peer = request.Context.Peer,
+    };
 
     private static bool LeavingRevokes(BrokerPolicy policy, string workloadId, TaskPhase left) =>
         !(policy.FindRule(workloadId) is { } rule && rule.Phases.TryGetValue(left, out var leftRule) && leftRule.KeepTokensOnExit);
@@ -297,6 +310,19 @@ public sealed partial class CredentialIssuer
                 },
                 cancellationToken);
             throw;
+        }
+    }
+
+    private async Task<Exception?> AppendOrFailureAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _audit.AppendAsync(auditEvent, cancellationToken);
+            return null;
+        }
+        catch (Exception ex)
+        {
+            return ex;
         }
     }
 

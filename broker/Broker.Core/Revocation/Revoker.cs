@@ -103,10 +103,11 @@ public sealed class Revoker
             throw BrokerErrors.InvalidArgument(BrokerErrors.ReasonRequired, "A reason is required.");
         }
 
-        // Whole seconds, like iat: no token is issued while state is lost, so nothing legitimate is
-        // caught, and tokens issued after the restore in this same second stay valid.
+        // iat has whole seconds: cut at the end of this second, so a token minted in this second
+        // before the loss is caught too. Tokens minted later in this same second are caught as
+        // well; agents simply ask again.
         var now = _time.GetUtcNow();
-        var second = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds());
+        var second = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() + 1);
         var cutoff = Draft(RevocationSelector.IssuedBeforeTime(second), actor, "revocation state restored: " + AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength), now);
         var restored = await _store.RestoreEpochAsync(cutoff, cancellationToken);
         _feed.ApplyLocal([restored.Cutoff]);

@@ -7,7 +7,8 @@ namespace Broker.Core.Signing;
 /// the next key's. A key is published in JWKS <see cref="PublishAhead"/> before it signs, so
 /// resource servers have it before the first token it signs; and it stays published until the
 /// last token it signed has expired (its successor's start + max token lifetime + skew).
-/// Everything derives from the clock, so rotation is a file edit plus a restart-free reload.
+/// Everything derives from the clock: rotating is adding a key with a future NotBefore and a
+/// rolling restart; the switch itself happens on time, on every node at once.
 /// </summary>
 public sealed class SigningKeyRing
 {

@@ -7,7 +7,8 @@ namespace Broker.Server.Endpoints;
 
 /// <summary>
 /// Discovery and JWKS, so a resource server sets <c>Authority</c> to the issuer and stock
-/// JwtBearer validates Broker tokens offline.
+/// JwtBearer validates Broker tokens offline. Discovery names only what Broker really serves:
+/// tokens come from the gRPC API, not from an OAuth token endpoint.
 /// </summary>
 internal static class WellKnownEndpoints
 {
@@ -23,12 +24,6 @@ internal static class WellKnownEndpoints
             {
                 ["issuer"] = options.Value.Issuer,
                 ["jwks_uri"] = issuer + JwksPath,
-                ["id_token_signing_alg_values_supported"] = new[] { "ES256", "ES384" },
-                ["token_endpoint_auth_methods_supported"] = new[] { "private_key_jwt", "tls_client_auth" },
-                ["grant_types_supported"] = Array.Empty<string>(),
-                ["response_types_supported"] = new[] { "token" },
-                ["subject_types_supported"] = new[] { "public" },
-                ["dpop_signing_alg_values_supported"] = new[] { "ES256", "ES384", "RS256", "PS256" },
             });
         });
 

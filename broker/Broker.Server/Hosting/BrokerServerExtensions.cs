@@ -120,7 +120,8 @@ public static class BrokerServerExtensions
         services.AddSingleton<Revoker>();
         services.AddSingleton<TokenIntrospector>();
 
-        services.AddSingleton(sp => BuildKeyRing(options, sp.GetRequiredService<TimeProvider>()));
+        var keyRing = BuildKeyRing(options);
+        services.AddSingleton(keyRing);
         services.Configure<IssuanceOptions>(issuance => issuance.Issuer = options.Issuer);
         services.AddSingleton<CredentialIssuer>();
         return services;
@@ -165,14 +166,21 @@ public static class BrokerServerExtensions
         return app;
     }
 
-    private static SigningKeyRing BuildKeyRing(BrokerOptions options, TimeProvider time)
+    private static SigningKeyRing BuildKeyRing(BrokerOptions options)
     {
-        var keys = options.Signing.Keys.Count == 0 && options.Dev
-            ? [SigningKey.Generate(DateTimeOffset.MinValue)]
-            : options.Signing.Keys.Select(k => SigningKey.FromPemFile(k.Path, k.NotBefore ?? DateTimeOffset.MinValue)).ToList();
-        var ring = new SigningKeyRing(keys, options.Signing.PublishAhead, new IssuanceOptions().MaxTokenLifetime, TimeSpan.FromMinutes(1));
-        _ = ring.Active(time.GetUtcNow());
-        return ring;
+        try
+        {
+            var keys = options.Signing.Keys.Count == 0 && options.Dev
+                ? [SigningKey.Generate(DateTimeOffset.MinValue)]
+                : options.Signing.Keys.Select(k => SigningKey.FromPemFile(k.Path, k.NotBefore ?? DateTimeOffset.MinValue)).ToList();
+            var ring = new SigningKeyRing(keys, options.Signing.PublishAhead, new IssuanceOptions().MaxTokenLifetime, TimeSpan.FromMinutes(1));
+            _ = ring.Active(DateTimeOffset.UtcNow);
+            return ring;
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.Security.Cryptography.CryptographicException or IOException)
+        {
+            throw new BrokerStartupException([$"BRK1008: signing keys are unusable: {ex.Message} (EC P-256 or P-384 PEM private keys; at least one with a not_before in the past)."]);
+        }
     }
 }
 

@@ -17,14 +17,15 @@ internal static class CallContext
 
     private static bool IsWellFormed(string? value)
     {
-        if (string.IsNullOrEmpty(value) || value.Length > 64)
+        // Same rule brokerctl applies: 1 to 128 printable ASCII characters (JSON escaping handles the rest).
+        if (string.IsNullOrEmpty(value) || value.Length > 128)
         {
             return false;
         }
 
         foreach (var c in value)
         {
-            if (!char.IsAsciiLetterOrDigit(c) && c is not '-' and not '_' and not '.')
+            if (c < 0x21 || c > 0x7E)
             {
                 return false;
             }

@@ -72,6 +72,21 @@ public sealed class BrokerTestHost : IAsyncDisposable
 
     public static async Task<BrokerTestHost> StartAsync(BrokerTestHostOptions options)
     {
+        // A free port can be taken by another process between choosing and binding it: try again.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(options);
+            }
+            catch (IOException ex) when (attempt < 3 && ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+            {
+            }
+        }
+    }
+
+    private static async Task<BrokerTestHost> StartOnceAsync(BrokerTestHostOptions options)
+    {
         var grpcPort = RedisServer.FreePort();
         var httpPort = RedisServer.FreePort();
         var issuer = options.Issuer ?? $"http://127.0.0.1:{httpPort}";

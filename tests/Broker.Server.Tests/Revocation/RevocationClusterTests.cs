@@ -229,7 +229,7 @@ public sealed class RevocationClusterTests(RedisFixture redis) : IAsyncLifetime
                 return false;
             }
         });
-        await Task.Delay(1100); // tokens issued in the restore's own second are covered by the cut-off
+        await Task.Delay(1100); // tokens minted in the restore's own second are covered by the cut-off
         var fresh = await _a.Client.IssueCredentialAsync(_a.Request(task: "after-restore"));
         Assert.True((await B.IntrospectAsync(new IntrospectRequest { Token = fresh.AccessToken })).Active);
     }
