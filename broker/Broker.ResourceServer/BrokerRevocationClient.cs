@@ -118,6 +118,16 @@ public sealed partial class BrokerRevocationClient : BackgroundService
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        if (_options.StaleStance == StaleStance.FailOpen)
+        {
+            Log.FailOpenConfigured(_logger);
+        }
+
+        if (!_options.RequireHttpsMetadata)
+        {
+            Log.HttpsNotRequired(_logger, _options.Authority, _options.RevocationAddress);
+        }
+
         using var channel = CreateChannel();
         var client = new RevocationService.RevocationServiceClient(channel);
         var delay = _options.ReconnectDelayMin;
@@ -361,6 +371,12 @@ public sealed partial class BrokerRevocationClient : BackgroundService
 
         [LoggerMessage(EventId = 5108, Level = LogLevel.Warning, Message = "Revocation state not confirmed within {Bound}: accepting tokens unchecked against new revocations (StaleStance = FailOpen)")]
         public static partial void AcceptingWhileStale(ILogger logger, TimeSpan bound);
+
+        [LoggerMessage(EventId = 5109, Level = LogLevel.Warning, Message = "StaleStance = FailOpen: while revocation state is unknown, valid tokens are accepted and new revocations are not enforced")]
+        public static partial void FailOpenConfigured(ILogger logger);
+
+        [LoggerMessage(EventId = 5110, Level = LogLevel.Warning, Message = "RequireHttpsMetadata = false: keys from {Authority} and revocations from {RevocationAddress} may travel in the clear (loopback or dev only)")]
+        public static partial void HttpsNotRequired(ILogger logger, string authority, string revocationAddress);
     }
 }
 
