@@ -63,6 +63,14 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
         }
 
         var auditPath = Path.Combine(workDirectory, "audit.log");
+
+        // A fresh Redis has no revocation epoch (every node would refuse everything); an operator
+        // restores it on day one. The benchmark plays that operator directly.
+        await using (var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redisConfiguration))
+        {
+            await redis.GetDatabase().StringSetAsync("bench:revocations:epoch", Guid.NewGuid().ToString("N"));
+        }
+
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -74,6 +82,8 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
             ["Broker:Redis:Configuration"] = redisConfiguration,
             ["Broker:Redis:KeyPrefix"] = "bench:",
             ["Broker:Signing:Keys:0:Path"] = keyPath,
+            // Never contacted: the benchmark makes no admin calls.
+            ["Broker:Operators:Authority"] = "https://operators.example.invalid",
         });
         ConfigureQuietLogging(builder);
         builder.AddBroker();

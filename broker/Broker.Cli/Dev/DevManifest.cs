@@ -16,11 +16,19 @@ internal sealed record DevManifest(
     [property: JsonPropertyName("trust_key_file")] string TrustKeyFile,
     [property: JsonPropertyName("trust_key_id")] string TrustKeyId,
     [property: JsonPropertyName("policy_file")] string? PolicyFile,
-    [property: JsonPropertyName("audit_file")] string? AuditFile)
+    [property: JsonPropertyName("audit_file")] string? AuditFile,
+    [property: JsonPropertyName("operator_key_file")] string? OperatorKeyFile = null,
+    [property: JsonPropertyName("operator_key_id")] string? OperatorKeyId = null,
+    [property: JsonPropertyName("operator_issuer")] string? OperatorIssuer = null,
+    [property: JsonPropertyName("operator_audience")] string? OperatorAudience = null)
 {
     public const string FileName = "dev.json";
     public const string DefaultDirectory = ".dev";
     public const int MaxFileBytes = 64 * 1024;
+
+    /// <summary>Where this manifest was read from, for error messages.</summary>
+    [JsonIgnore]
+    public string ManifestPath { get; init; } = FileName;
 
     private static readonly JsonSerializerOptions JsonOptions = new() { AllowTrailingCommas = true, ReadCommentHandling = JsonCommentHandling.Skip };
 
@@ -62,7 +70,9 @@ internal sealed record DevManifest(
         }
 
         // A relative key path is relative to the manifest, not to wherever brokerctl runs.
-        var keyFile = Path.GetFullPath(manifest.TrustKeyFile, Path.GetDirectoryName(path)!);
-        return manifest with { TrustKeyFile = keyFile };
+        var folder = Path.GetDirectoryName(path)!;
+        var keyFile = Path.GetFullPath(manifest.TrustKeyFile, folder);
+        var operatorKeyFile = string.IsNullOrWhiteSpace(manifest.OperatorKeyFile) ? null : Path.GetFullPath(manifest.OperatorKeyFile, folder);
+        return manifest with { TrustKeyFile = keyFile, OperatorKeyFile = operatorKeyFile, ManifestPath = path };
     }
 }

@@ -123,7 +123,7 @@ public sealed partial class RevocationFeed : BackgroundService
             }
 
             Interlocked.Exchange(ref _confirmedAtTicks, _time.GetUtcNow().UtcTicks);
-            PruneIfDue();
+            await PruneIfDueAsync(cancellationToken);
             return true;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
@@ -209,7 +209,7 @@ public sealed partial class RevocationFeed : BackgroundService
         Reset?.Invoke();
     }
 
-    private void PruneIfDue()
+    private async Task PruneIfDueAsync(CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
         if (now - _lastPrune < TimeSpan.FromSeconds(30))
@@ -218,6 +218,10 @@ public sealed partial class RevocationFeed : BackgroundService
         }
 
         _lastPrune = now;
+
+        // Every entry expires within max token lifetime + twice the skew of being appended, so
+        // older log entries can match no live token. Any node may trim; trimming twice is harmless.
+        await _store.TrimAsync(now - _options.MaxTokenLifetime - _options.ClockSkew - _options.ClockSkew, cancellationToken);
         lock (_liveLock)
         {
             Index.Prune(now);

@@ -148,6 +148,21 @@ public static class BrokerServerExtensions
             }
         }
 
+        if (app.Services.GetService<IConnectionMultiplexer>() is { } redis)
+        {
+            var options = app.Services.GetRequiredService<IOptions<BrokerOptions>>().Value;
+            var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Redis.Durability");
+            using var check = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                RedisDurabilityCheck.WarnAsync(redis, options.RevocationMinReplicas, logger).WaitAsync(check.Token).GetAwaiter().GetResult();
+            }
+            catch (OperationCanceledException)
+            {
+                // Redis is not answering yet; the state health check reports it.
+            }
+        }
+
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapGrpcService<CredentialGrpcService>();
