@@ -40,6 +40,11 @@ public static partial class RedisDurabilityCheck
             problems.Add("BRK2003: Redis has min-replicas-to-write=0: a primary cut off from its replicas keeps accepting writes that a failover will drop. Set it to at least 1.");
         }
 
+        if (config.TryGetValue("maxmemory-policy", out var eviction) && !string.Equals(eviction, "noeviction", StringComparison.OrdinalIgnoreCase))
+        {
+            problems.Add($"BRK2004: Redis has maxmemory-policy={eviction}: under memory pressure it may evict revocations or the revocation epoch. Set noeviction.");
+        }
+
         return problems;
     }
 
