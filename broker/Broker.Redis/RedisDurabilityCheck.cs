@@ -21,7 +21,7 @@ public static partial class RedisDurabilityCheck
         }
         catch (Exception ex) when (ex is RedisException or RedisCommandException or TimeoutException or InvalidOperationException)
         {
-            problems.Add($"BRK2000: could not read the Redis configuration ({ex.GetType().Name}); make sure AOF with appendfsync always (or replicas with WAIT) is on — see docs/operations.md.");
+            problems.Add($"BRK2000: could not read the Redis configuration ({ex.GetType().Name}); make sure AOF with appendfsync always (or replicas with WAIT) is on — see docs/revocation.md.");
             return problems;
         }
 

@@ -22,6 +22,14 @@ public sealed class RevocationIndex
     // Boxed so readers never see a half-written struct; only the single writer replaces it.
     private volatile StrongBox<Cutoff> _global = new(Cutoff.None);
 
+    // Most of the index is token ids; the other maps are usually empty. The single writer keeps
+    // these flags so a check skips empty maps without touching them (a lookup is a cache miss).
+    private volatile bool _hasOtherTokens;
+    private volatile bool _hasTasks;
+    private volatile bool _hasTaskPhases;
+    private volatile bool _hasAgents;
+    private volatile bool _hasTrustDomains;
+
     public int Count => _tokens.Count + _otherTokens.Count + _tasks.Count + _taskPhases.Count + _agents.Count + _trustDomains.Count + (_global.Value.IsSet ? 1 : 0);
 
     public void Apply(RevocationEntry entry)
@@ -38,23 +46,29 @@ public sealed class RevocationIndex
                 else
                 {
                     _otherTokens[selector.Value] = expires;
+                    _hasOtherTokens = true;
                 }
 
                 break;
             case RevocationKind.Task:
                 _tasks[selector.Value] = expires;
+                _hasTasks = true;
                 break;
             case RevocationKind.TaskPhase:
                 Raise(_taskPhases, (selector.Value, selector.Phase ?? ""), new Cutoff(entry.RevokedAt.ToUnixTimeMilliseconds(), true, expires));
+                _hasTaskPhases = true;
                 break;
             case RevocationKind.Agent:
                 Raise(_agents, selector.Value, new Cutoff(entry.RevokedAt.ToUnixTimeMilliseconds(), true, expires));
+                _hasAgents = true;
                 break;
             case RevocationKind.TrustDomain:
                 Raise(_trustDomains, selector.Value, new Cutoff(entry.RevokedAt.ToUnixTimeMilliseconds(), true, expires));
+                _hasTrustDomains = true;
                 break;
             case RevocationKind.AgentIssuedBefore:
                 Raise(_agents, selector.Value, new Cutoff(selector.Before!.Value.ToUnixTimeMilliseconds(), false, expires));
+                _hasAgents = true;
                 break;
             case RevocationKind.IssuedBefore:
                 var cutoff = new Cutoff(selector.Before!.Value.ToUnixTimeMilliseconds(), false, expires);
@@ -73,13 +87,15 @@ public sealed class RevocationIndex
         // iat has second precision and is floored: a token minted in the same second as a
         // revocation counts as issued before it. Revocation errs on the side of refusing.
         var issuedAt = token.IssuedAt.ToUnixTimeMilliseconds();
-        if (TryParseTokenId(token.TokenId, out var id) ? _tokens.ContainsKey(id) : _otherTokens.ContainsKey(token.TokenId))
+        if (TryParseTokenId(token.TokenId, out var id)
+                ? _tokens.ContainsKey(id)
+                : _hasOtherTokens && _otherTokens.ContainsKey(token.TokenId))
         {
             kind = RevocationKind.Token;
             return true;
         }
 
-        if (_tasks.ContainsKey(token.TaskId))
+        if (_hasTasks && _tasks.ContainsKey(token.TaskId))
         {
             kind = RevocationKind.Task;
             return true;
@@ -91,19 +107,19 @@ public sealed class RevocationIndex
             return true;
         }
 
-        if (_agents.TryGetValue(token.Subject, out var agent) && agent.Matches(issuedAt))
+        if (_hasAgents && _agents.TryGetValue(token.Subject, out var agent) && agent.Matches(issuedAt))
         {
             kind = RevocationKind.Agent;
             return true;
         }
 
-        if (_taskPhases.TryGetValue((token.TaskId, token.Phase), out var phase) && phase.Matches(issuedAt))
+        if (_hasTaskPhases && _taskPhases.TryGetValue((token.TaskId, token.Phase), out var phase) && phase.Matches(issuedAt))
         {
             kind = RevocationKind.TaskPhase;
             return true;
         }
 
-        if (token.TrustDomain is { } domain && _trustDomains.TryGetValue(domain, out var trust) && trust.Matches(issuedAt))
+        if (_hasTrustDomains && token.TrustDomain is { } domain && _trustDomains.TryGetValue(domain, out var trust) && trust.Matches(issuedAt))
         {
             kind = RevocationKind.TrustDomain;
             return true;
@@ -125,6 +141,7 @@ public sealed class RevocationIndex
             removed++;
         }
 
+        RefreshFlags();
         return removed;
     }
 
@@ -137,6 +154,16 @@ public sealed class RevocationIndex
         _agents.Clear();
         _trustDomains.Clear();
         _global = new StrongBox<Cutoff>(Cutoff.None);
+        RefreshFlags();
+    }
+
+    private void RefreshFlags()
+    {
+        _hasOtherTokens = !_otherTokens.IsEmpty;
+        _hasTasks = !_tasks.IsEmpty;
+        _hasTaskPhases = !_taskPhases.IsEmpty;
+        _hasAgents = !_agents.IsEmpty;
+        _hasTrustDomains = !_trustDomains.IsEmpty;
     }
 
     /// <summary>Parses a Broker token id (base64url of 16 bytes).</summary>

@@ -8,6 +8,7 @@ using Broker.Server.Hosting;
 using Broker.Testing;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using StackExchange.Redis;
 
 namespace Broker.Benchmarks;
 
@@ -39,43 +40,52 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
 
     private readonly WebApplication _app;
 
-    private BenchmarkBroker(WebApplication app, string grpcAddress, string auditPath)
+    private BenchmarkBroker(WebApplication app, string grpcAddress, string auditPath, string issuer)
     {
         _app = app;
         GrpcAddress = grpcAddress;
         AuditPath = auditPath;
+        Issuer = issuer;
     }
+
+    public string Issuer { get; }
+
+    public IServiceProvider Services => _app.Services;
 
     public string GrpcAddress { get; }
 
     public string AuditPath { get; }
 
-    public static async Task<BenchmarkBroker> StartAsync(string workDirectory, string jwksPath, string redisConfiguration, Ablations ablations, Breakdown? breakdown)
+    /// <param name="issuer">The issuer a cluster's nodes share; null for this node's own URL.</param>
+    public static async Task<BenchmarkBroker> StartAsync(string workDirectory, string jwksPath, string redisConfiguration, Ablations ablations, Breakdown? breakdown, string? issuer = null, string node = "node")
     {
         var grpcPort = RedisServer.FreePort();
         var httpPort = RedisServer.FreePort();
         var policyPath = Path.Combine(workDirectory, "policy.yaml");
         await File.WriteAllTextAsync(policyPath, Policy(jwksPath));
+
+        // Nodes of one cluster share the signing key (the first writes it).
         var keyPath = Path.Combine(workDirectory, "signing.pem");
-        using (var key = ECDsa.Create(ECCurve.NamedCurves.nistP256))
+        if (!File.Exists(keyPath))
         {
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
             await File.WriteAllTextAsync(keyPath, key.ExportPkcs8PrivateKeyPem());
         }
 
-        var auditPath = Path.Combine(workDirectory, "audit.log");
+        var auditPath = Path.Combine(workDirectory, node + "-audit.log");
 
         // A fresh Redis has no revocation epoch (every node would refuse everything); an operator
         // restores it on day one. The benchmark plays that operator directly.
         await using (var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redisConfiguration))
         {
-            await redis.GetDatabase().StringSetAsync("bench:revocations:epoch", Guid.NewGuid().ToString("N"));
+            await redis.GetDatabase().StringSetAsync("bench:revocations:epoch", Guid.NewGuid().ToString("N"), when: When.NotExists);
         }
 
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Broker:Dev"] = "false",
-            ["Broker:Issuer"] = $"http://127.0.0.1:{httpPort}",
+            ["Broker:Issuer"] = issuer ?? $"http://127.0.0.1:{httpPort}",
             ["Broker:Audience"] = Audience,
             ["Broker:PolicyPath"] = policyPath,
             ["Broker:AuditPath"] = auditPath,
@@ -114,7 +124,7 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
         var app = builder.Build();
         app.MapBroker();
         await app.StartAsync();
-        return new BenchmarkBroker(app, $"http://127.0.0.1:{grpcPort}", auditPath);
+        return new BenchmarkBroker(app, $"http://127.0.0.1:{grpcPort}", auditPath, issuer ?? $"http://127.0.0.1:{httpPort}");
     }
 
     public GrpcChannel CreateChannel() => Channels.Create(GrpcAddress);

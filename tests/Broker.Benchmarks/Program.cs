@@ -8,12 +8,28 @@ using Broker.V1;
 using Grpc.Core;
 using StackExchange.Redis;
 
+// dotnet run -c Release --project tests/Broker.Benchmarks -- revocation-index [--entries N] [--lookups N]
+// dotnet run -c Release --project tests/Broker.Benchmarks -- propagation [--revocations N]
+if (args.Length > 0 && args[0] is "revocation-index" or "propagation")
+{
+    var report = args[0] == "propagation"
+        ? await PropagationBenchmark.RunAsync(args[1..])
+        : await RevocationIndexBenchmark.RunAsync(args[1..]);
+    Console.WriteLine(report);
+    var reportPath = Path.Combine(RepoRoot(), "artifacts", "bench", args[0] + ".md");
+    Directory.CreateDirectory(Path.GetDirectoryName(reportPath)!);
+    await File.WriteAllTextAsync(reportPath, report);
+    return 0;
+}
+
 // dotnet run -c Release --project tests/Broker.Benchmarks -- issuance [--seconds 10] [--warmup 2]
 //     [--concurrency 1,16,64] [--no-audit] [--no-redis] [--no-proof-cache] [--breakdown] [--min-threads N] [--out FILE]
 if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args.Contains("-h"))
 {
     Console.Error.WriteLine("""
         usage: dotnet run -c Release --project tests/Broker.Benchmarks -- issuance [options]
+               dotnet run -c Release --project tests/Broker.Benchmarks -- revocation-index [--entries N] [--lookups N]
+               dotnet run -c Release --project tests/Broker.Benchmarks -- propagation [--revocations N]
           --seconds N         measured window per concurrency level (default 10)
           --warmup N          warm-up per level before measuring (default 2)
           --concurrency LIST  comma-separated caller counts (default 1,16,64)

@@ -15,6 +15,9 @@ namespace Broker.Core.Revocation;
 /// </summary>
 public sealed partial class RevocationFeed : BackgroundService
 {
+    /// <summary>The position before the first entry of a log.</summary>
+    public const string StartCursor = "0";
+
     private const int PageSize = 1000;
 
     private readonly IRevocationStore _store;

@@ -19,17 +19,23 @@ internal sealed class RevocationGrpcService : RevocationService.RevocationServic
     private readonly RevocationFeed _feed;
     private readonly TokenIntrospector _introspector;
     private readonly TimeProvider _time;
+    private readonly IHostApplicationLifetime _lifetime;
 
-    public RevocationGrpcService(RevocationFeed feed, TokenIntrospector introspector, TimeProvider time)
+    public RevocationGrpcService(RevocationFeed feed, TokenIntrospector introspector, TimeProvider time, IHostApplicationLifetime lifetime)
     {
         _feed = feed;
         _introspector = introspector;
         _time = time;
+        _lifetime = lifetime;
     }
 
     public override async Task WatchRevocations(WatchRevocationsRequest request, IServerStreamWriter<RevocationEvent> responseStream, ServerCallContext context)
     {
         _feed.EnsureCurrent();
+
+        // End with the subscriber or with the host, so a node shuts down without waiting for its watchers.
+        using var ending = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _lifetime.ApplicationStopping);
+        var cancellation = ending.Token;
         var queue = Channel.CreateBounded<IReadOnlyList<RevocationEntry>?>(new BoundedChannelOptions(MaxQueuedBatches)
         {
             SingleReader = true,
@@ -64,17 +70,17 @@ internal sealed class RevocationGrpcService : RevocationService.RevocationServic
                 }
             }
 
-            var cursor = live.Count > 0 ? live[^1].Id : (_feed.Cursor ?? "");
+            var cursor = live.Count > 0 ? live[^1].Id : (_feed.Cursor ?? RevocationFeed.StartCursor);
             await responseStream.WriteAsync(new RevocationEvent
             {
                 SnapshotComplete = new SnapshotComplete { Reset = reset, Cursor = FormatCursor(epoch, cursor), Epoch = epoch },
             });
 
             using var heartbeat = new PeriodicTimer(HeartbeatInterval, _time);
-            var tick = heartbeat.WaitForNextTickAsync(context.CancellationToken).AsTask();
-            while (!context.CancellationToken.IsCancellationRequested)
+            var tick = heartbeat.WaitForNextTickAsync(cancellation).AsTask();
+            while (!cancellation.IsCancellationRequested)
             {
-                var read = queue.Reader.WaitToReadAsync(context.CancellationToken).AsTask();
+                var read = queue.Reader.WaitToReadAsync(cancellation).AsTask();
                 var done = await Task.WhenAny(read, tick);
                 if (done == read)
                 {
@@ -106,21 +112,21 @@ internal sealed class RevocationGrpcService : RevocationService.RevocationServic
                     return;
                 }
 
-                tick = heartbeat.WaitForNextTickAsync(context.CancellationToken).AsTask();
+                tick = heartbeat.WaitForNextTickAsync(cancellation).AsTask();
                 _feed.EnsureCurrent();
                 await responseStream.WriteAsync(new RevocationEvent
                 {
                     Heartbeat = new Heartbeat
                     {
-                        Cursor = FormatCursor(epoch, _feed.Cursor ?? cursor),
+                        Cursor = FormatCursor(epoch, _feed.Cursor ?? RevocationFeed.StartCursor),
                         ConfirmedAt = Timestamp.FromDateTimeOffset(_feed.ConfirmedAt),
                     },
                 });
             }
         }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
         {
-            // The subscriber went away.
+            // The subscriber went away, or the node is stopping.
         }
         finally
         {
