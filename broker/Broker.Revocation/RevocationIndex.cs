@@ -7,13 +7,13 @@ namespace Broker.Revocation;
 /// <summary>
 /// Every revocation in force, held so that checking a token is a handful of hash lookups
 /// (O(1), no I/O, no allocation). One writer applies entries; any number of readers check.
-/// Token ids Broker mints are 16 random bytes, kept as <see cref="UInt128"/> to keep memory per
-/// revoked token small; any other id shape falls back to a string set.
+/// Token ids Broker mints are 16 random bytes, kept in a flat 128-bit table (one cache line per
+/// lookup, 48 bytes per entry); any other id shape falls back to a string set.
 /// </summary>
 public sealed class RevocationIndex
 {
     // Values are unix-ms: the entry's expiry (tokens, tasks) or its cut-off time (the rest).
-    private readonly ConcurrentDictionary<UInt128, long> _tokens = new();
+    private readonly TokenIdSet _tokens = new();
     private readonly ConcurrentDictionary<string, long> _otherTokens = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _tasks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Task, string Phase), Cutoff> _taskPhases = new();
@@ -41,7 +41,7 @@ public sealed class RevocationIndex
             case RevocationKind.Token:
                 if (TryParseTokenId(selector.Value, out var id))
                 {
-                    _tokens[id] = expires;
+                    _tokens.Add(id, expires);
                 }
                 else
                 {
@@ -88,7 +88,7 @@ public sealed class RevocationIndex
         // revocation counts as issued before it. Revocation errs on the side of refusing.
         var issuedAt = token.IssuedAt.ToUnixTimeMilliseconds();
         if (TryParseTokenId(token.TokenId, out var id)
-                ? _tokens.ContainsKey(id)
+                ? _tokens.Contains(id)
                 : _hasOtherTokens && _otherTokens.ContainsKey(token.TokenId))
         {
             kind = RevocationKind.Token;
@@ -133,7 +133,7 @@ public sealed class RevocationIndex
     public int Prune(DateTimeOffset now)
     {
         var nowMs = now.ToUnixTimeMilliseconds();
-        var removed = PruneExpired(_tokens, nowMs) + PruneExpired(_otherTokens, nowMs) + PruneExpired(_tasks, nowMs);
+        var removed = _tokens.Prune(nowMs) + PruneExpired(_otherTokens, nowMs) + PruneExpired(_tasks, nowMs);
         removed += PruneCutoffs(_taskPhases, nowMs) + PruneCutoffs(_agents, nowMs) + PruneCutoffs(_trustDomains, nowMs);
         if (_global.Value.IsSet && _global.Value.ExpiresAt <= nowMs)
         {

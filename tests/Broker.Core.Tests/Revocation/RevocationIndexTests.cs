@@ -1,0 +1,117 @@
+using System.Security.Cryptography;
+using Broker.Revocation;
+
+namespace Broker.Core.Tests.Revocation;
+
+public sealed class RevocationIndexTests
+{
+    private static readonly DateTimeOffset Now = new(2026, 11, 26, 10, 0, 0, TimeSpan.Zero);
+
+    private static string NewTokenId() => System.Buffers.Text.Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16));
+
+    private static RevocationEntry Entry(RevocationSelector selector, DateTimeOffset? at = null, TimeSpan? life = null) =>
+        new("1", selector, "operator:test", "test", at ?? Now, (at ?? Now) + (life ?? TimeSpan.FromHours(1)));
+
+    private static TokenFacts Token(string? id = null, string subject = "spiffe://example.org/agents/a", string task = "t1", string phase = "planning", DateTimeOffset? iat = null) =>
+        new(id ?? NewTokenId(), subject, task, phase, iat ?? Now.AddSeconds(-10));
+
+    [Fact]
+    public void Revoked_token_ids_are_found_and_others_are_not_across_table_growth()
+    {
+        var index = new RevocationIndex();
+        var revoked = Enumerable.Range(0, 5000).Select(_ => NewTokenId()).ToList();
+        foreach (var id in revoked)
+        {
+            index.Apply(Entry(RevocationSelector.ForToken(id)));
+        }
+
+        Assert.All(revoked, id => Assert.True(index.IsRevoked(Token(id), out var kind) && kind == RevocationKind.Token));
+        Assert.All(Enumerable.Range(0, 5000), _ => Assert.False(index.IsRevoked(Token(), out _)));
+        Assert.Equal(5000, index.Count);
+    }
+
+    [Fact]
+    public void Revoking_the_same_token_twice_keeps_one_entry()
+    {
+        var index = new RevocationIndex();
+        var id = NewTokenId();
+
+        index.Apply(Entry(RevocationSelector.ForToken(id)));
+        index.Apply(Entry(RevocationSelector.ForToken(id)));
+
+        Assert.Equal(1, index.Count);
+    }
+
+    [Fact]
+    public void Prune_drops_only_lapsed_entries()
+    {
+        var index = new RevocationIndex();
+        var lapsing = NewTokenId();
+        var lasting = NewTokenId();
+        index.Apply(Entry(RevocationSelector.ForToken(lapsing), life: TimeSpan.FromMinutes(1)));
+        index.Apply(Entry(RevocationSelector.ForToken(lasting), life: TimeSpan.FromHours(2)));
+        index.Apply(Entry(RevocationSelector.ForAgent("spiffe://example.org/agents/gone"), life: TimeSpan.FromMinutes(1)));
+
+        var removed = index.Prune(Now.AddMinutes(30));
+
+        Assert.Equal(2, removed);
+        Assert.False(index.IsRevoked(Token(lapsing), out _));
+        Assert.True(index.IsRevoked(Token(lasting), out _));
+        Assert.False(index.IsRevoked(Token(subject: "spiffe://example.org/agents/gone"), out _));
+    }
+
+    [Fact]
+    public void Agent_revocation_covers_tokens_issued_up_to_it_and_not_after()
+    {
+        var index = new RevocationIndex();
+        index.Apply(Entry(RevocationSelector.ForAgent("spiffe://example.org/agents/a")));
+
+        Assert.True(index.IsRevoked(Token(iat: Now), out var kind));
+        Assert.Equal(RevocationKind.Agent, kind);
+        Assert.False(index.IsRevoked(Token(iat: Now.AddSeconds(1)), out _));
+        Assert.False(index.IsRevoked(Token(subject: "spiffe://example.org/agents/b"), out _));
+    }
+
+    [Fact]
+    public void Issued_before_is_exclusive_and_the_latest_cutoff_wins()
+    {
+        var index = new RevocationIndex();
+        index.Apply(Entry(RevocationSelector.IssuedBeforeTime(Now)));
+        index.Apply(Entry(RevocationSelector.IssuedBeforeTime(Now.AddMinutes(-5))));
+
+        Assert.True(index.IsRevoked(Token(iat: Now.AddSeconds(-1)), out var kind));
+        Assert.Equal(RevocationKind.IssuedBefore, kind);
+        Assert.False(index.IsRevoked(Token(iat: Now), out _));
+    }
+
+    [Fact]
+    public void Task_phase_and_trust_domain_selectors_match_only_what_they_name()
+    {
+        var index = new RevocationIndex();
+        index.Apply(Entry(RevocationSelector.ForTaskPhase("t1", "planning")));
+        index.Apply(Entry(RevocationSelector.ForTrustDomain("evil.org")));
+        index.Apply(Entry(RevocationSelector.ForTask("t9")));
+
+        Assert.True(index.IsRevoked(Token(task: "t1", phase: "planning"), out _));
+        Assert.False(index.IsRevoked(Token(task: "t1", phase: "execution"), out _));
+        Assert.True(index.IsRevoked(Token(subject: "spiffe://evil.org/agents/x"), out var domain));
+        Assert.Equal(RevocationKind.TrustDomain, domain);
+        Assert.False(index.IsRevoked(Token(subject: "spiffe://evil.org.example.org/agents/x"), out _));
+        Assert.True(index.IsRevoked(Token(task: "t9", iat: Now.AddHours(1)), out var task));
+        Assert.Equal(RevocationKind.Task, task);
+    }
+
+    [Fact]
+    public void Clear_forgets_everything()
+    {
+        var index = new RevocationIndex();
+        var id = NewTokenId();
+        index.Apply(Entry(RevocationSelector.ForToken(id)));
+        index.Apply(Entry(RevocationSelector.IssuedBeforeTime(Now)));
+
+        index.Clear();
+
+        Assert.Equal(0, index.Count);
+        Assert.False(index.IsRevoked(Token(id), out _));
+    }
+}
