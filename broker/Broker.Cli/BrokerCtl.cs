@@ -50,7 +50,8 @@ public static class BrokerCtl
         var help = new HelpTexts();
         var root = new RootCommand(
             "brokerctl: talk to Broker, the credential broker for AI agents. Ask for a task- and "
-            + "phase-scoped credential, end a task, mint dev JWT-SVIDs, inspect tokens and validate policy files.");
+            + "phase-scoped credential, end a task, mint dev JWT-SVIDs, inspect tokens and validate policy files; during an incident, "
+            + "revoke credentials, list revocations and check whether a token is still active.");
         help.Add(root, """
             Examples:
               # Start a dev broker in another terminal, then get a planning token:
@@ -60,6 +61,11 @@ public static class BrokerCtl
 
               brokerctl token decode "$TOKEN"
               brokerctl policy validate deploy/policy/sample-policy.yaml
+
+              # During an incident (operator token from $BROKER_OPERATOR_TOKEN, or --dev):
+              brokerctl revoke task T-1 --reason "INC-311: agent chained tools outside its plan"
+              brokerctl introspect "$TOKEN"
+              brokerctl revocations list
             """);
 
         root.Subcommands.Add(IssueCommand.Create(context, help));
@@ -67,6 +73,9 @@ public static class BrokerCtl
         root.Subcommands.Add(DevCommand.Create(context, help));
         root.Subcommands.Add(TokenCommand.Create(context, help));
         root.Subcommands.Add(PolicyCommand.Create(context, help));
+        root.Subcommands.Add(RevokeCommand.Create(context, help));
+        root.Subcommands.Add(RevocationsCommand.Create(context, help));
+        root.Subcommands.Add(IntrospectCommand.Create(context, help));
 
         foreach (var option in root.Options)
         {

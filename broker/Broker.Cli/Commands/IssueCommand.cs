@@ -171,7 +171,7 @@ internal static class IssueCommand
         _ => phase.ToString(),
     };
 
-    private static Phase ParsePhase(string text) => text switch
+    internal static Phase ParsePhase(string text) => text switch
     {
         "planning" => Phase.Planning,
         "execution" => Phase.Execution,

@@ -28,4 +28,26 @@ internal static class OutputFormat
             output.WriteLine(key.PadRight(width) + value);
         }
     }
+
+    /// <summary>A header row and aligned columns, two spaces apart; the last column is not padded.</summary>
+    public static void WriteColumns(TextWriter output, IReadOnlyList<string> headers, IReadOnlyList<IReadOnlyList<string>> rows)
+    {
+        var widths = headers.Select((header, i) => Math.Max(header.Length, rows.Count == 0 ? 0 : rows.Max(row => row[i].Length))).ToArray();
+        WriteRow(output, headers, widths);
+        foreach (var row in rows)
+        {
+            WriteRow(output, row, widths);
+        }
+    }
+
+    private static void WriteRow(TextWriter output, IReadOnlyList<string> cells, int[] widths)
+    {
+        var line = new System.Text.StringBuilder();
+        for (var i = 0; i < cells.Count; i++)
+        {
+            line.Append(i == cells.Count - 1 ? cells[i] : cells[i].PadRight(widths[i] + 2));
+        }
+
+        output.WriteLine(line.ToString().TrimEnd());
+    }
 }

@@ -155,7 +155,7 @@ internal static class TokenCommand
         }
     }
 
-    private static async Task<string> ReadStdinAsync(TextReader reader, CancellationToken cancellationToken)
+    internal static async Task<string> ReadStdinAsync(TextReader reader, CancellationToken cancellationToken)
     {
         var buffer = new char[MaxTokenLength + 1];
         var total = 0;
