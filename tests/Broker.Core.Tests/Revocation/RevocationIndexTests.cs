@@ -19,14 +19,14 @@ public sealed class RevocationIndexTests
     public void Revoked_token_ids_are_found_and_others_are_not_across_table_growth()
     {
         var index = new RevocationIndex();
-        var revoked = Enumerable.Range(0, 5000).Select(_ => NewTokenId()).ToList();
+        var revoked = Enumerable.Range(0, 5000).Select(i => NewTokenId()).ToList();
         foreach (var id in revoked)
         {
             index.Apply(Entry(RevocationSelector.ForToken(id)));
         }
 
         Assert.All(revoked, id => Assert.True(index.IsRevoked(Token(id), out var kind) && kind == RevocationKind.Token));
-        Assert.All(Enumerable.Range(0, 5000), _ => Assert.False(index.IsRevoked(Token(), out _)));
+        Assert.All(Enumerable.Range(0, 5000), i => Assert.False(index.IsRevoked(Token(), out _)));
         Assert.Equal(5000, index.Count);
     }
 
@@ -94,9 +94,9 @@ public sealed class RevocationIndexTests
 
         Assert.True(index.IsRevoked(Token(task: "t1", phase: "planning"), out _));
         Assert.False(index.IsRevoked(Token(task: "t1", phase: "execution"), out _));
-        Assert.True(index.IsRevoked(Token(subject: "spiffe://evil.org/agents/x"), out var domain));
+        Assert.True(index.IsRevoked(Token(subject: "spiffe://evil.org/agents/x", task: "t2"), out var domain));
         Assert.Equal(RevocationKind.TrustDomain, domain);
-        Assert.False(index.IsRevoked(Token(subject: "spiffe://evil.org.example.org/agents/x"), out _));
+        Assert.False(index.IsRevoked(Token(subject: "spiffe://evil.org.example.org/agents/x", task: "t2"), out _));
         Assert.True(index.IsRevoked(Token(task: "t9", iat: Now.AddHours(1)), out var task));
         Assert.Equal(RevocationKind.Task, task);
     }
