@@ -72,7 +72,14 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
             await File.WriteAllTextAsync(keyPath, key.ExportPkcs8PrivateKeyPem());
         }
 
-        var auditPath = Path.Combine(workDirectory, node + "-audit.log");
+        var auditPath = Path.Combine(workDirectory, node + "-audit");
+        var checkpointKeyPath = Path.Combine(workDirectory, node + "-audit-checkpoint.pem");
+        if (!File.Exists(checkpointKeyPath))
+        {
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            await File.WriteAllTextAsync(checkpointKeyPath, key.ExportPkcs8PrivateKeyPem());
+        }
+
 
         // A fresh Redis has no revocation epoch (every node would refuse everything); an operator
         // restores it on day one. The benchmark plays that operator directly.
@@ -89,6 +96,7 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
             ["Broker:Audience"] = Audience,
             ["Broker:PolicyPath"] = policyPath,
             ["Broker:AuditPath"] = auditPath,
+            ["Broker:Audit:CheckpointKeyPath"] = checkpointKeyPath,
             ["Broker:Redis:Configuration"] = redisConfiguration,
             ["Broker:Redis:KeyPrefix"] = "bench:",
             ["Broker:Signing:Keys:0:Path"] = keyPath,

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Broker.Core.Audit;
 
 /// <summary>
@@ -6,6 +8,18 @@ namespace Broker.Core.Audit;
 /// </summary>
 public sealed record AuditEvent
 {
+    /// <summary>Position in this node's chain; set by the sink when the record is written, never by callers.</summary>
+    [JsonPropertyOrder(-3)]
+    public long? Seq { get; init; }
+
+    /// <summary>The node that wrote the record; set by the sink.</summary>
+    [JsonPropertyOrder(-2)]
+    public string? Node { get; init; }
+
+    /// <summary>SHA-256 (hex) of the previous record's exact bytes; set by the sink.</summary>
+    [JsonPropertyOrder(-1)]
+    public string? Prev { get; init; }
+
     /// <summary>Stable numeric id of the event type (see docs/audit.md).</summary>
     public required int EventId { get; init; }
 
@@ -43,9 +57,16 @@ public sealed record AuditEvent
 
     /// <summary>The revocation's position in the revocation log.</summary>
     public string? RevocationId { get; init; }
+
+    /// <summary>On <c>audit.checkpoint</c> only: the signed summary of the segment just closed.</summary>
+    public AuditCheckpoint? Checkpoint { get; init; }
 }
 
-/// <summary>Event type ids, banded: 1xxx attestation, 2xxx issuance, 3xxx tasks, 4xxx revocation, 8xxx operators, 9xxx policy and keys.</summary>
+/// <summary>
+/// Event type ids, banded: 1xxx attestation, 2xxx issuance, 3xxx tasks, 4xxx revocation,
+/// 5xxx approvals, 6xxx risk, 7xxx the audit log itself, 8xxx operators, 9xxx policy and keys.
+/// Ids never change meaning; docs/audit.md documents each one.
+/// </summary>
 public static class AuditEventTypes
 {
     public static readonly (int Id, string Name) AttestationAccepted = (1000, "attestation.accepted");
@@ -57,10 +78,32 @@ public static class AuditEventTypes
     public static readonly (int Id, string Name) CredentialVoided = (2002, "credential.voided");
     public static readonly (int Id, string Name) TaskEnded = (3000, "task.ended");
     public static readonly (int Id, string Name) TaskEndRefused = (3001, "task.end_refused");
+    public static readonly (int Id, string Name) TaskPhaseChanged = (3002, "task.phase_changed");
     public static readonly (int Id, string Name) Revoked = (4000, "credential.revoked");
     public static readonly (int Id, string Name) RevokeRefused = (4001, "revocation.refused");
+    public static readonly (int Id, string Name) ApprovalRequested = (5000, "approval.requested");
+    public static readonly (int Id, string Name) ApprovalApproved = (5001, "approval.approved");
+    public static readonly (int Id, string Name) ApprovalDenied = (5002, "approval.denied");
+    public static readonly (int Id, string Name) ApprovalExpired = (5003, "approval.expired");
+    public static readonly (int Id, string Name) ApprovalConsumed = (5004, "approval.consumed");
+    public static readonly (int Id, string Name) RiskRefused = (6000, "risk.refused");
+    public static readonly (int Id, string Name) RiskRevoked = (6001, "risk.revoked");
+
+    /// <summary>First record of every segment after the first: the signed summary of the segment before it.</summary>
+    public static readonly (int Id, string Name) AuditCheckpoint = (7000, "audit.checkpoint");
     public static readonly (int Id, string Name) OperatorAuthenticationFailed = (8000, "operator.authentication_failed");
     public static readonly (int Id, string Name) PolicyLoaded = (9000, "policy.loaded");
     public static readonly (int Id, string Name) PolicyRefused = (9001, "policy.refused");
     public static readonly (int Id, string Name) SigningKeyActivated = (9100, "signing_key.activated");
+    public static readonly (int Id, string Name) SigningKeyRetired = (9101, "signing_key.retired");
+
+    /// <summary>Every type above, for the schema document and for readers that list them.</summary>
+    public static IReadOnlyList<(int Id, string Name)> All { get; } =
+    [
+        AttestationAccepted, AttestationRefused, CredentialIssued, CredentialRefused, CredentialVoided,
+        TaskEnded, TaskEndRefused, TaskPhaseChanged, Revoked, RevokeRefused,
+        ApprovalRequested, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed,
+        RiskRefused, RiskRevoked, AuditCheckpoint, OperatorAuthenticationFailed,
+        PolicyLoaded, PolicyRefused, SigningKeyActivated, SigningKeyRetired,
+    ];
 }

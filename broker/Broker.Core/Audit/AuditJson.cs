@@ -8,8 +8,10 @@ namespace Broker.Core.Audit;
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(AuditEvent))]
+[JsonSerializable(typeof(AuditCheckpoint))]
 public sealed partial class AuditJsonContext : JsonSerializerContext
 {
+    /// <summary>The event's own JSON and a newline (the sink adds seq, node and prev in front when it writes).</summary>
     public static byte[] ToLine(AuditEvent auditEvent)
     {
         var json = JsonSerializer.SerializeToUtf8Bytes(auditEvent, Default.AuditEvent);

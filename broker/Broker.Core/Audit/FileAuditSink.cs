@@ -1,3 +1,6 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text.Json;
 using System.Threading.Channels;
 using Broker.Core.Errors;
 using Microsoft.Extensions.Logging;
@@ -6,47 +9,113 @@ namespace Broker.Core.Audit;
 
 public sealed class FileAuditOptions
 {
-    /// <summary>The append-only audit file (required).</summary>
-    public string Path { get; set; } = "";
+    /// <summary>Folder holding this node's segments and checkpoints (required; created at start if missing, never afterwards).</summary>
+    public string Directory { get; set; } = "";
+
+    /// <summary>This node's id in every record and file name; when empty, one is generated once and kept in <c>node-id</c> in <see cref="Directory"/>.</summary>
+    public string? NodeId { get; set; }
+
+    /// <summary>A segment is closed and checkpointed once it reaches this size.</summary>
+    public long SegmentMaxBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>A segment holding events is closed and checkpointed once it is this old, even when idle.</summary>
+    public TimeSpan SegmentMaxAge { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>Most records written under one fsync.</summary>
     public int MaxBatch { get; set; } = 512;
+
+    /// <summary>While the log cannot be written, how often an idle sink tries again (a request always tries at once).</summary>
+    public TimeSpan RetryInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Signs segment checkpoints (ES256). Must not be the token-signing key (required).</summary>
+    public ECDsa? CheckpointKey { get; set; }
 }
 
 /// <summary>
-/// Appends audit events as JSON lines and makes them durable with group commit: one writer
-/// drains every waiting event, writes them, fsyncs once, then releases all their callers. No
-/// caller returns before its line is on disk. When the file cannot be written the batch fails
-/// with AUDIT_UNAVAILABLE and the next batch tries to reopen it, so the broker resumes by itself.
+/// Appends audit events as hash-chained JSON lines and makes them durable with group commit:
+/// callers serialize their event, one writer drains every waiting event, chains and writes them,
+/// fsyncs once, then releases all their callers. No caller returns before its line is on disk.
+/// Segments roll by size and age; each closed segment gets a signed checkpoint. When a write
+/// fails (disk full, permission lost, file or folder removed) the batch fails with
+/// AUDIT_UNAVAILABLE, the torn bytes are cut off where possible, and the next batch reopens a
+/// fresh segment that continues the chain, so the broker resumes by itself.
 /// </summary>
 public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 {
+    private const string NodeIdFile = "node-id";
+
     private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
     private readonly FileAuditOptions _options;
+    private readonly ECDsa _key;
+    private readonly TimeProvider _time;
     private readonly ILogger<FileAuditSink> _logger;
     private readonly Task _writer;
-    private FileStream? _file;
     private volatile bool _healthy = true;
 
-    public FileAuditSink(FileAuditOptions options, ILogger<FileAuditSink> logger)
+    // Chain state: touched by the constructor, then only by the writer loop, then by DisposeAsync.
+    private long _segment;
+
+    // True from the moment a segment is opened until it is sealed.
+    private bool _segmentOpen;
+    private string _segmentPath = "";
+    private FileStream? _file;
+    private long _length;
+    private DateTimeOffset _openedAt;
+    private long _segmentCount;
+    private bool _segmentHasEvents;
+    private long _segmentFirstSeq;
+    private string _segmentStartPrev = AuditChain.Genesis;
+    private long _seq;
+    private string _lastHash = AuditChain.Genesis;
+    private AuditCheckpoint? _pendingCheckpoint;
+    private byte[] _buffer = new byte[64 * 1024];
+    private long _flushes;
+
+    public FileAuditSink(FileAuditOptions options, TimeProvider time, ILogger<FileAuditSink> logger)
     {
-        if (string.IsNullOrWhiteSpace(options.Path))
+        if (string.IsNullOrWhiteSpace(options.Directory))
         {
-            throw new ArgumentException("An audit file path is required.", nameof(options));
+            throw new ArgumentException("An audit directory is required.", nameof(options));
         }
 
+        _key = options.CheckpointKey ?? throw new ArgumentException("An audit checkpoint key is required.", nameof(options));
         _options = options;
+        _time = time;
         _logger = logger;
-        Open();
+        Directory = Path.GetFullPath(options.Directory);
+        if (File.Exists(Directory))
+        {
+            throw new IOException($"The audit path '{Directory}' is a file; it must be a folder (segments are written inside it).");
+        }
+
+        CreateDirectory(Directory);
+        Node = ResolveNodeId(options.NodeId, Directory);
+        Recover();
+        StartSegment();
+        WriteBatch([]);
         _writer = Task.Run(WriteLoopAsync);
     }
 
     /// <summary>False after the last batch failed to become durable; true again once one succeeds.</summary>
     public bool IsHealthy => _healthy;
 
+    /// <summary>This node's id, as in every record and segment name.</summary>
+    public string Node { get; }
+
+    public string Directory { get; }
+
+    /// <summary>Durable writes so far (each one fsync shared by a whole batch); for tests of group commit.</summary>
+    internal long Flushes => Interlocked.Read(ref _flushes);
+
     public ValueTask AppendAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {
-        var pending = new Pending(AuditJsonContext.ToLine(auditEvent));
+        if (auditEvent.Seq is not null || auditEvent.Node is not null || auditEvent.Prev is not null)
+        {
+            throw new ArgumentException("seq, node and prev are set by the audit sink.", nameof(auditEvent));
+        }
+
+        // Serialization happens on the caller's thread; the writer only chains and hashes.
+        var pending = new Pending(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(auditEvent, AuditJsonContext.Default.AuditEvent));
         if (!_queue.Writer.TryWrite(pending))
         {
             throw BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log is shut down.");
@@ -60,15 +129,50 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
     {
         _queue.Writer.TryComplete();
         await _writer;
-        _file?.Dispose();
+        try
+        {
+            // A clean stop leaves every segment sealed; the next start chains on from the checkpoint.
+            if (_file is not null && _segmentCount > 0)
+            {
+                Seal();
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Log.SealFailed(_logger, _segmentPath, ex);
+        }
+
+        CloseQuietly(truncate: false);
     }
 
     private async Task WriteLoopAsync()
     {
         var batch = new List<Pending>(_options.MaxBatch);
         var reader = _queue.Reader;
-        while (await reader.WaitToReadAsync())
+        while (true)
         {
+            if (!reader.TryPeek(out _))
+            {
+                var waiting = reader.WaitToReadAsync().AsTask();
+                if (IdleWait() is { } idle)
+                {
+                    using var stop = new CancellationTokenSource();
+                    var timer = Task.Delay(idle, _time, stop.Token);
+                    if (await Task.WhenAny(waiting, timer) == timer)
+                    {
+                        Maintain();
+                        continue;
+                    }
+
+                    await stop.CancelAsync();
+                }
+
+                if (!await waiting)
+                {
+                    return;
+                }
+            }
+
             batch.Clear();
             while (batch.Count < _options.MaxBatch && reader.TryRead(out var item))
             {
@@ -77,13 +181,7 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 
             try
             {
-                var file = _file ?? Open();
-                foreach (var item in batch)
-                {
-                    file.Write(item.Line);
-                }
-
-                file.Flush(flushToDisk: true);
+                WriteBatch(batch);
                 _healthy = true;
                 foreach (var item in batch)
                 {
@@ -92,9 +190,7 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
             }
             catch (Exception ex)
             {
-                _healthy = false;
-                Log.WriteFailed(_logger, _options.Path, batch.Count, ex);
-                CloseQuietly();
+                Fail(batch.Count, ex);
                 var failure = BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; the request was not completed.", ex);
                 foreach (var item in batch)
                 {
@@ -104,46 +200,368 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         }
     }
 
-    private FileStream Open()
+    /// <summary>How long an idle writer may sleep before it must seal an old segment or retry a broken log.</summary>
+    private TimeSpan? IdleWait()
     {
-        var directory = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(_options.Path));
-        if (!string.IsNullOrEmpty(directory))
+        if (!_healthy || _file is null)
         {
-            Directory.CreateDirectory(directory);
+            return _options.RetryInterval;
         }
 
-        // A partially written last line (crash mid-write) must not glue onto the next record.
-        var needsNewline = File.Exists(_options.Path) && EndsWithoutNewline(_options.Path);
-        var fileOptions = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write, Share = FileShare.Read, BufferSize = 64 * 1024 };
+        if (!_segmentHasEvents)
+        {
+            return null;
+        }
+
+        var left = _openedAt + _options.SegmentMaxAge - _time.GetUtcNow();
+        return left < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : left;
+    }
+
+    /// <summary>Idle work: seal a segment that has grown old, or reopen a log that failed.</summary>
+    private void Maintain()
+    {
+        try
+        {
+            WriteBatch([]);
+            _healthy = true;
+        }
+        catch (Exception ex)
+        {
+            Fail(0, ex);
+        }
+    }
+
+    private void Fail(int count, Exception ex)
+    {
+        _healthy = false;
+        Log.WriteFailed(_logger, _segmentPath, count, ex);
+        CloseQuietly(truncate: true);
+    }
+
+    /// <summary>Writes one batch (possibly empty) and fsyncs it; chain state moves only when it is durable.</summary>
+    private void WriteBatch(List<Pending> batch)
+    {
+        if (_file is null)
+        {
+            Reopen();
+        }
+        else if (_segmentHasEvents && (_length >= _options.SegmentMaxBytes || _time.GetUtcNow() - _openedAt >= _options.SegmentMaxAge))
+        {
+            Seal();
+            StartSegment();
+        }
+
+        var file = _file!;
+        var seq = _seq;
+        var hash = _lastHash;
+        var firstPrev = hash;
+        var written = 0;
+        var records = 0;
+        if (_segmentCount == 0 && _pendingCheckpoint is { } checkpoint)
+        {
+            var json = JsonSerializer.SerializeToUtf8Bytes(CheckpointEvent(checkpoint), AuditJsonContext.Default.AuditEvent);
+            Append(json, ref seq, ref hash, ref written);
+            records++;
+        }
+
+        foreach (var item in batch)
+        {
+            Append(item.Json, ref seq, ref hash, ref written);
+            records++;
+        }
+
+        if (written == 0)
+        {
+            return;
+        }
+
+        file.Write(_buffer, 0, written);
+        file.Flush(flushToDisk: true);
+        Interlocked.Increment(ref _flushes);
+
+        // A segment unlinked or replaced behind the broker still accepts writes through the old
+        // handle: only what is on the path counts as durable.
+        var onDisk = new FileInfo(_segmentPath);
+        if (!onDisk.Exists || onDisk.Length != _length + written)
+        {
+            throw new IOException($"Audit segment '{_segmentPath}' was removed or changed by someone else.");
+        }
+
+        if (_segmentCount == 0)
+        {
+            _segmentFirstSeq = _seq + 1;
+            _segmentStartPrev = firstPrev;
+        }
+
+        _length += written;
+        _segmentCount += records;
+        _segmentHasEvents |= batch.Count > 0;
+        _seq = seq;
+        _lastHash = hash;
+        _pendingCheckpoint = null;
+    }
+
+    private void Append(byte[] json, ref long seq, ref string hash, ref int written)
+    {
+        var needed = written + AuditChain.SplicedLength(Node, json);
+        if (needed > _buffer.Length)
+        {
+            Array.Resize(ref _buffer, Math.Max(needed, _buffer.Length * 2));
+        }
+
+        seq++;
+        var length = AuditChain.Splice(_buffer.AsSpan(written), seq, Node, hash, json);
+        hash = AuditChain.Hash(_buffer.AsSpan(written, length - 1));
+        written += length;
+    }
+
+    private AuditEvent CheckpointEvent(AuditCheckpoint checkpoint) => new()
+    {
+        EventId = AuditEventTypes.AuditCheckpoint.Id,
+        Type = AuditEventTypes.AuditCheckpoint.Name,
+        Time = _time.GetUtcNow(),
+        CorrelationId = "audit-" + checkpoint.Segment,
+        Outcome = AuditOutcomes.Success,
+        Checkpoint = checkpoint,
+    };
+
+    /// <summary>After a failure: close the damaged segment with what is known durable and continue in a new one.</summary>
+    private void Reopen()
+    {
+        // The folder is created at start only: if storage vanished (unmounted, deleted), writing
+        // into a fresh empty folder in its place would hide that. Wait until it is back.
+        if (!System.IO.Directory.Exists(Directory))
+        {
+            throw new DirectoryNotFoundException($"The audit directory '{Directory}' does not exist.");
+        }
+
+        if (_segmentCount > 0)
+        {
+            Seal();
+        }
+
+        StartSegment();
+    }
+
+    /// <summary>Opens the next segment: a new number after a sealed one, the same number when nothing durable was written to it.</summary>
+    private void StartSegment()
+    {
+        var reuse = _segmentOpen && _segmentCount == 0;
+        var number = reuse ? _segment : Math.Max(_segment, HighestSegmentOnDisk()) + 1;
+        var path = Path.Combine(Directory, AuditChain.SegmentFileName(Node, number));
+        var fileOptions = new FileStreamOptions
+        {
+            // Only a segment that holds nothing durable is ever reused (and then emptied).
+            Mode = reuse ? FileMode.Create : FileMode.CreateNew,
+            Access = FileAccess.Write,
+            Share = FileShare.Read | FileShare.Delete,
+            BufferSize = 0,
+        };
         if (!OperatingSystem.IsWindows())
         {
             // Identity events are for auditors, not for every local user.
             fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
 
-        _file = new FileStream(_options.Path, fileOptions);
-        if (needsNewline)
-        {
-            _file.WriteByte((byte)'\n');
-        }
-
-        return _file;
+        _file = new FileStream(path, fileOptions);
+        SyncDirectory(Directory);
+        _segment = number;
+        _segmentOpen = true;
+        _segmentPath = path;
+        _length = 0;
+        _segmentCount = 0;
+        _segmentHasEvents = false;
+        _segmentFirstSeq = _seq + 1;
+        _segmentStartPrev = _lastHash;
+        _openedAt = _time.GetUtcNow();
     }
 
-    private static bool EndsWithoutNewline(string path)
+    /// <summary>Writes the signed checkpoint of the current segment and closes it; the next segment starts with the same checkpoint.</summary>
+    private void Seal()
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        if (stream.Length == 0)
-        {
-            return false;
-        }
-
-        stream.Seek(-1, SeekOrigin.End);
-        return stream.ReadByte() != '\n';
+        var checkpoint = AuditChain.Sign(
+            new AuditCheckpoint
+            {
+                Node = Node,
+                Segment = Path.GetFileName(_segmentPath),
+                FirstSeq = _segmentFirstSeq,
+                LastSeq = _seq,
+                Count = _segmentCount,
+                StartPrev = _segmentStartPrev,
+                LastHash = _lastHash,
+                SealedAt = _time.GetUtcNow(),
+            },
+            _key);
+        WriteCheckpointFile(Path.Combine(Directory, AuditChain.CheckpointFileName(Node, _segment)), checkpoint);
+        CloseQuietly(truncate: false);
+        _segmentOpen = false;
+        _pendingCheckpoint = checkpoint;
+        _segmentCount = 0;
+        _segmentHasEvents = false;
     }
 
-    private void CloseQuietly()
+    private static void WriteCheckpointFile(string path, AuditCheckpoint checkpoint)
     {
+        var temporary = path + ".tmp";
+        var fileOptions = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            fileOptions.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using (var stream = new FileStream(temporary, fileOptions))
+        {
+            JsonSerializer.Serialize(stream, checkpoint, AuditJsonContext.Default.AuditCheckpoint);
+            stream.WriteByte((byte)'\n');
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temporary, path, overwrite: true);
+        SyncDirectory(Path.GetDirectoryName(path)!);
+    }
+
+    /// <summary>
+    /// At start: the node's last segment may have been cut short by a crash. Seal it with the
+    /// records that are complete (a torn last line stays in the file, outside the checkpoint) and
+    /// chain the next segment from its last complete record.
+    /// </summary>
+    private void Recover()
+    {
+        var segments = AuditFiles.Segments(Directory, Node);
+        while (segments.Count > 0 && new FileInfo(segments[^1].Path).Length == 0)
+        {
+            // Created, never written: nothing to seal.
+            File.Delete(segments[^1].Path);
+            segments.RemoveAt(segments.Count - 1);
+        }
+
+        if (segments.Count == 0)
+        {
+            return;
+        }
+
+        var (number, path) = segments[^1];
+        var summary = AuditSegmentSummary.Read(path);
+        var startPrev = summary.FirstPrev;
+        var lastSeq = summary.LastSeq;
+        var lastHash = summary.LastHash;
+        if (summary.Count == 0)
+        {
+            // Only a torn line: the chain passes through from the segment before it.
+            var before = segments.Count > 1 ? AuditSegmentSummary.Read(segments[^2].Path) : null;
+            startPrev = before?.LastHash ?? AuditChain.Genesis;
+            lastSeq = before?.LastSeq ?? 0;
+            lastHash = startPrev;
+        }
+
+        var checkpointPath = Path.Combine(Directory, AuditChain.CheckpointFileName(Node, number));
+        var computed = new AuditCheckpoint
+        {
+            Node = Node,
+            Segment = Path.GetFileName(path),
+            FirstSeq = summary.Count == 0 ? lastSeq + 1 : summary.FirstSeq,
+            LastSeq = lastSeq,
+            Count = summary.Count,
+            StartPrev = startPrev!,
+            LastHash = lastHash!,
+            SealedAt = _time.GetUtcNow(),
+        };
+        var exists = File.Exists(checkpointPath);
+        var existing = exists ? AuditFiles.TryReadCheckpoint(checkpointPath) : null;
+        AuditCheckpoint checkpoint;
+        if (existing is not null && Same(existing, computed) && AuditChain.SignatureValid(existing, _key))
+        {
+            checkpoint = existing;
+        }
+        else
+        {
+            if (exists)
+            {
+                // Never overwrite evidence: keep the old file aside for the verifier to flag.
+                Log.CheckpointMismatch(_logger, checkpointPath);
+                File.Move(checkpointPath, checkpointPath + ".mismatch-" + _time.GetUtcNow().ToUnixTimeSeconds(), overwrite: true);
+            }
+
+            checkpoint = AuditChain.Sign(computed, _key);
+            WriteCheckpointFile(checkpointPath, checkpoint);
+        }
+
+        if (summary.TornBytes > 0)
+        {
+            Log.TornTail(_logger, path, summary.TornBytes);
+        }
+
+        _segment = number;
+        _seq = checkpoint.LastSeq;
+        _lastHash = checkpoint.LastHash;
+        _pendingCheckpoint = checkpoint;
+    }
+
+    private static bool Same(AuditCheckpoint a, AuditCheckpoint b) =>
+        a.Node == b.Node && a.Segment == b.Segment && a.FirstSeq == b.FirstSeq && a.LastSeq == b.LastSeq
+        && a.Count == b.Count && a.StartPrev == b.StartPrev && a.LastHash == b.LastHash;
+
+    private long HighestSegmentOnDisk()
+    {
+        var segments = AuditFiles.Segments(Directory, Node);
+        return segments.Count == 0 ? 0 : segments[^1].Number;
+    }
+
+    private static string ResolveNodeId(string? configured, string directory)
+    {
+        if (!string.IsNullOrWhiteSpace(configured))
+        {
+            return AuditChain.IsValidNodeId(configured)
+                ? configured
+                : throw new ArgumentException($"Audit node id '{configured}' must be 1-64 characters of A-Z a-z 0-9 . _ -.");
+        }
+
+        var path = Path.Combine(directory, NodeIdFile);
+        if (File.Exists(path))
+        {
+            var stored = File.ReadAllText(path).Trim();
+            if (AuditChain.IsValidNodeId(stored))
+            {
+                return stored;
+            }
+
+            throw new InvalidDataException($"'{path}' does not hold a valid node id.");
+        }
+
+        var host = new string(Environment.MachineName.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-').ToArray());
+        var generated = $"{(host.Length > 40 ? host[..40] : host)}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+        File.WriteAllText(path, generated + "\n");
+        return generated;
+    }
+
+    private static void CreateDirectory(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            System.IO.Directory.CreateDirectory(path);
+        }
+        else
+        {
+            System.IO.Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    private void CloseQuietly(bool truncate)
+    {
+        try
+        {
+            if (truncate && _file is not null)
+            {
+                // Cut off what a failed batch may have left, so the segment ends at its last durable record.
+                _file.SetLength(_length);
+                _file.Flush(flushToDisk: true);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+        {
+            // The verifier reports any leftover as records after the checkpoint.
+        }
+
         try
         {
             _file?.Dispose();
@@ -156,14 +574,61 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         _file = null;
     }
 
-    private sealed record Pending(byte[] Line)
+    /// <summary>Makes a new or renamed file's directory entry durable (POSIX); best effort elsewhere.</summary>
+    private static void SyncDirectory(string directory)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        try
+        {
+            var fd = NativeMethods.open(directory, 0 /* O_RDONLY */);
+            if (fd >= 0)
+            {
+                _ = NativeMethods.fsync(fd);
+                _ = NativeMethods.close(fd);
+            }
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // No libc: the data itself is still fsynced.
+        }
+    }
+
+    private sealed record Pending(byte[] Json)
     {
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private static class NativeMethods
+    {
+        [DllImport("libc", EntryPoint = "open", SetLastError = true)]
+        [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+        internal static extern int open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
+
+        [DllImport("libc", EntryPoint = "fsync", SetLastError = true)]
+        [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+        internal static extern int fsync(int fd);
+
+        [DllImport("libc", EntryPoint = "close", SetLastError = true)]
+        [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+        internal static extern int close(int fd);
     }
 
     private static partial class Log
     {
         [LoggerMessage(EventId = 6000, Level = LogLevel.Critical, Message = "Audit log {Path} could not be written; {Count} requests refused until it can")]
         public static partial void WriteFailed(ILogger logger, string path, int count, Exception exception);
+
+        [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Audit segment {Path} ends with a torn record of {Bytes} bytes (crash mid-write); it was never acknowledged and stays outside the checkpoint")]
+        public static partial void TornTail(ILogger logger, string path, long bytes);
+
+        [LoggerMessage(EventId = 6002, Level = LogLevel.Critical, Message = "Audit checkpoint {Path} does not match its segment; kept aside for the verifier and re-sealed")]
+        public static partial void CheckpointMismatch(ILogger logger, string path);
+
+        [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Audit segment {Path} could not be sealed at shutdown; it is sealed at the next start")]
+        public static partial void SealFailed(ILogger logger, string path, Exception exception);
     }
 }

@@ -20,8 +20,13 @@ public sealed class BrokerOptions
     /// <summary>Path of the policy YAML file.</summary>
     public string PolicyPath { get; set; } = "";
 
-    /// <summary>Path of the append-only audit file.</summary>
+    /// <summary>Folder of the append-only audit log: hash-chained segments and their signed checkpoints (docs/audit.md).</summary>
     public string AuditPath { get; set; } = "";
+
+    /// <summary>This node's id in audit records and segment names; when empty, one is generated once and kept in the audit folder.</summary>
+    public string NodeId { get; set; } = "";
+
+    public AuditSettings Audit { get; set; } = new();
 
     public RedisSettings Redis { get; set; } = new();
 
@@ -33,6 +38,18 @@ public sealed class BrokerOptions
 
     /// <summary>Redis replicas that must acknowledge a revocation before it is reported done (WAIT).</summary>
     public int RevocationMinReplicas { get; set; }
+}
+
+public sealed class AuditSettings
+{
+    /// <summary>PEM EC P-256 private key that signs audit checkpoints; never the token-signing key. Required outside --dev.</summary>
+    public string CheckpointKeyPath { get; set; } = "";
+
+    /// <summary>A segment is closed and checkpointed at this size.</summary>
+    public long SegmentMaxBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>A segment is closed and checkpointed at this age: the longest its tail goes unsigned.</summary>
+    public TimeSpan SegmentMaxAge { get; set; } = TimeSpan.FromHours(1);
 }
 
 public sealed class RedisSettings

@@ -85,7 +85,7 @@ public static class BrokerServerExtensions
         services.AddSingleton(Options.Create(options));
         services.TryAddSingleton(TimeProvider.System);
 
-        services.AddSingleton(sp => new FileAuditSink(new FileAuditOptions { Path = options.AuditPath }, sp.GetRequiredService<ILogger<FileAuditSink>>()));
+        services.AddSingleton(sp => AuditSinkFactory.Create(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FileAuditSink>>()));
         services.AddSingleton<IAuditSink>(sp => sp.GetRequiredService<FileAuditSink>());
         services.AddSingleton<FilePolicyProvider>(sp => new FilePolicyProvider(
             options.PolicyPath,

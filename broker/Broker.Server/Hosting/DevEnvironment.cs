@@ -52,6 +52,23 @@ public static class DevEnvironment
         var operatorKey = SigningKey.FromPemFile(operatorKeyPath, DateTimeOffset.MinValue);
         options.Operators.DevSigningKeyFile = operatorKeyPath;
 
+        // Audit checkpoints get their own key, never the token-signing one; the public half is
+        // what `brokerctl audit verify --checkpoint-key` pins.
+        var checkpointKeyPath = Path.Combine(trustDir, "audit-checkpoint.key.pem");
+        if (!File.Exists(checkpointKeyPath))
+        {
+            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            File.WriteAllText(checkpointKeyPath, key.ExportPkcs8PrivateKeyPem());
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(checkpointKeyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
+            File.WriteAllText(Path.Combine(trustDir, "audit-checkpoint.pub.pem"), key.ExportSubjectPublicKeyInfoPem());
+        }
+
+        options.Audit.CheckpointKeyPath = string.IsNullOrEmpty(options.Audit.CheckpointKeyPath) ? checkpointKeyPath : options.Audit.CheckpointKeyPath;
+
         var policyPath = Path.Combine(root, "policy.yaml");
         if (!File.Exists(policyPath))
         {
@@ -62,7 +79,7 @@ public static class DevEnvironment
         options.Issuer = string.IsNullOrEmpty(options.Issuer) ? issuer : options.Issuer;
         options.Audience = string.IsNullOrEmpty(options.Audience) ? $"spiffe://{TrustDomain}/broker" : options.Audience;
         options.PolicyPath = string.IsNullOrEmpty(options.PolicyPath) ? policyPath : options.PolicyPath;
-        options.AuditPath = string.IsNullOrEmpty(options.AuditPath) ? Path.Combine(root, "audit.log") : options.AuditPath;
+        options.AuditPath = string.IsNullOrEmpty(options.AuditPath) ? Path.Combine(root, "audit") : options.AuditPath;
 
         var manifest = new DevManifest(
             TrustDomain,

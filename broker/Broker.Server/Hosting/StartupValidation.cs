@@ -58,6 +58,15 @@ public static class StartupValidation
             problems.Add("BRK1005: Broker:AuditPath is required: no credential is issued without a durable audit record.");
         }
 
+        if (string.IsNullOrWhiteSpace(options.Audit.CheckpointKeyPath))
+        {
+            problems.Add("BRK1009: Broker:Audit:CheckpointKeyPath is required: closed audit segments are signed with this EC P-256 key (never the token-signing key).");
+        }
+        else if (!File.Exists(options.Audit.CheckpointKeyPath))
+        {
+            problems.Add($"BRK1009: audit checkpoint key file '{options.Audit.CheckpointKeyPath}' does not exist.");
+        }
+
         return problems;
     }
 }

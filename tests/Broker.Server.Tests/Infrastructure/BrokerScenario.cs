@@ -174,11 +174,18 @@ public sealed class BrokerScenario : IAsyncDisposable
         return BrokerRefusal.From(ex);
     }
 
+    /// <summary>Every audit record this node wrote so far, oldest first, across segments.</summary>
     public async Task<string[]> AuditLinesAsync()
     {
-        await using var stream = new FileStream(Host.AuditPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(stream);
-        return (await reader.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var lines = new List<string>();
+        foreach (var segment in Broker.Core.Audit.AuditFiles.All(Host.AuditPath))
+        {
+            await using var stream = new FileStream(segment.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var reader = new StreamReader(stream);
+            lines.AddRange((await reader.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+
+        return [.. lines];
     }
 
     public async ValueTask DisposeAsync()

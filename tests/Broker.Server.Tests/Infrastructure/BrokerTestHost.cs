@@ -91,7 +91,7 @@ public sealed class BrokerTestHost : IAsyncDisposable
         var httpPort = RedisServer.FreePort();
         var issuer = options.Issuer ?? $"http://127.0.0.1:{httpPort}";
         var work = Directory.CreateTempSubdirectory("broker-node-").FullName;
-        var auditPath = options.AuditPath ?? Path.Combine(work, "audit.log");
+        var auditPath = options.AuditPath ?? Path.Combine(work, "audit");
         var signingKeys = options.SigningKeyFiles ?? [WriteGeneratedKey(work)];
 
         // Without Redis the node runs --dev's in-memory store on the ports chosen here.
@@ -108,6 +108,7 @@ public sealed class BrokerTestHost : IAsyncDisposable
             ["Broker:Redis:Configuration"] = options.RedisConfiguration ?? "",
             ["Broker:Redis:KeyPrefix"] = options.RedisKeyPrefix,
             ["Broker:Operators:Authority"] = options.OperatorAuthority ?? "",
+            ["Broker:Audit:CheckpointKeyPath"] = options.RedisConfiguration is null ? "" : WriteGeneratedKey(work, "audit-checkpoint.pem"),
         };
         for (var i = 0; i < signingKeys.Count; i++)
         {
@@ -170,10 +171,10 @@ public sealed class BrokerTestHost : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private static string WriteGeneratedKey(string directory)
+    private static string WriteGeneratedKey(string directory, string name = "signing.pem")
     {
         using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
-        var path = Path.Combine(directory, "signing.pem");
+        var path = Path.Combine(directory, name);
         File.WriteAllText(path, key.ExportPkcs8PrivateKeyPem());
         return path;
     }

@@ -1,0 +1,297 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Broker.Core.Audit;
+
+namespace Broker.Cli.Commands;
+
+/// <summary>
+/// <c>brokerctl audit ...</c>: verify, tail and query the identity audit log. Reads the segment
+/// files directly, so it runs where the log is (an auditor on the host, or a copy of the files).
+/// </summary>
+internal static class AuditCommand
+{
+    public static Command Create(CliContext context, HelpTexts help)
+    {
+        var audit = new Command("audit", "Verify, tail and query the identity audit log (hash-chained segments, format in docs/audit.md).");
+        audit.Subcommands.Add(CreateVerify(context, help));
+        audit.Subcommands.Add(CreateTail(context, help));
+        audit.Subcommands.Add(CreateQuery(context, help));
+        help.Add(audit, """
+            Examples:
+              brokerctl audit verify /var/lib/broker/audit --checkpoint-key audit-checkpoint.pub.pem
+              brokerctl audit tail /var/lib/broker/audit -n 20
+              brokerctl audit query /var/lib/broker/audit --task T-1 --output json
+            """);
+        return audit;
+    }
+
+    private static Argument<string[]> PathsArgument() => new("PATH")
+    {
+        Description = "Audit folders and/or segment files (audit-NODE-NNNNNNNN.log). Every node found is checked.",
+        Arity = ArgumentArity.OneOrMore,
+    };
+
+    private static Command CreateVerify(CliContext context, HelpTexts help)
+    {
+        var paths = PathsArgument();
+        var key = new Option<FileInfo?>("--checkpoint-key")
+        {
+            Description = "The audit checkpoint PUBLIC key (PEM). Without it, signatures are checked against the key each checkpoint names, which proves integrity but not who signed.",
+            HelpName = "PUBLIC_PEM",
+        };
+        var command = new Command(
+            "verify",
+            "Check the hash chain, sequence numbers and signed checkpoints. Prints OK and exits 0, or prints the first bad record "
+            + "(file:line: seq N: what failed) and exits 1. A record cut short by a crash is a note, not tampering.");
+        command.Arguments.Add(paths);
+        command.Options.Add(key);
+        help.Add(command, """
+            Examples:
+              brokerctl audit verify .dev/audit --checkpoint-key .dev/trust/audit-checkpoint.pub.pem
+              brokerctl audit verify audit-node-a-00000003.log audit-node-a-00000004.log
+            """);
+
+        command.SetAction(BrokerCtl.Guarded(context, (parseResult, _) =>
+        {
+            using var publicKey = LoadPublicKey(parseResult.GetValue(key));
+            AuditVerifyResult result;
+            try
+            {
+                result = AuditVerifier.Verify(parseResult.GetValue(paths)!, publicKey);
+            }
+            catch (ArgumentException ex)
+            {
+                throw CliException.Local(ex.Message);
+            }
+
+            foreach (var note in result.Notes)
+            {
+                context.Out.WriteLine("note: " + note);
+            }
+
+            if (result.Problem is { } problem)
+            {
+                context.Out.WriteLine($"TAMPERED: {problem}");
+                context.Out.WriteLine($"  file: {problem.File}");
+                context.Out.WriteLine($"  line: {problem.Line}");
+                context.Out.WriteLine($"  seq:  {(problem.Seq is { } seq ? seq.ToString(CultureInfo.InvariantCulture) : "-")}");
+                context.Out.WriteLine($"  what: {problem.What}");
+                return Task.FromResult(ExitCodes.Refused);
+            }
+
+            if (result.Segments == 0)
+            {
+                throw CliException.Local("no audit segments found (audit-NODE-NNNNNNNN.log).");
+            }
+
+            context.Out.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"OK {result.Records} records in {result.Segments} segment(s) of {result.Nodes.Count} node(s) ({string.Join(", ", result.Nodes)}); {result.Checkpoints} checkpoint(s) verified{(publicKey is null ? "" : " with the pinned key")}"));
+            return Task.FromResult(ExitCodes.Success);
+        }));
+        return command;
+    }
+
+    private static Command CreateTail(CliContext context, HelpTexts help)
+    {
+        var paths = PathsArgument();
+        var count = new Option<int>("--lines", "-n") { Description = "How many of the newest records to print.", DefaultValueFactory = _ => 20 };
+        var output = OutputFormat.CreateOption();
+        var command = new Command("tail", "Print the newest records (across nodes, by time).");
+        command.Arguments.Add(paths);
+        command.Options.Add(count);
+        command.Options.Add(output);
+        help.Add(command, """
+            Examples:
+              brokerctl audit tail .dev/audit -n 5
+            """);
+        command.SetAction(BrokerCtl.Guarded(context, (parseResult, _) =>
+        {
+            var records = Read(parseResult.GetValue(paths)!);
+            var newest = records.OrderBy(r => r.Event.Time).ThenBy(r => r.Event.Seq).TakeLast(Math.Max(0, parseResult.GetValue(count))).ToList();
+            Write(context, newest, parseResult.GetValue(output)!);
+            return Task.FromResult(ExitCodes.Success);
+        }));
+        return command;
+    }
+
+    private static Command CreateQuery(CliContext context, HelpTexts help)
+    {
+        var paths = PathsArgument();
+        var agent = new Option<string?>("--agent") { Description = "Workload (SPIFFE ID or mapped subject) the record is about." };
+        var task = new Option<string?>("--task") { Description = "Task id." };
+        var token = new Option<string?>("--token-id") { Description = "Token id (jti)." };
+        var actor = new Option<string?>("--actor") { Description = "Who acted: operator, approver or workload." };
+        var type = new Option<string?>("--type") { Description = "Event type name (credential.issued) or id (2000); a band prefix like 'approval.' or '5' matches the band." };
+        var since = new Option<DateTimeOffset?>("--since") { Description = "Records at or after this time (ISO 8601)." };
+        var until = new Option<DateTimeOffset?>("--until") { Description = "Records before this time (ISO 8601)." };
+        var limit = new Option<int>("--limit") { Description = "Most records to print (newest kept).", DefaultValueFactory = _ => 1000 };
+        var output = OutputFormat.CreateOption();
+        var command = new Command("query", "Find records by agent, task, token id, actor, type and time range. Filters combine with AND.");
+        command.Arguments.Add(paths);
+        foreach (var option in new Option[] { agent, task, token, actor, type, since, until, limit, output })
+        {
+            command.Options.Add(option);
+        }
+
+        help.Add(command, """
+            Examples:
+              # Who got what for task T-1, and who revoked it:
+              brokerctl audit query .dev/audit --task T-1
+              brokerctl audit query .dev/audit --type credential.revoked --since 2030-01-01T00:00:00Z --output json
+            """);
+        command.SetAction(BrokerCtl.Guarded(context, (parseResult, _) =>
+        {
+            var filter = new AuditFilter(
+                parseResult.GetValue(agent),
+                parseResult.GetValue(task),
+                parseResult.GetValue(token),
+                parseResult.GetValue(actor),
+                parseResult.GetValue(type),
+                parseResult.GetValue(since),
+                parseResult.GetValue(until));
+            var matches = Read(parseResult.GetValue(paths)!)
+                .Where(r => filter.Matches(r.Event))
+                .OrderBy(r => r.Event.Time).ThenBy(r => r.Event.Seq)
+                .TakeLast(Math.Max(0, parseResult.GetValue(limit)))
+                .ToList();
+            Write(context, matches, parseResult.GetValue(output)!);
+            return Task.FromResult(ExitCodes.Success);
+        }));
+        return command;
+    }
+
+    private static ECDsa? LoadPublicKey(FileInfo? file)
+    {
+        if (file is null)
+        {
+            return null;
+        }
+
+        if (!file.Exists)
+        {
+            throw CliException.Local($"checkpoint key '{file.FullName}' does not exist.");
+        }
+
+        var key = ECDsa.Create();
+        try
+        {
+            key.ImportFromPem(File.ReadAllText(file.FullName));
+            return key;
+        }
+        catch (Exception ex) when (ex is ArgumentException or CryptographicException)
+        {
+            key.Dispose();
+            throw CliException.Local($"checkpoint key '{file.FullName}' is not a PEM EC key: {ex.Message}");
+        }
+    }
+
+    private static List<AuditLine> Read(string[] paths)
+    {
+        var records = new List<AuditLine>();
+        foreach (var path in paths)
+        {
+            IEnumerable<string> segments = Directory.Exists(path)
+                ? AuditFiles.All(path).Select(s => s.Path)
+                : File.Exists(path) ? [path] : throw CliException.Local($"'{path}' does not exist.");
+            foreach (var segment in segments)
+            {
+                using var stream = new FileStream(segment, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                using var reader = new StreamReader(stream);
+                while (reader.ReadLine() is { } line)
+                {
+                    if (reader.EndOfStream && !LineEnded(stream))
+                    {
+                        break; // a record still being written, or torn by a crash
+                    }
+
+                    try
+                    {
+                        if (JsonSerializer.Deserialize(line, AuditJsonContext.Default.AuditEvent) is { } auditEvent)
+                        {
+                            records.Add(new AuditLine(auditEvent, line));
+                        }
+                    }
+                    catch (JsonException)
+                    {
+                        // Reading is not verifying: 'audit verify' names damaged records.
+                    }
+                }
+            }
+        }
+
+        return records;
+    }
+
+    private static bool LineEnded(FileStream stream)
+    {
+        if (stream.Length == 0)
+        {
+            return true;
+        }
+
+        var position = stream.Position;
+        stream.Seek(-1, SeekOrigin.End);
+        var last = stream.ReadByte();
+        stream.Position = position;
+        return last == '\n';
+    }
+
+    private static void Write(CliContext context, List<AuditLine> records, string output)
+    {
+        if (output == OutputFormat.Json)
+        {
+            // The records exactly as written, one per line (JSON Lines).
+            foreach (var record in records)
+            {
+                context.Out.WriteLine(record.Json);
+            }
+
+            return;
+        }
+
+        OutputFormat.WriteColumns(
+            context.Out,
+            ["TIME", "NODE", "SEQ", "TYPE", "OUTCOME", "SUBJECT", "TASK", "TOKEN", "ACTOR", "REASON"],
+            records.Select(r => (IReadOnlyList<string>)
+            [
+                r.Event.Time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),
+                r.Event.Node ?? "-",
+                r.Event.Seq?.ToString(CultureInfo.InvariantCulture) ?? "-",
+                r.Event.Type,
+                r.Event.Outcome,
+                r.Event.Subject ?? "-",
+                Cell(r.Event.TaskId) + (r.Event.Phase is null ? "" : "/" + r.Event.Phase),
+                Cell(r.Event.TokenId),
+                Cell(r.Event.Actor),
+                Cell(r.Event.Reason ?? r.Event.Selector),
+            ]).ToList());
+    }
+
+    /// <summary>Table cells stay on one line whatever a caller put in a field.</summary>
+    private static string Cell(string? value) => value is null ? "-" : value.Replace('\n', ' ').Replace('\r', ' ').Replace('\t', ' ');
+
+    private sealed record AuditLine(AuditEvent Event, string Json);
+
+    private sealed record AuditFilter(string? Agent, string? Task, string? TokenId, string? Actor, string? Type, DateTimeOffset? Since, DateTimeOffset? Until)
+    {
+        public bool Matches(AuditEvent e) =>
+            (Agent is null || e.Subject == Agent || e.Actor == Agent || (e.Selector?.Contains(Agent, StringComparison.Ordinal) ?? false))
+            && (Task is null || e.TaskId == Task || (e.Selector?.Contains(Task, StringComparison.Ordinal) ?? false))
+            && (TokenId is null || e.TokenId == TokenId || (e.Selector?.Contains(TokenId, StringComparison.Ordinal) ?? false))
+            && (Actor is null || e.Actor == Actor)
+            && (Type is null || TypeMatches(e))
+            && (Since is null || e.Time >= Since)
+            && (Until is null || e.Time < Until);
+
+        private bool TypeMatches(AuditEvent e)
+        {
+            var id = e.EventId.ToString(CultureInfo.InvariantCulture);
+            return e.Type == Type || id == Type
+                || (Type!.EndsWith('.') && e.Type.StartsWith(Type, StringComparison.Ordinal))
+                || (Type.Length == 1 && char.IsAsciiDigit(Type[0]) && id.StartsWith(Type, StringComparison.Ordinal));
+        }
+    }
+}
