@@ -23,4 +23,19 @@ public sealed class RedisKeys
     public RedisKey RevocationEpoch => _prefix + "revocations:epoch";
 
     public string RevocationChannel => _prefix + "revocations:notify";
+
+    /// <summary>Current risk of an agent (<c>a</c>) or task (<c>t</c>): a hash expiring with its signal.</summary>
+    public RedisKey Risk(char kind, string id) => _prefix + "risk:" + kind + ":" + id;
+
+    /// <summary>Issuance freeze of an agent or task; no expiry (lifted by a later signal or an operator).</summary>
+    public RedisKey RiskFreeze(char kind, string id) => _prefix + "risk:freeze:" + kind + ":" + id;
+
+    /// <summary>An operator's clear: signals observed before it are ignored.</summary>
+    public RedisKey RiskFloor(char kind, string id) => _prefix + "risk:floor:" + kind + ":" + id;
+
+    /// <summary>A signal id seen, holding its content digest (idempotency).</summary>
+    public RedisKey Signal(string signalId) => _prefix + "signal:" + signalId;
+
+    /// <summary>The telemetry stream: what the runtime layer reported. Never the audit log.</summary>
+    public RedisKey TelemetryStream => _prefix + "telemetry";
 }

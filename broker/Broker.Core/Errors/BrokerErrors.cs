@@ -46,6 +46,22 @@ public static class BrokerErrors
     public const string TtlExceedsPolicy = "TTL_EXCEEDS_POLICY";
     public const string TaskNotOwned = "TASK_NOT_OWNED";
 
+    // Runtime risk (docs/risk.md). Messages name the level and the signal id, never evidence.
+    public const string RiskTooHigh = "RISK_TOO_HIGH";
+    public const string RiskUnknown = "RISK_UNKNOWN";
+    public const string RiskStateUnavailable = "RISK_STATE_UNAVAILABLE";
+    public const string AgentFrozen = "AGENT_FROZEN";
+
+    // Signal intake: the runtime-protection service reporting risk.
+    public const string SignalSourceNotAllowed = "SIGNAL_SOURCE_NOT_ALLOWED";
+    public const string SignalSelfReport = "SIGNAL_SELF_REPORT";
+    public const string SignalInvalid = "SIGNAL_INVALID";
+    public const string SignalLevelUnknown = "SIGNAL_LEVEL_UNKNOWN";
+    public const string SignalFromFuture = "SIGNAL_FROM_FUTURE";
+    public const string SignalExpired = "SIGNAL_EXPIRED";
+    public const string SignalIdReused = "SIGNAL_ID_REUSED";
+    public const string TelemetryUnavailable = "TELEMETRY_UNAVAILABLE";
+
     // Task state.
     public const string TaskEnded = "TASK_ENDED";
 

@@ -3,6 +3,7 @@ using Broker.Core.Audit;
 using Broker.Core.Errors;
 using Broker.Core.Policy;
 using Broker.Core.Revocation;
+using Broker.Core.Risk;
 using Broker.Core.Signing;
 using Broker.Core.State;
 using Microsoft.Extensions.Logging;
@@ -22,6 +23,7 @@ public sealed partial class CredentialIssuer
     private readonly IAuditSink _audit;
     private readonly RevocationFeed _revocations;
     private readonly Revoker _revoker;
+    private readonly RiskGate _risk;
     private readonly TokenMinter _minter;
     private readonly IssuanceOptions _options;
     private readonly TimeProvider _time;
@@ -34,6 +36,7 @@ public sealed partial class CredentialIssuer
         IAuditSink audit,
         RevocationFeed revocations,
         Revoker revoker,
+        RiskGate risk,
         SigningKeyRing keys,
         IOptions<IssuanceOptions> options,
         TimeProvider time,
@@ -45,6 +48,7 @@ public sealed partial class CredentialIssuer
         _audit = audit;
         _revocations = revocations;
         _revoker = revoker;
+        _risk = risk;
         _options = options.Value;
         _minter = new TokenMinter(keys, _options.Issuer);
         _time = time;
@@ -61,7 +65,9 @@ public sealed partial class CredentialIssuer
         }
         catch (BrokerException ex) when (ex.Reason != BrokerErrors.AuditUnavailable)
         {
-            await AuditRefusalAsync(Refusal(request, identity, policy, ex.Reason), cancellationToken);
+            // A risk refusal names its signal by id (never its evidence).
+            var refusal = Refusal(request, identity, policy, ex.Reason);
+            await AuditRefusalAsync(ex.Metadata.TryGetValue("signal_id", out var signal) ? refusal with { Detail = "signal " + signal } : refusal, cancellationToken);
             throw;
         }
     }
@@ -139,6 +145,7 @@ public sealed partial class CredentialIssuer
         var jkt = string.IsNullOrEmpty(request.PopPublicKeyJwk) ? null : ProofOfPossessionKey.Thumbprint(request.PopPublicKeyJwk);
 
         var phaseRule = PolicyDecision.Authorize(policy, identity.WorkloadId, phase, scopes, request.Audience);
+        await _risk.CheckAsync(identity.WorkloadId, request.TaskId, phase, phaseRule, cancellationToken);
         var maxTtl = phaseRule.MaxTtl < _options.MaxTokenLifetime ? phaseRule.MaxTtl : _options.MaxTokenLifetime;
         var ttl = request.RequestedTtl ?? maxTtl;
         if (ttl > maxTtl)

@@ -14,6 +14,9 @@ public sealed class BrokerPolicy
     /// <summary>Agent rules in file order; the first whose pattern matches wins.</summary>
     public required IReadOnlyList<AgentRule> Agents { get; init; }
 
+    /// <summary>Who may report runtime risk; null when no risk source is wired (the risk gate is off).</summary>
+    public SignalPolicy? Signals { get; init; }
+
     public AgentRule? FindRule(string workloadId)
     {
         foreach (var rule in Agents)
@@ -69,4 +72,12 @@ public sealed record AgentRule(string Name, WorkloadPattern Match, IReadOnlyDict
 
 /// <summary>What one phase allows.</summary>
 /// <param name="KeepTokensOnExit">When the task moves to another phase, this phase's tokens stay valid until they expire (default: revoked).</param>
-public sealed record PhaseRule(IReadOnlySet<string> Scopes, IReadOnlySet<string> Audiences, TimeSpan MaxTtl, bool KeepTokensOnExit = false);
+/// <param name="RiskCeiling">The highest runtime risk still allowed; null means the phase's default (<see cref="Risk.RiskLevels.DefaultCeiling"/>).</param>
+/// <param name="OnUnknownRisk">What to do when no fresh risk is known; null means the phase's default (<see cref="Risk.RiskLevels.DefaultStance"/>).</param>
+public sealed record PhaseRule(
+    IReadOnlySet<string> Scopes,
+    IReadOnlySet<string> Audiences,
+    TimeSpan MaxTtl,
+    bool KeepTokensOnExit = false,
+    Risk.RiskLevel? RiskCeiling = null,
+    Risk.UnknownRiskStance? OnUnknownRisk = null);

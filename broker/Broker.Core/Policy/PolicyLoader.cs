@@ -155,6 +155,7 @@ public static partial class PolicyLoader
         }
 
         var agents = draft.AgentsNode is null ? [] : ReadAgents(reader, draft.AgentsNode, trust);
+        var signals = draft.SignalsNode is null ? null : ReadSignals(reader, draft.SignalsNode, trust);
         if (reader.Errors.Count > 0)
         {
             return null;
@@ -166,6 +167,7 @@ public static partial class PolicyLoader
             Source = source,
             Trust = new TrustPolicy(trust.Spiffe.AsReadOnly(), trust.Oidc.AsReadOnly()),
             Agents = agents.AsReadOnly(),
+            Signals = signals,
         };
     }
 
@@ -175,6 +177,7 @@ public static partial class PolicyLoader
     {
         public YNode? TrustNode;
         public YNode? AgentsNode;
+        public YNode? SignalsNode;
     }
 
     private static readonly KeySpec<RootDraft>[] RootSchema =
@@ -188,6 +191,7 @@ public static partial class PolicyLoader
         }),
         new("trust", Required: true, (r, d, v, p) => d.TrustNode = v),
         new("agents", Required: true, (r, d, v, p) => d.AgentsNode = v),
+        new("signals", Required: false, (r, d, v, p) => d.SignalsNode = v),
     ];
 
     // ---- trust -----------------------------------------------------------------------------
@@ -514,7 +518,7 @@ public static partial class PolicyLoader
     [
         .. Enum.GetValues<TaskPhase>().Select(phase => new KeySpec<AgentDraft>(phase.ToWire(), Required: false, (r, d, v, p) =>
         {
-            if (ReadPhase(r, v, p) is { } rule)
+            if (ReadPhase(r, v, p, phase) is { } rule)
             {
                 d.Phases[phase] = rule;
             }
@@ -699,6 +703,8 @@ public static partial class PolicyLoader
         public IReadOnlySet<string>? Audiences;
         public TimeSpan? MaxTtl;
         public bool KeepTokensOnExit;
+        public Risk.RiskLevel? RiskCeiling;
+        public Risk.UnknownRiskStance? OnUnknownRisk;
     }
 
     private static readonly KeySpec<PhaseDraft>[] PhaseSchema =
@@ -709,9 +715,11 @@ public static partial class PolicyLoader
             $"an absolute URI or SPIFFE ID of at most {MaxAudienceLength} characters")),
         new("max_ttl", Required: true, (r, d, v, p) => d.MaxTtl = r.ReadDuration(v, p, MinTtl, MaxTtl)),
         new("keep_tokens_on_exit", Required: false, (r, d, v, p) => d.KeepTokensOnExit = r.ReadBool(v, p) ?? false),
+        new("risk_ceiling", Required: false, (r, d, v, p) => d.RiskCeiling = ReadRiskLevel(r, v, p)),
+        new("on_unknown_risk", Required: false, (r, d, v, p) => d.OnUnknownRisk = ReadStance(r, v, p)),
     ];
 
-    private static PhaseRule? ReadPhase(PolicyReader reader, YNode node, string path)
+    private static PhaseRule? ReadPhase(PolicyReader reader, YNode node, string path, TaskPhase phase)
     {
         var d = new PhaseDraft();
         var before = reader.Errors.Count;
@@ -722,7 +730,13 @@ public static partial class PolicyLoader
 
         return d.Scopes is null || d.Audiences is null || d.MaxTtl is null
             ? null
-            : new PhaseRule(d.Scopes, d.Audiences, d.MaxTtl.Value, d.KeepTokensOnExit);
+            : new PhaseRule(
+                d.Scopes,
+                d.Audiences,
+                d.MaxTtl.Value,
+                d.KeepTokensOnExit,
+                d.RiskCeiling ?? Risk.RiskLevels.DefaultCeiling(phase),
+                d.OnUnknownRisk ?? Risk.RiskLevels.DefaultStance(phase));
     }
 
     private static FrozenSet<string>? ReadStringSet(PolicyReader reader, YNode node, string path, string noun, Func<string, bool> isValid, string rule)

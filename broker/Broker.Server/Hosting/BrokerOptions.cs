@@ -28,6 +28,9 @@ public sealed class BrokerOptions
 
     public AuditSettings Audit { get; set; } = new();
 
+    /// <summary>Path of the runtime-risk telemetry file (signals as reported); default: telemetry.log next to the audit file. Never the audit file.</summary>
+    public string TelemetryPath { get; set; } = "";
+
     public RedisSettings Redis { get; set; } = new();
 
     public SigningSettings Signing { get; set; } = new();

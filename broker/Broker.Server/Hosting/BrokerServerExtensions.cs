@@ -123,6 +123,7 @@ public static class BrokerServerExtensions
         var keyRing = BuildKeyRing(options);
         services.AddSingleton(keyRing);
         services.Configure<IssuanceOptions>(issuance => issuance.Issuer = options.Issuer);
+        services.AddRisk(options);
         services.AddSingleton<CredentialIssuer>();
         return services;
     }
@@ -168,6 +169,7 @@ public static class BrokerServerExtensions
         app.MapGrpcService<CredentialGrpcService>();
         app.MapGrpcService<AdminGrpcService>();
         app.MapGrpcService<RevocationGrpcService>();
+        app.MapRisk();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapWellKnown();

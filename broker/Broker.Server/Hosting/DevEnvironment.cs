@@ -132,10 +132,19 @@ public static class DevEnvironment
                 scopes: [repo:read, deploy:staging, deploy:prod]
                 audiences: [https://api.dev.local]
                 max_ttl: 5m
+                risk_ceiling: medium
+                on_unknown_risk: allow
               recovery:
                 scopes: [repo:read, deploy:rollback]
                 audiences: [https://api.dev.local]
                 max_ttl: 5m
+        # Runtime risk (docs/risk.md): a local runtime-protection service reports as
+        # spiffe://dev.local/runtime-protection. Planning allows up to high risk, execution up to
+        # medium; a critical signal revokes the agent's tokens and freezes it until cleared.
+        # Dev only: execution proceeds while no signal is known (production default: deny).
+        signals:
+          sources: [spiffe://dev.local/runtime-protection]
+          containment: critical
 
         """;
 }

@@ -51,6 +51,7 @@ internal static class OperatorAuthentication
             .AddPolicy(OperatorRoles.Approver, p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.Approver))
             .AddPolicy(OperatorRoles.IamAdmin, p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.IamAdmin))
             .AddPolicy(OperatorRoles.Auditor, p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.Auditor))
+            .AddPolicy(OperatorRoles.TelemetryReader, p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.TelemetryReader))
             .AddPolicy("responder-or-auditor", p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.Responder, OperatorRoles.Auditor));
         return services;
     }

@@ -30,5 +30,8 @@ public static class OperatorRoles
     public const string IamAdmin = "iam-admin";
     public const string Auditor = "auditor";
 
+    /// <summary>Reads the runtime-risk telemetry stream (signals, evidence references); not the audit log.</summary>
+    public const string TelemetryReader = "telemetry-reader";
+
     public const string Scheme = "Operator";
 }

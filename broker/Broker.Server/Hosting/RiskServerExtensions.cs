@@ -1,0 +1,62 @@
+using Broker.Core.Risk;
+using Broker.Redis;
+using Broker.Server.Services;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Broker.Server.Hosting;
+
+/// <summary>
+/// Runtime risk: signal intake, the issuance gate, and telemetry kept apart from audit (its
+/// own file, and with Redis its own stream). See docs/risk.md.
+/// </summary>
+internal static class RiskServerExtensions
+{
+    public const string TelemetryFileName = "telemetry.log";
+
+    public static IServiceCollection AddRisk(this IServiceCollection services, BrokerOptions options)
+    {
+        var telemetryPath = TelemetryPath(options);
+        services.AddSingleton(_ => new FileTelemetrySink(telemetryPath));
+        if (!string.IsNullOrWhiteSpace(options.Redis.Configuration))
+        {
+            services.AddSingleton<IRiskStore, RedisRiskStore>();
+            services.AddSingleton(sp => new RedisTelemetrySink(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<RedisKeys>(), sp.GetRequiredService<FileTelemetrySink>()));
+            services.AddSingleton<ITelemetrySink>(sp => sp.GetRequiredService<RedisTelemetrySink>());
+            services.AddSingleton<ITelemetryReader>(sp => sp.GetRequiredService<RedisTelemetrySink>());
+        }
+
+        services.TryAddSingleton<IRiskStore, InMemoryRiskStore>();
+        services.TryAddSingleton<ITelemetrySink>(sp => sp.GetRequiredService<FileTelemetrySink>());
+        services.TryAddSingleton<ITelemetryReader>(sp => sp.GetRequiredService<FileTelemetrySink>());
+        services.TryAddSingleton(Options.Create(new RiskOptions()));
+        services.AddSingleton<RiskGate>();
+        services.AddSingleton<RiskService>();
+        return services;
+    }
+
+    public static WebApplication MapRisk(this WebApplication app)
+    {
+        // Open the telemetry file at start-up, so a bad path stops the node rather than the first signal.
+        _ = app.Services.GetRequiredService<ITelemetrySink>();
+        app.MapGrpcService<SignalGrpcService>();
+        app.MapGrpcService<RiskAdminGrpcService>();
+        return app;
+    }
+
+    /// <summary>Broker:TelemetryPath, else telemetry.log next to the audit file; never the audit file itself.</summary>
+    internal static string TelemetryPath(BrokerOptions options)
+    {
+        var audit = Path.GetFullPath(options.AuditPath);
+        var path = string.IsNullOrWhiteSpace(options.TelemetryPath)
+            ? Path.Combine(Path.GetDirectoryName(audit) ?? ".", TelemetryFileName)
+            : Path.GetFullPath(options.TelemetryPath);
+        if (string.Equals(path, audit, StringComparison.Ordinal))
+        {
+            throw new BrokerStartupException(["BRK1030: Broker:TelemetryPath is the audit file; runtime telemetry and the audit log are kept in separate files."]);
+        }
+
+        return path;
+    }
+}
