@@ -70,9 +70,16 @@ internal sealed class DevBroker : IAsyncDisposable
     /// <summary>The audit log's lines (JSON), read while the broker may still be writing.</summary>
     public async Task<string[]> AuditLinesAsync()
     {
-        await using var stream = new FileStream(Manifest.AuditFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(stream);
-        return (await reader.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        // The audit path is a folder of segments (docs/audit.md); read them oldest first.
+        var lines = new List<string>();
+        foreach (var segment in Broker.Core.Audit.AuditFiles.All(Manifest.AuditFile))
+        {
+            await using var stream = new FileStream(segment.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var reader = new StreamReader(stream);
+            lines.AddRange((await reader.ReadToEndAsync()).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        }
+
+        return [.. lines];
     }
 
     public async ValueTask DisposeAsync()
