@@ -46,7 +46,7 @@ public sealed class DevOperatorTokenTests : IDisposable
         var claims = JsonDocument.Parse(Base64UrlEncoder.Decode(jwt.EncodedPayload)).RootElement;
         Assert.Equal(["iss", "aud", "sub", "iat", "exp", "roles"], claims.EnumerateObject().Select(p => p.Name));
         Assert.Equal("alice", jwt.Subject);
-        Assert.Equal(["responder", "approver", "iam-admin", "auditor"], claims.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
+        Assert.Equal(["responder", "approver", "iam-admin", "auditor", "telemetry-reader"], claims.GetProperty("roles").EnumerateArray().Select(r => r.GetString()));
     }
 
     [Fact]

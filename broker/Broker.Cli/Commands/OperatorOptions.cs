@@ -27,7 +27,7 @@ internal sealed class OperatorOptions
     public Option<bool> Dev { get; } = new("--dev")
     {
         Description = "Use the local dev broker: its address and dev operator key come from <dev-dir>/dev.json, and a 5-minute operator token "
-            + "with every role (responder, approver, iam-admin, auditor) is minted for --as.",
+            + "with every role (responder, approver, iam-admin, auditor, telemetry-reader) is minted for --as.",
     };
 
     public Option<string> As { get; } = new("--as")

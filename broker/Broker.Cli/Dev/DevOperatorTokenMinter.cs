@@ -18,7 +18,7 @@ internal sealed class DevOperatorTokenMinter : IDisposable
     public const string DefaultOperator = "dev-operator";
 
     /// <summary>Every operator role, so each admin command works against the dev broker.</summary>
-    public static readonly IReadOnlyList<string> AllRoles = ["responder", "approver", "iam-admin", "auditor"];
+    public static readonly IReadOnlyList<string> AllRoles = ["responder", "approver", "iam-admin", "auditor", "telemetry-reader"];
 
     /// <summary>Long enough for one command, short enough that a leaked one is soon useless.</summary>
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(5);
