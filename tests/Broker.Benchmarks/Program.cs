@@ -10,11 +10,15 @@ using StackExchange.Redis;
 
 // dotnet run -c Release --project tests/Broker.Benchmarks -- revocation-index [--entries N] [--lookups N]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- propagation [--revocations N]
-if (args.Length > 0 && args[0] is "revocation-index" or "propagation")
+// dotnet run -c Release --project tests/Broker.Benchmarks -- audit-verify [records] [callers]
+if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-verify")
 {
-    var report = args[0] == "propagation"
-        ? await PropagationBenchmark.RunAsync(args[1..])
-        : await RevocationIndexBenchmark.RunAsync(args[1..]);
+    var report = args[0] switch
+    {
+        "propagation" => await PropagationBenchmark.RunAsync(args[1..]),
+        "audit-verify" => await AuditVerifyBenchmark.RunAsync(args[1..]),
+        _ => await RevocationIndexBenchmark.RunAsync(args[1..]),
+    };
     Console.WriteLine(report);
     var reportPath = Path.Combine(RepoRoot(), "artifacts", "bench", args[0] + ".md");
     Directory.CreateDirectory(Path.GetDirectoryName(reportPath)!);
@@ -30,6 +34,7 @@ if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args
         usage: dotnet run -c Release --project tests/Broker.Benchmarks -- issuance [options]
                dotnet run -c Release --project tests/Broker.Benchmarks -- revocation-index [--entries N] [--lookups N]
                dotnet run -c Release --project tests/Broker.Benchmarks -- propagation [--revocations N]
+               dotnet run -c Release --project tests/Broker.Benchmarks -- audit-verify [records] [callers]
           --seconds N         measured window per concurrency level (default 10)
           --warmup N          warm-up per level before measuring (default 2)
           --concurrency LIST  comma-separated caller counts (default 1,16,64)
