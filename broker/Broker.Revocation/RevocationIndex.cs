@@ -19,6 +19,7 @@ public sealed class RevocationIndex
     private readonly ConcurrentDictionary<(string Task, string Phase), Cutoff> _taskPhases = new();
     private readonly ConcurrentDictionary<string, Cutoff> _agents = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Cutoff> _trustDomains = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Cutoff>.AlternateLookup<ReadOnlySpan<char>> _trustDomainsBySpan;
     // Boxed so readers never see a half-written struct; only the single writer replaces it.
     private volatile StrongBox<Cutoff> _global = new(Cutoff.None);
 
@@ -29,6 +30,8 @@ public sealed class RevocationIndex
     private volatile bool _hasTaskPhases;
     private volatile bool _hasAgents;
     private volatile bool _hasTrustDomains;
+
+    public RevocationIndex() => _trustDomainsBySpan = _trustDomains.GetAlternateLookup<ReadOnlySpan<char>>();
 
     public int Count => _tokens.Count + _otherTokens.Count + _tasks.Count + _taskPhases.Count + _agents.Count + _trustDomains.Count + (_global.Value.IsSet ? 1 : 0);
 
@@ -119,7 +122,7 @@ public sealed class RevocationIndex
             return true;
         }
 
-        if (_hasTrustDomains && token.TrustDomain is { } domain && _trustDomains.TryGetValue(domain, out var trust) && trust.Matches(issuedAt))
+        if (_hasTrustDomains && token.TryGetTrustDomain(out var domain) && _trustDomainsBySpan.TryGetValue(domain, out var trust) && trust.Matches(issuedAt))
         {
             kind = RevocationKind.TrustDomain;
             return true;

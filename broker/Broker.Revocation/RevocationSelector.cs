@@ -66,18 +66,21 @@ public sealed record RevocationEntry(
 public readonly record struct TokenFacts(string TokenId, string Subject, string TaskId, string Phase, DateTimeOffset IssuedAt)
 {
     /// <summary>The SPIFFE trust domain of the subject, or null for non-SPIFFE subjects.</summary>
-    public string? TrustDomain
-    {
-        get
-        {
-            const string scheme = "spiffe://";
-            if (!Subject.StartsWith(scheme, StringComparison.Ordinal))
-            {
-                return null;
-            }
+    public string? TrustDomain => TryGetTrustDomain(out var domain) ? domain.ToString() : null;
 
-            var end = Subject.IndexOf('/', scheme.Length);
-            return end < 0 ? Subject[scheme.Length..] : Subject[scheme.Length..end];
+    /// <summary>The SPIFFE trust domain of the subject without allocating; false for non-SPIFFE subjects.</summary>
+    public bool TryGetTrustDomain(out ReadOnlySpan<char> trustDomain)
+    {
+        const string scheme = "spiffe://";
+        if (!Subject.StartsWith(scheme, StringComparison.Ordinal))
+        {
+            trustDomain = default;
+            return false;
         }
+
+        var rest = Subject.AsSpan(scheme.Length);
+        var end = rest.IndexOf('/');
+        trustDomain = end < 0 ? rest : rest[..end];
+        return true;
     }
 }
