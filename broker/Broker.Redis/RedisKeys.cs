@@ -22,6 +22,8 @@ public sealed class RedisKeys
 
     public RedisKey RevocationEpoch => _prefix + "revocations:epoch";
 
+    public RedisKey IssuanceFreeze => _prefix + "freeze";
+
     public string RevocationChannel => _prefix + "revocations:notify";
 
     /// <summary>Current risk of an agent (<c>a</c>) or task (<c>t</c>): a hash expiring with its signal.</summary>

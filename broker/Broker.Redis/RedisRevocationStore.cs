@@ -36,7 +36,8 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         -- '' for a missing epoch: Lua's false would arrive as a boolean under RESP3, not as nil.
         local epoch = redis.call('GET', KEYS[2]) or ''
         local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
-        return {epoch, entries}
+        local freeze = redis.call('GET', KEYS[3]) or ''
+        return {epoch, entries, freeze}
         """;
 
     private const string RestoreScript = """
@@ -50,6 +51,7 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
     private readonly RedisRevocationOptions _options;
     private readonly RedisKey _stream;
     private readonly RedisKey _epoch;
+    private readonly RedisKey _freeze;
     private readonly RedisChannel _notify;
     private readonly ISubscriber _subscriber;
 
@@ -59,6 +61,7 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         _options = options;
         _stream = keys.RevocationStream;
         _epoch = keys.RevocationEpoch;
+        _freeze = keys.IssuanceFreeze;
         _notify = RedisChannel.Literal(keys.RevocationChannel);
         _subscriber = redis.GetSubscriber();
         _subscriber.Subscribe(_notify, (_, _) => Appended?.Invoke());
@@ -91,7 +94,7 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         var start = afterId is null ? "-" : "(" + afterId;
         var result = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(
             ReadScript,
-            [_stream, _epoch],
+            [_stream, _epoch, _freeze],
             [start, max]))!;
         var epoch = result[0].ToString() is { Length: > 0 } value ? value : null;
         var rows = (RedisResult[])result[1]!;
@@ -104,7 +107,8 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
             entries.Add(RevocationJson.Deserialize(id, fields[1].ToString()));
         }
 
-        return new RevocationPage(entries, epoch);
+        var freeze = result[2].ToString() is { Length: > 0 } frozen ? JsonSerializer.Deserialize<IssuanceFreeze>(frozen) : null;
+        return new RevocationPage(entries, epoch, freeze);
     }
 
     public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, CancellationToken cancellationToken)
@@ -116,6 +120,22 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
             [epoch, RevocationJson.Serialize(cutoff)])).ToString();
         await WaitForReplicasAsync();
         return (epoch, new RevocationEntry(id, cutoff.Selector, cutoff.Actor, cutoff.Reason, cutoff.RevokedAt, cutoff.ExpiresAt));
+    }
+
+    public async Task SetFreezeAsync(IssuanceFreeze? freeze, CancellationToken cancellationToken)
+    {
+        var db = _redis.GetDatabase();
+        if (freeze is null)
+        {
+            await db.KeyDeleteAsync(_freeze);
+        }
+        else
+        {
+            await db.StringSetAsync(_freeze, JsonSerializer.Serialize(freeze));
+        }
+
+        await WaitForReplicasAsync();
+        await _subscriber.PublishAsync(_notify, "freeze");
     }
 
     public async Task TrimAsync(DateTimeOffset olderThan, CancellationToken cancellationToken) =>

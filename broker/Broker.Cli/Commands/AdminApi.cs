@@ -35,6 +35,10 @@ internal sealed class AdminApi : IDisposable
     public Task<RestoreRevocationEpochResponse> RestoreEpochAsync(string reason, CancellationToken cancellationToken) =>
         AdminCallAsync("restore the revocation epoch (role responder)", options => new AdminService.AdminServiceClient(_channel).RestoreRevocationEpochAsync(new RestoreRevocationEpochRequest { Reason = reason }, options).ResponseAsync, cancellationToken);
 
+    public Task<FreezeState> FreezeAsync(bool freeze, string reason, CancellationToken cancellationToken) => freeze
+        ? AdminCallAsync("freeze issuance (role responder)", options => new AdminService.AdminServiceClient(_channel).FreezeAsync(new FreezeRequest { Reason = reason }, options).ResponseAsync, cancellationToken)
+        : AdminCallAsync("unfreeze issuance (role responder)", options => new AdminService.AdminServiceClient(_channel).UnfreezeAsync(new UnfreezeRequest { Reason = reason }, options).ResponseAsync, cancellationToken);
+
     public Task<IntrospectResponse> IntrospectAsync(string token, CancellationToken cancellationToken) =>
         CallAsync(options => new RevocationService.RevocationServiceClient(_channel).IntrospectAsync(new IntrospectRequest { Token = token }, options).ResponseAsync, null, cancellationToken);
 

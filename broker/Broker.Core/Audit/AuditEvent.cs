@@ -81,6 +81,8 @@ public static class AuditEventTypes
     public static readonly (int Id, string Name) TaskPhaseChanged = (3002, "task.phase_changed");
     public static readonly (int Id, string Name) Revoked = (4000, "credential.revoked");
     public static readonly (int Id, string Name) RevokeRefused = (4001, "revocation.refused");
+    public static readonly (int Id, string Name) IssuanceFrozen = (4002, "issuance.frozen");
+    public static readonly (int Id, string Name) IssuanceUnfrozen = (4003, "issuance.unfrozen");
     public static readonly (int Id, string Name) ApprovalRequested = (5000, "approval.requested");
     public static readonly (int Id, string Name) ApprovalApproved = (5001, "approval.approved");
     public static readonly (int Id, string Name) ApprovalDenied = (5002, "approval.denied");
@@ -101,7 +103,7 @@ public static class AuditEventTypes
     public static IReadOnlyList<(int Id, string Name)> All { get; } =
     [
         AttestationAccepted, AttestationRefused, CredentialIssued, CredentialRefused, CredentialVoided,
-        TaskEnded, TaskEndRefused, TaskPhaseChanged, Revoked, RevokeRefused,
+        TaskEnded, TaskEndRefused, TaskPhaseChanged, Revoked, RevokeRefused, IssuanceFrozen, IssuanceUnfrozen,
         ApprovalRequested, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed,
         RiskRefused, RiskRevoked, AuditCheckpoint, OperatorAuthenticationFailed,
         PolicyLoaded, PolicyRefused, SigningKeyActivated, SigningKeyRetired,

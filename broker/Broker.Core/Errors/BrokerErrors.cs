@@ -71,6 +71,7 @@ public static class BrokerErrors
     public const string PolicyUnavailable = "POLICY_UNAVAILABLE";
     public const string RevocationStateUnknown = "REVOCATION_STATE_UNKNOWN";
     public const string RevocationStateLost = "REVOCATION_STATE_LOST";
+    public const string IssuanceFrozen = "ISSUANCE_FROZEN";
 
     // Operators and revocation.
     public const string SelectorInvalid = "SELECTOR_INVALID";

@@ -134,8 +134,8 @@ public sealed partial class CredentialIssuer
 
     private async Task<IssuedCredential> IssueAttestedAsync(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, CancellationToken cancellationToken)
     {
-        // Never hand out a token while this node might not know about a revocation.
-        _revocations.EnsureCurrent();
+        // Never hand out a token while this node might not know about a revocation, or while frozen.
+        _revocations.EnsureIssuanceAllowed();
         RequestValidator.ValidateTaskId(request.TaskId);
         var phase = RequestValidator.ValidatePhase(request.Phase);
         var scopes = RequestValidator.ValidateScopes(request.Scopes);

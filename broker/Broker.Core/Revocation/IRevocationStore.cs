@@ -21,6 +21,9 @@ public interface IRevocationStore
     /// <summary>Writes a new epoch and appends <paramref name="cutoff"/> in the same step.</summary>
     Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, CancellationToken cancellationToken);
 
+    /// <summary>Sets (or, with null, lifts) the fleet-wide issuance freeze; durable before it returns.</summary>
+    Task SetFreezeAsync(IssuanceFreeze? freeze, CancellationToken cancellationToken);
+
     /// <summary>Drops entries appended before <paramref name="olderThan"/>; they can no longer match a live token.</summary>
     Task TrimAsync(DateTimeOffset olderThan, CancellationToken cancellationToken);
 
@@ -31,7 +34,11 @@ public interface IRevocationStore
 /// <summary>A revocation not yet in the log.</summary>
 public sealed record RevocationDraft(RevocationSelector Selector, string Actor, string Reason, DateTimeOffset RevokedAt, DateTimeOffset ExpiresAt);
 
-public sealed record RevocationPage(IReadOnlyList<RevocationEntry> Entries, string? Epoch);
+/// <param name="Freeze">The fleet-wide issuance freeze in force, if any.</param>
+public sealed record RevocationPage(IReadOnlyList<RevocationEntry> Entries, string? Epoch, IssuanceFreeze? Freeze = null);
+
+/// <summary>Break glass: all issuance refused fleet-wide until lifted.</summary>
+public sealed record IssuanceFreeze(string Actor, string Reason, DateTimeOffset Since);
 
 /// <summary>The store has no epoch: its data was lost, so what was revoked is unknown.</summary>
 public sealed class RevocationStateLostException() : Exception("The revocation epoch is missing: revocation state was lost.");

@@ -10,6 +10,7 @@ public sealed class InMemoryRevocationStore : IRevocationStore
     private readonly List<(long Seq, RevocationEntry Entry)> _log = [];
     private long _next = 1;
     private string? _epoch = Guid.NewGuid().ToString("N");
+    private IssuanceFreeze? _freeze;
 
     public event Action? Appended;
 
@@ -36,7 +37,7 @@ public sealed class InMemoryRevocationStore : IRevocationStore
         lock (_lock)
         {
             var entries = _log.Where(e => e.Seq > after).Take(max).Select(e => e.Entry).ToList();
-            return Task.FromResult(new RevocationPage(entries, _epoch));
+            return Task.FromResult(new RevocationPage(entries, _epoch, _freeze));
         }
     }
 
@@ -52,6 +53,17 @@ public sealed class InMemoryRevocationStore : IRevocationStore
 
         Appended?.Invoke();
         return Task.FromResult((epoch, entry));
+    }
+
+    public Task SetFreezeAsync(IssuanceFreeze? freeze, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            _freeze = freeze;
+        }
+
+        Appended?.Invoke();
+        return Task.CompletedTask;
     }
 
     public Task TrimAsync(DateTimeOffset olderThan, CancellationToken cancellationToken)

@@ -30,6 +30,7 @@ public sealed partial class RevocationFeed : BackgroundService
     private string? _cursor;
     private string? _epoch;
     private bool _lost;
+    private volatile IssuanceFreeze? _freeze;
     private long _confirmedAtTicks;
     private DateTimeOffset _lastPrune;
 
@@ -52,6 +53,9 @@ public sealed partial class RevocationFeed : BackgroundService
 
     public string? Epoch => _epoch;
 
+    /// <summary>The fleet-wide issuance freeze as last read from the store.</summary>
+    public IssuanceFreeze? Freeze => _freeze;
+
     public string? Cursor => _cursor;
 
     public DateTimeOffset ConfirmedAt => new(Interlocked.Read(ref _confirmedAtTicks), TimeSpan.Zero);
@@ -69,6 +73,20 @@ public sealed partial class RevocationFeed : BackgroundService
         if (!IsCurrent)
         {
             throw BrokerErrors.Unavailable(BrokerErrors.RevocationStateUnknown, "This node cannot confirm it knows every revocation; refusing until it can.");
+        }
+    }
+
+    /// <summary>
+    /// For issuance: throws unless this node is current (<see cref="EnsureCurrent"/>) and no
+    /// responder has frozen issuance. The freeze travels with the revocation state, so it reaches
+    /// every node within the same bound.
+    /// </summary>
+    public void EnsureIssuanceAllowed()
+    {
+        EnsureCurrent();
+        if (_freeze is { } freeze)
+        {
+            throw BrokerErrors.Unavailable(BrokerErrors.IssuanceFrozen, $"Issuance is frozen fleet-wide since {freeze.Since:u} by {freeze.Actor}: {freeze.Reason}");
         }
     }
 
@@ -119,6 +137,7 @@ public sealed partial class RevocationFeed : BackgroundService
                 }
 
                 ApplyPage(page.Entries);
+                _freeze = page.Freeze;
                 if (page.Entries.Count < PageSize)
                 {
                     break;

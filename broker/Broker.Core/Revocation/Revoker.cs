@@ -115,6 +115,49 @@ public sealed class Revoker
         return restored;
     }
 
+    /// <summary>Break glass: refuse all issuance fleet-wide (or lift that with <paramref name="freeze"/> false).</summary>
+    public async Task<IssuanceFreeze?> SetFreezeAsync(bool freeze, string actor, string? reason, RequestContext context, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(reason))
+        {
+            throw BrokerErrors.InvalidArgument(BrokerErrors.ReasonRequired, "A reason is required.");
+        }
+
+        if (reason.Length > IssuanceOptions.MaxJustificationLength)
+        {
+            throw BrokerErrors.InvalidArgument(BrokerErrors.TextTooLong, $"reason is longer than {IssuanceOptions.MaxJustificationLength} characters.");
+        }
+
+        var now = _time.GetUtcNow();
+        var state = freeze ? new IssuanceFreeze(actor, reason, now) : null;
+        try
+        {
+            await _store.SetFreezeAsync(state, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
+        {
+            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The freeze could not be made durable; it is NOT in force. Retry.", ex);
+        }
+
+        await _feed.SyncAsync(cancellationToken);
+        var type = freeze ? AuditEventTypes.IssuanceFrozen : AuditEventTypes.IssuanceUnfrozen;
+        await _audit.AppendAsync(
+            new AuditEvent
+            {
+                EventId = type.Id,
+                Type = type.Name,
+                Time = now,
+                CorrelationId = context.CorrelationId,
+                PolicyDigest = _policy.Current.Digest,
+                Outcome = AuditOutcomes.Success,
+                Actor = actor,
+                Detail = AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength),
+                Peer = context.Peer,
+            },
+            cancellationToken);
+        return state;
+    }
+
     private async Task<IReadOnlyList<RevocationEntry>> AppendAsync(IReadOnlyList<RevocationDraft> drafts, CancellationToken cancellationToken)
     {
         IReadOnlyList<RevocationEntry> entries;

@@ -42,6 +42,18 @@ internal sealed class AdminGrpcService : AdminService.AdminServiceBase
     }
 
     [Authorize(Policy = OperatorRoles.Responder)]
+    public override async Task<FreezeState> Freeze(FreezeRequest request, ServerCallContext context) =>
+        ToWire(await _revocations.SetFreezeAsync(true, OperatorAuthentication.ActorOf(context.GetHttpContext(), _operators), request.Reason, CallContext.From(context), context.CancellationToken));
+
+    [Authorize(Policy = OperatorRoles.Responder)]
+    public override async Task<FreezeState> Unfreeze(UnfreezeRequest request, ServerCallContext context) =>
+        ToWire(await _revocations.SetFreezeAsync(false, OperatorAuthentication.ActorOf(context.GetHttpContext(), _operators), request.Reason, CallContext.From(context), context.CancellationToken));
+
+    private static FreezeState ToWire(Broker.Core.Revocation.IssuanceFreeze? freeze) => freeze is null
+        ? new FreezeState { Frozen = false }
+        : new FreezeState { Frozen = true, Actor = freeze.Actor, Reason = freeze.Reason, Since = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(freeze.Since) };
+
+    [Authorize(Policy = OperatorRoles.Responder)]
     public override async Task<RestoreRevocationEpochResponse> RestoreRevocationEpoch(RestoreRevocationEpochRequest request, ServerCallContext context)
     {
         var (epoch, cutoff) = await _revocations.RestoreEpochAsync(
