@@ -135,6 +135,8 @@ public static class BrokerServerExtensions
         _ = app.Services.GetRequiredService<SigningKeyRing>();
         _ = app.Services.GetRequiredService<IAuditSink>();
 
+        DevEnvironment.EnsureRevocationEpoch(app.Services);
+
         // Know every revocation before the first request; if the store is down the node starts
         // stale and refuses issuance until it catches up (health says so).
         using (var initial = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
@@ -187,9 +189,7 @@ public static class BrokerServerExtensions
     {
         try
         {
-            var keys = options.Signing.Keys.Count == 0 && options.Dev
-                ? [SigningKey.Generate(DateTimeOffset.MinValue)]
-                : options.Signing.Keys.Select(k => SigningKey.FromPemFile(k.Path, k.NotBefore ?? DateTimeOffset.MinValue)).ToList();
+            var keys = options.Signing.Keys.Select(k => SigningKey.FromPemFile(k.Path, k.NotBefore ?? DateTimeOffset.MinValue)).ToList();
             var ring = new SigningKeyRing(keys, options.Signing.PublishAhead, new IssuanceOptions().MaxTokenLifetime, TimeSpan.FromMinutes(1));
             _ = ring.Active(DateTimeOffset.UtcNow);
             return ring;

@@ -25,29 +25,22 @@ public static class DevEnvironment
 
         var keyPath = Path.Combine(trustDir, TrustDomain + ".key.pem");
         var jwksPath = Path.Combine(trustDir, TrustDomain + ".jwks");
-        if (!File.Exists(keyPath))
-        {
-            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-            File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
-        }
+        WriteKeyIfMissing(keyPath);
 
         var trustKey = SigningKey.FromPemFile(keyPath, DateTimeOffset.MinValue);
         File.WriteAllText(jwksPath, JsonSerializer.Serialize(new { keys = new[] { ToJson(trustKey.PublicJwk) } }));
 
-        var operatorKeyPath = Path.Combine(trustDir, "dev-operator.key.pem");
-        if (!File.Exists(operatorKeyPath))
+        // The token-signing key lives in the dev folder too, so dev nodes started on one folder
+        // (and one Redis) form a cluster whose tokens every node can check.
+        var signingKeyPath = Path.Combine(trustDir, "broker-signing.key.pem");
+        WriteKeyIfMissing(signingKeyPath);
+        if (options.Signing.Keys.Count == 0)
         {
-            using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-            File.WriteAllText(operatorKeyPath, key.ExportPkcs8PrivateKeyPem());
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(operatorKeyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            }
+            options.Signing.Keys.Add(new SigningKeySettings { Path = signingKeyPath });
         }
+
+        var operatorKeyPath = Path.Combine(trustDir, "dev-operator.key.pem");
+        WriteKeyIfMissing(operatorKeyPath);
 
         var operatorKey = SigningKey.FromPemFile(operatorKeyPath, DateTimeOffset.MinValue);
         options.Operators.DevSigningKeyFile = operatorKeyPath;
@@ -96,6 +89,48 @@ public static class DevEnvironment
             options.Operators.Audience);
         File.WriteAllText(Path.Combine(root, ManifestFile), JsonSerializer.Serialize(manifest, DevManifest.JsonOptions));
         return manifest;
+    }
+
+    /// <summary>
+    /// Dev mode on a shared Redis (<c>--dev --redis ...</c>): a fresh Redis has no revocation epoch,
+    /// which makes every node refuse everything until an operator restores it. Dev does that
+    /// step itself, once, and says so; production never does.
+    /// </summary>
+    public static void EnsureRevocationEpoch(IServiceProvider services)
+    {
+        if (services.GetService<DevManifest>() is null
+            || services.GetService<StackExchange.Redis.IConnectionMultiplexer>() is not { } redis
+            || services.GetService<Broker.Redis.RedisKeys>() is not { } keys)
+        {
+            return;
+        }
+
+        try
+        {
+            if (redis.GetDatabase().StringSet(keys.RevocationEpoch, Guid.NewGuid().ToString("N"), when: StackExchange.Redis.When.NotExists))
+            {
+                Console.WriteLine("DEV MODE: this Redis had no revocation epoch; created one (production requires `brokerctl revocations restore-epoch`).");
+            }
+        }
+        catch (StackExchange.Redis.RedisException)
+        {
+            // Redis is not answering yet; the node stays stale (and says so) until it does.
+        }
+    }
+
+    private static void WriteKeyIfMissing(string path)
+    {
+        if (File.Exists(path))
+        {
+            return;
+        }
+
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        File.WriteAllText(path, key.ExportPkcs8PrivateKeyPem());
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
     }
 
     private static Dictionary<string, string> ToJson(JsonWebKey jwk) => new()
