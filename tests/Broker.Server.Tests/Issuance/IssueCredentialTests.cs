@@ -61,7 +61,7 @@ public sealed class IssueCredentialTests : IAsyncLifetime
     [Fact]
     public async Task Stock_jwt_bearer_resource_server_accepts_the_token_and_refuses_others()
     {
-        await using var api = await ResourceServer.StartAsync(_broker.Host.Issuer, BrokerScenario.ResourceAudience);
+        await using var api = await ResourceApi.StartAsync(_broker.Host.Issuer, BrokerScenario.ResourceAudience);
         using var http = new HttpClient();
         var token = (await _broker.Client.IssueCredentialAsync(_broker.Request())).AccessToken;
 
@@ -371,7 +371,7 @@ public sealed class IssueCredentialTests : IAsyncLifetime
         Assert.Null(await store.GetTaskAsync(taskId, default));
     }
 
-    private static async Task<HttpResponseMessage> SendAsync(HttpClient http, ResourceServer api, string? token)
+    private static async Task<HttpResponseMessage> SendAsync(HttpClient http, ResourceApi api, string? token)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, api.Address + "/whoami");
         if (token is not null)

@@ -58,6 +58,31 @@ public sealed class RevocationClusterTests(RedisFixture redis) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Resource_server_with_the_sdk_on_a_third_node_refuses_a_token_revoked_at_the_first()
+    {
+        await using var api = await ResourceApi.StartAsync(_a.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: _others[1].Host.GrpcAddress);
+        using var http = new HttpClient();
+        var token = (await _a.Client.IssueCredentialAsync(_a.Request(task: "sdk-task"))).AccessToken;
+        await EventuallyAsync(async () => (await GetAsync(http, api, token)).StatusCode == System.Net.HttpStatusCode.OK);
+
+        await _a.RevokeAsync("sdk propagation", new Broker.V1.RevocationSelector { TaskId = "sdk-task" });
+
+        await EventuallyAsync(async () =>
+        {
+            using var response = await GetAsync(http, api, token);
+            return response.StatusCode == System.Net.HttpStatusCode.Unauthorized
+                && response.Headers.WwwAuthenticate.ToString().Contains("token revoked", StringComparison.Ordinal);
+        });
+    }
+
+    private static async Task<HttpResponseMessage> GetAsync(HttpClient http, ResourceApi api, string token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, api.Address + "/whoami");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return await http.SendAsync(request);
+    }
+
+    [Fact]
     public async Task Each_selector_revokes_what_it_names_and_nothing_else()
     {
         var byToken = await IssueAsync("sel-token");

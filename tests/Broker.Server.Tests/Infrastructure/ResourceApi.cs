@@ -1,4 +1,5 @@
 using System.Net;
+using Broker.ResourceServer;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -10,13 +11,14 @@ namespace Broker.Server.Tests.Infrastructure;
 
 /// <summary>
 /// A minimal API that trusts Broker the stock way: AddJwtBearer with Authority = the broker's
-/// issuer (discovery + JWKS), nothing Broker-specific.
+/// issuer (discovery + JWKS), nothing Broker-specific — or, given a revocation address, the same
+/// with Broker's resource-server SDK (revocation stream) added.
 /// </summary>
-public sealed class ResourceServer : IAsyncDisposable
+public sealed class ResourceApi : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private ResourceServer(WebApplication app, string address)
+    private ResourceApi(WebApplication app, string address)
     {
         _app = app;
         Address = address;
@@ -24,21 +26,35 @@ public sealed class ResourceServer : IAsyncDisposable
 
     public string Address { get; }
 
-    public static async Task<ResourceServer> StartAsync(string authority, string audience)
+    public static async Task<ResourceApi> StartAsync(string authority, string audience, string? revocationAddress = null)
     {
         var port = Broker.Testing.RedisServer.FreePort();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
-        builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(options =>
+        if (revocationAddress is null)
         {
-            options.Authority = authority;
-            options.Audience = audience;
-            options.RequireHttpsMetadata = false; // loopback test issuer
-            options.MapInboundClaims = false;
-            options.TokenValidationParameters.ValidTypes = ["at+jwt"];
-        });
-        builder.Services.AddAuthorization();
+            builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(options =>
+            {
+                options.Authority = authority;
+                options.Audience = audience;
+                options.RequireHttpsMetadata = false; // loopback test issuer
+                options.MapInboundClaims = false;
+                options.TokenValidationParameters.ValidTypes = ["at+jwt"];
+            });
+            builder.Services.AddAuthorization();
+        }
+        else
+        {
+            builder.Services.AddBrokerResourceServer(options =>
+            {
+                options.Authority = authority;
+                options.Audience = audience;
+                options.RevocationAddress = revocationAddress;
+                options.RequireHttpsMetadata = false; // loopback test issuer
+            });
+        }
+
         var app = builder.Build();
         app.UseAuthentication();
         app.UseAuthorization();
@@ -49,7 +65,7 @@ public sealed class ResourceServer : IAsyncDisposable
             phase = context.User.FindFirst("phase")?.Value,
         }).RequireAuthorization();
         await app.StartAsync();
-        return new ResourceServer(app, $"http://127.0.0.1:{port}");
+        return new ResourceApi(app, $"http://127.0.0.1:{port}");
     }
 
     public async ValueTask DisposeAsync()
