@@ -1,0 +1,296 @@
+#!/usr/bin/env bash
+# A local multi-node Broker cluster on loopback, without containers: one redis-server (AOF,
+# appendfsync always) and N broker nodes in production mode that share the issuer, the signing
+# key, the audit checkpoint key, the policy and Redis. Same shape as deploy/compose/compose.yaml
+# minus the Redis replica and the sentinels (see docs/operations.md).
+#
+#   deploy/local/cluster.sh start [N]   start Redis and N nodes (default 3), print addresses
+#   deploy/local/cluster.sh status      show what runs and each node's /healthz
+#   deploy/local/cluster.sh stop        end exactly the processes start wrote to the PID file
+#
+# Environment:
+#   BROKER_CLUSTER_DIR  state folder (keys, policy, Redis data, audit, logs, PIDs);
+#                       default ${TMPDIR:-/tmp}/broker-cluster. start refuses if a cluster
+#                       from this folder is still running.
+#   BROKER_DLL          a built Broker.Server.dll; default: build broker/Broker.Server (Release).
+#   BROKER_BASE_PORT    first port; Redis gets it, node i gets BASE+2i-1 (gRPC) and BASE+2i (HTTP).
+#                       Default: a free range chosen at random.
+#   BROKER_START_TIMEOUT  seconds to wait for every node's /healthz (default 60).
+#
+# Operators: a production node authenticates admin calls (revoke, approvals) with an OIDC IdP.
+# This cluster points Broker:Operators:Authority at an unreachable loopback placeholder, so
+# admin calls answer UNAUTHENTICATED until you set BROKER_OPERATOR_AUTHORITY to a real IdP.
+# Issuance works: agents attest with JWT-SVIDs of the local trust domain 'cluster.local.test'
+# (`brokerctl dev svid --dev-dir "$BROKER_CLUSTER_DIR"` mints them).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+dir="${BROKER_CLUSTER_DIR:-${TMPDIR:-/tmp}/broker-cluster}"
+pids="$dir/pids"
+key_prefix="broker:"
+trust_domain="cluster.local.test"
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Is the process with this PID still the one we started? (guards against PID reuse)
+is_ours() {
+  local pid=$1 name=$2
+  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$name"
+}
+
+running() {
+  [ -f "$pids" ] || return 1
+  local pid name
+  while read -r pid name _; do
+    is_ours "$pid" "$name" && return 0
+  done <"$pids"
+  return 1
+}
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+healthz() { # port -> HTTP status code of /healthz, or 000
+  if command -v curl >/dev/null 2>&1; then
+    curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$1/healthz" || true
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 \
+      && head -n 1 <&3 | awk '{print $2}') 2>/dev/null || echo 000
+  fi
+}
+
+make_keys() {
+  mkdir -p "$dir/keys" "$dir/trust"
+  chmod 700 "$dir/keys" "$dir/trust"
+  (
+    umask 077
+    # Token-signing key (shared by every node), audit checkpoint key (never the signing key).
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/keys/signing.pem" 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/keys/audit-checkpoint.key.pem" 2>/dev/null
+    openssl pkey -in "$dir/keys/audit-checkpoint.key.pem" -pubout -out "$dir/keys/audit-checkpoint.pub.pem"
+    # A local SPIFFE trust domain standing in for SPIRE: its private key and JWT bundle.
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/trust/trust.key.pem" 2>/dev/null
+  )
+  # The SPKI of a P-256 key ends with the 65-byte point 0x04 || X || Y.
+  local point x y
+  point=$(openssl pkey -in "$dir/trust/trust.key.pem" -pubout -outform DER | tail -c 65 | od -An -v -tx1 | tr -d ' \n')
+  x=$(printf '%s' "${point:2:64}" | xxd -r -p 2>/dev/null | b64url || true)
+  if [ -z "$x" ]; then # no xxd: decode hex with printf
+    x=$(printf "$(sed 's/../\\x&/g' <<<"${point:2:64}")" | b64url)
+    y=$(printf "$(sed 's/../\\x&/g' <<<"${point:66:64}")" | b64url)
+  else
+    y=$(printf '%s' "${point:66:64}" | xxd -r -p | b64url)
+  fi
+  cat >"$dir/trust/$trust_domain.jwks" <<EOF
+{"keys":[{"kty":"EC","crv":"P-256","x":"$x","y":"$y","kid":"cluster-trust-1","use":"jwt-svid","alg":"ES256"}]}
+EOF
+}
+
+write_policy() {
+  cat >"$dir/policy.yaml" <<EOF
+# Policy of the local cluster (deploy/local/cluster.sh); every node reads this file and
+# reloads it on save. Reference: docs/policy.md and deploy/policy/sample-policy.yaml.
+version: 1
+trust:
+  spiffe:
+    - trust_domain: $trust_domain
+      jwt_bundle_file: trust/$trust_domain.jwks
+      refresh: 30s
+agents:
+  - name: local-agents
+    match: spiffe://$trust_domain/agents/*
+    phases:
+      planning:
+        scopes: [repo:read, tickets:read]
+        audiences: [https://api.local.test]
+        max_ttl: 10m
+      execution:
+        scopes: [repo:read, deploy:staging]
+        audiences: [https://api.local.test]
+        max_ttl: 5m
+      recovery:
+        scopes: [repo:read, deploy:rollback]
+        audiences: [https://api.local.test]
+        max_ttl: 5m
+EOF
+}
+
+start() {
+  local nodes=${1:-3}
+  [[ "$nodes" =~ ^[1-9][0-9]?$ ]] || die "N must be a number of nodes (1-99), got '$nodes'"
+  if running; then die "a cluster from $dir is running; run '$0 stop' first"; fi
+  command -v redis-server >/dev/null || die "redis-server is not on PATH (apt-get install -y redis-server)"
+  command -v redis-cli >/dev/null || die "redis-cli is not on PATH (apt-get install -y redis-tools)"
+  command -v openssl >/dev/null || die "openssl is not on PATH"
+
+  local dll=${BROKER_DLL:-}
+  if [ -z "$dll" ]; then
+    echo "Building broker/Broker.Server (Release)..."
+    dotnet build "$repo/broker/Broker.Server" -c Release -v quiet -nologo >/dev/null
+    dll="$repo/broker/Broker.Server/bin/Release/net10.0/Broker.Server.dll"
+  fi
+  [ -f "$dll" ] || die "BROKER_DLL '$dll' does not exist"
+  dll=$(cd "$(dirname "$dll")" && pwd)/$(basename "$dll")
+
+  # A fresh cluster: old keys, data and audit of a stopped cluster in this folder are replaced.
+  rm -rf "$dir"
+  mkdir -p "$dir/redis" "$dir/logs"
+  chmod 700 "$dir"
+  : >"$pids"
+
+  local base=${BROKER_BASE_PORT:-}
+  if [ -z "$base" ]; then
+    local try p free
+    for try in $(seq 1 50); do
+      base=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+      free=1
+      for p in $(seq "$base" $((base + 2 * nodes))); do
+        if port_in_use "$p"; then free=0; break; fi
+      done
+      [ "$free" -eq 1 ] && break
+    done
+    [ "$free" -eq 1 ] || die "found no free port range; set BROKER_BASE_PORT"
+  fi
+  local redis_port=$base
+
+  make_keys
+  write_policy
+
+  # Redis with the durability settings docs/revocation.md requires.
+  setsid redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" \
+    --appendonly yes --appendfsync always --maxmemory-policy noeviction --save '' \
+    --daemonize no --logfile "$dir/logs/redis.log" </dev/null >/dev/null 2>&1 &
+  echo "$! redis-server port=$redis_port" >>"$pids"
+  local i
+  for i in $(seq 1 100); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 || die "redis-server did not answer on port $redis_port (see $dir/logs/redis.log)"
+
+  # Day one of a cluster: a fresh Redis has no revocation epoch, and every node refuses
+  # everything (REVOCATION_STATE_LOST) until one exists. In production a responder runs
+  # `brokerctl revocations restore-epoch`; on an empty Redis there is nothing to revoke, so
+  # creating the key is the same thing. NX: never replace an existing epoch.
+  redis-cli -p "$redis_port" SET "${key_prefix}revocations:epoch" "local-$(date +%s)-$RANDOM" NX >/dev/null
+
+  local issuer="http://127.0.0.1:$((base + 2))"
+  local authority=${BROKER_OPERATOR_AUTHORITY:-http://127.0.0.1:9/operators-idp-placeholder}
+  for i in $(seq 1 "$nodes"); do
+    local grpc=$((base + 2 * i - 1)) http=$((base + 2 * i)) node="node-$i"
+    mkdir -p "$dir/$node"
+    (
+      cd "$dir/$node"
+      export ASPNETCORE_ENVIRONMENT=Production DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+      export Broker__Issuer="$issuer"
+      export Broker__Audience="spiffe://$trust_domain/broker"
+      export Broker__PolicyPath="$dir/policy.yaml"
+      export Broker__AuditPath="$dir/$node/audit"
+      export Broker__NodeId="$node"
+      export Broker__Audit__CheckpointKeyPath="$dir/keys/audit-checkpoint.key.pem"
+      export Broker__TelemetryPath="$dir/$node/telemetry.log"
+      export Broker__Redis__Configuration="127.0.0.1:$redis_port,abortConnect=false,allowAdmin=true"
+      export Broker__Redis__KeyPrefix="$key_prefix"
+      export Broker__Signing__Keys__0__Path="$dir/keys/signing.pem"
+      export Broker__Operators__Authority="$authority"
+      export Kestrel__Endpoints__Grpc__Url="http://127.0.0.1:$grpc"
+      export Kestrel__Endpoints__Grpc__Protocols=Http2
+      export Kestrel__Endpoints__Http__Url="http://127.0.0.1:$http"
+      export Kestrel__Endpoints__Http__Protocols=Http1
+      exec setsid dotnet "$dll" --Broker:ClusterNode="$node" </dev/null >"$dir/logs/$node.log" 2>&1
+    ) &
+    echo "$! Broker.Server $node grpc=$grpc http=$http" >>"$pids"
+  done
+
+  # Written for `brokerctl dev svid --dev-dir $dir`: which key signs the trust domain's SVIDs.
+  cat >"$dir/dev.json" <<EOF
+{
+  "trust_domain": "$trust_domain",
+  "audience": "spiffe://$trust_domain/broker",
+  "grpc_address": "http://127.0.0.1:$((base + 1))",
+  "issuer": "$issuer",
+  "trust_key_file": "trust/trust.key.pem",
+  "trust_key_id": "cluster-trust-1",
+  "policy_file": "policy.yaml",
+  "audit_file": "node-1/audit"
+}
+EOF
+
+  local timeout=${BROKER_START_TIMEOUT:-60} deadline code
+  deadline=$((SECONDS + timeout))
+  for i in $(seq 1 "$nodes"); do
+    while :; do
+      code=$(healthz $((base + 2 * i)))
+      [ "$code" = 200 ] && break
+      if ! is_ours "$(awk -v n="node-$i" '$3 == n {print $1}' "$pids")" Broker.Server; then
+        echo "node-$i exited; its log ($dir/logs/node-$i.log):" >&2
+        tail -n 20 "$dir/logs/node-$i.log" >&2 || true
+        stop >/dev/null
+        exit 1
+      fi
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        echo "node-$i did not become healthy within ${timeout}s (last /healthz: $code); see $dir/logs/node-$i.log" >&2
+        stop >/dev/null
+        exit 1
+      fi
+      sleep 0.25
+    done
+  done
+
+  echo "Broker cluster up: $nodes node(s), state in $dir"
+  echo "  redis     127.0.0.1:$redis_port (AOF, appendfsync always; epoch key ${key_prefix}revocations:epoch set)"
+  for i in $(seq 1 "$nodes"); do
+    echo "  node-$i    gRPC http://127.0.0.1:$((base + 2 * i - 1))   HTTP http://127.0.0.1:$((base + 2 * i))/healthz"
+  done
+  echo "  issuer    $issuer (discovery and JWKS on every node's HTTP port)"
+  echo "  operators $authority$([ -z "${BROKER_OPERATOR_AUTHORITY:-}" ] && echo '  (placeholder: admin calls need a real IdP)')"
+  echo "  PIDs      $pids"
+  echo "Try:  SVID=\$(brokerctl dev svid --dev-dir $dir --agent spiffe://$trust_domain/agents/demo)"
+  echo "      brokerctl issue --svid \"\$SVID\" --broker http://127.0.0.1:$((base + 1)) --task t-1 --phase planning --scope repo:read --audience https://api.local.test"
+  echo "Stop: $0 stop"
+}
+
+stop() {
+  [ -f "$pids" ] || { echo "no cluster PID file at $pids"; return 0; }
+  local pid name rest ended=0
+  # Brokers first, Redis last, so nodes do not log a Redis outage on the way down.
+  for pass in Broker.Server redis-server; do
+    while read -r pid name rest; do
+      [ "$name" = "$pass" ] || continue
+      if is_ours "$pid" "$name"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        local t
+        for t in $(seq 1 100); do
+          is_ours "$pid" "$name" || break
+          sleep 0.1
+        done
+        if is_ours "$pid" "$name"; then kill -KILL "$pid" 2>/dev/null || true; fi
+        echo "stopped $name $rest (pid $pid)"
+        ended=$((ended + 1))
+      fi
+    done <"$pids"
+  done
+  rm -f "$pids"
+  echo "$ended process(es) ended"
+}
+
+status() {
+  [ -f "$pids" ] || { echo "no cluster at $dir"; return 1; }
+  local pid name rest http
+  while read -r pid name rest; do
+    if is_ours "$pid" "$name"; then
+      http=$(sed -n 's/.*http=\([0-9]*\).*/\1/p' <<<"$rest")
+      echo "running  pid $pid  $name $rest${http:+  /healthz $(healthz "$http")}"
+    else
+      echo "gone     pid $pid  $name $rest"
+    fi
+  done <"$pids"
+}
+
+case "${1:-}" in
+  start) shift; start "$@" ;;
+  stop) stop ;;
+  status) status ;;
+  *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
+esac
