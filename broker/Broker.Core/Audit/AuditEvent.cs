@@ -88,8 +88,12 @@ public static class AuditEventTypes
     public static readonly (int Id, string Name) ApprovalDenied = (5002, "approval.denied");
     public static readonly (int Id, string Name) ApprovalExpired = (5003, "approval.expired");
     public static readonly (int Id, string Name) ApprovalConsumed = (5004, "approval.consumed");
-    public static readonly (int Id, string Name) RiskRefused = (6000, "risk.refused");
-    public static readonly (int Id, string Name) RiskRevoked = (6001, "risk.revoked");
+    // A risk refusal is credential.refused (2001) with a RISK_* reason and the signal id; a risk
+    // containment is credential.revoked (4000) by actor broker:risk. These record the gate's own state.
+    public static readonly (int Id, string Name) RiskSignalRefused = (6002, "risk.signal_refused");
+    public static readonly (int Id, string Name) RiskFrozen = (6003, "risk.frozen");
+    public static readonly (int Id, string Name) RiskUnfrozen = (6004, "risk.unfrozen");
+    public static readonly (int Id, string Name) RiskCleared = (6005, "risk.cleared");
 
     /// <summary>First record of every segment after the first: the signed summary of the segment before it.</summary>
     public static readonly (int Id, string Name) AuditCheckpoint = (7000, "audit.checkpoint");
@@ -105,7 +109,7 @@ public static class AuditEventTypes
         AttestationAccepted, AttestationRefused, CredentialIssued, CredentialRefused, CredentialVoided,
         TaskEnded, TaskEndRefused, TaskPhaseChanged, Revoked, RevokeRefused, IssuanceFrozen, IssuanceUnfrozen,
         ApprovalRequested, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed,
-        RiskRefused, RiskRevoked, AuditCheckpoint, OperatorAuthenticationFailed,
+        RiskSignalRefused, RiskFrozen, RiskUnfrozen, RiskCleared, AuditCheckpoint, OperatorAuthenticationFailed,
         PolicyLoaded, PolicyRefused, SigningKeyActivated, SigningKeyRetired,
     ];
 }

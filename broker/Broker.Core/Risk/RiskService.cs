@@ -120,7 +120,7 @@ public sealed partial class RiskService
             }
             else if (result.Freeze == FreezeChange.Lifted)
             {
-                await AuditOrFailAsync(Event(RiskAuditEvents.Unfrozen, context, signal.Agent, signal.TaskId) with
+                await AuditOrFailAsync(Event(AuditEventTypes.RiskUnfrozen, context, signal.Agent, signal.TaskId) with
                 {
                     Actor = Actor,
                     Detail = $"freeze lifted by signal {signal.SignalId} (level {signal.Level.ToWire()}) from {source}",
@@ -142,7 +142,7 @@ public sealed partial class RiskService
         }
         catch (BrokerException ex) when (ex.Reason is not (BrokerErrors.TelemetryUnavailable or BrokerErrors.AuditUnavailable or BrokerErrors.StateUnavailable))
         {
-            await AuditRefusalAsync(Event(RiskAuditEvents.SignalRefused, context, source, null) with
+            await AuditRefusalAsync(Event(AuditEventTypes.RiskSignalRefused, context, source, null) with
             {
                 Outcome = AuditOutcomes.Failure,
                 Reason = ex.Reason,
@@ -179,7 +179,7 @@ public sealed partial class RiskService
         var maxValidity = _policy.Current.Signals?.MaxValidity ?? PolicyLoader.MaxSignalValidity;
         var before = await StateCallAsync(() => _store.ClearAsync(subject, now, now + maxValidity + _options.ClockSkew, cancellationToken));
         var cleared = (before.Freeze?.SignalId ?? before.Current?.SignalId) is { } id ? $" (was signal {id})" : "";
-        await AuditOrFailAsync(Event(RiskAuditEvents.Cleared, context, subject.Kind == RiskSubjectKind.Agent ? subject.Id : null, subject.Kind == RiskSubjectKind.Task ? subject.Id : null) with
+        await AuditOrFailAsync(Event(AuditEventTypes.RiskCleared, context, subject.Kind == RiskSubjectKind.Agent ? subject.Id : null, subject.Kind == RiskSubjectKind.Task ? subject.Id : null) with
         {
             Actor = actor,
             Detail = AuditText.Bound(detail + cleared, IssuanceOptions.MaxJustificationLength),
@@ -191,7 +191,7 @@ public sealed partial class RiskService
     {
         if (newlyFrozen)
         {
-            await AuditOrFailAsync(Event(RiskAuditEvents.Frozen, context, signal.Agent, signal.TaskId) with
+            await AuditOrFailAsync(Event(AuditEventTypes.RiskFrozen, context, signal.Agent, signal.TaskId) with
             {
                 Actor = Actor,
                 Detail = $"issuance frozen by signal {signal.SignalId} (level {signal.Level.ToWire()}) from {signal.Source}",
