@@ -12,6 +12,14 @@ try
 }
 catch (BrokerStartupException ex)
 {
+    // Configuration is wrong: restarting will not help.
     await Console.Error.WriteLineAsync(ex.Message);
     return 2;
+}
+catch (StackExchange.Redis.RedisConnectionException ex)
+{
+    // Only Sentinel mode fails here (a single endpoint starts unhealthy and waits): no Sentinel
+    // answered. Transient by nature, so a distinct code that supervisors restart on.
+    await Console.Error.WriteLineAsync($"Broker cannot start: no Redis Sentinel answered ({ex.FailureType}). It will be retried by the supervisor.");
+    return 3;
 }
