@@ -77,6 +77,7 @@ public static class BrokerCtl
         root.Subcommands.Add(RevocationsCommand.Create(context, help));
         root.Subcommands.Add(IntrospectCommand.Create(context, help));
         RiskCommand.AddTo(root, context, help);
+        root.Subcommands.Add(ApprovalsCommand.Create(context, help));
         FreezeCommand.AddTo(root, context, help);
         root.Subcommands.Add(AuditCommand.Create(context, help));
 

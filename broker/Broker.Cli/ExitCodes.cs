@@ -18,6 +18,9 @@ public static class ExitCodes
     /// <summary>Something local is wrong: a file is missing, unreadable or invalid, or the dev environment is not set up.</summary>
     public const int LocalError = 4;
 
+    /// <summary><c>brokerctl issue</c> without --wait: the scopes need approval; the approval id is printed.</summary>
+    public const int Pending = 5;
+
     /// <summary>The table printed at the end of every command's help.</summary>
     public const string HelpText = """
         Exit codes:
@@ -26,5 +29,6 @@ public static class ExitCodes
           2  usage error (unknown command or option, missing or invalid value)
           3  broker unreachable, timed out or unavailable (retrying later may work)
           4  local error (file missing, unreadable or invalid; dev environment not set up)
+          5  pending: the request waits for approval (brokerctl issue without --wait)
         """;
 }

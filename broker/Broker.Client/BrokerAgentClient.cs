@@ -142,6 +142,40 @@ public sealed class BrokerAgentClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// Waits for a pending approval (from <see cref="IssueCredentialResponse.Pending"/>) and
+    /// returns the token once approvers reach quorum. Each call sends a fresh proof, so after a
+    /// disconnect call it again, on any broker node. <paramref name="onUpdate"/> sees each
+    /// PENDING update (votes so far).
+    /// </summary>
+    /// <exception cref="BrokerRefusalException">Denied (APPROVAL_DENIED), expired (APPROVAL_EXPIRED), already used, refused at issuance (e.g. RISK_TOO_HIGH), or unreachable.</exception>
+    public async Task<IssueCredentialResponse> WaitForApprovalAsync(string approvalId, Action<ApprovalUpdate>? onUpdate = null, string? correlationId = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(approvalId);
+        var request = new WaitForApprovalRequest { ApprovalId = approvalId, Attestation = await _attestation.GetProofAsync(cancellationToken) };
+        var options = CallOptionsFor(correlationId, cancellationToken).WithDeadline(DateTime.MaxValue);
+        try
+        {
+            using var call = _client.WaitForApproval(request, options);
+            while (await call.ResponseStream.MoveNext(cancellationToken))
+            {
+                var update = call.ResponseStream.Current;
+                if (update.Credential is { } credential)
+                {
+                    return credential;
+                }
+
+                onUpdate?.Invoke(update);
+            }
+        }
+        catch (RpcException ex)
+        {
+            throw new BrokerRefusalException(ex);
+        }
+
+        throw new BrokerRefusalException(new RpcException(new Status(StatusCode.Unavailable, "The wait ended without a token; call WaitForApprovalAsync again.")));
+    }
+
     /// <summary>Disposes the channel when this client opened it (<see cref="Create"/>).</summary>
     public void Dispose() => _ownedChannel?.Dispose();
 

@@ -40,4 +40,10 @@ public sealed class RedisKeys
 
     /// <summary>The telemetry stream: what the runtime layer reported. Never the audit log.</summary>
     public RedisKey TelemetryStream => _prefix + "telemetry";
+
+    /// <summary>An approval request and its votes (a hash kept a while past its expiry, for show and audit).</summary>
+    public RedisKey Approval(string id) => _prefix + "approval:" + id;
+
+    /// <summary>Pending approval ids scored by expiry (ms), for listing.</summary>
+    public RedisKey ApprovalsPending => _prefix + "approvals:pending";
 }

@@ -52,6 +52,10 @@ internal static class IssueCommand
         {
             Description = "Print only the access token and a newline, for shell use: TOKEN=$(brokerctl issue ... --token-only).",
         };
+        var wait = new Option<bool>("--wait")
+        {
+            Description = "When the scopes need approval, wait for it (printing each vote to stderr) and print the token once approved.",
+        };
         var connection = new ConnectionOptions();
 
         var command = new Command("issue", "Ask the broker for a short-lived credential for one task and one phase (IssueCredential). Prints the token id, subject, phase, granted scopes, expiry, policy digest and the token.");
@@ -63,6 +67,7 @@ internal static class IssueCommand
         command.Options.Add(justification);
         command.Options.Add(output);
         command.Options.Add(tokenOnly);
+        command.Options.Add(wait);
         connection.AddTo(command);
         command.Validators.Add(result =>
         {
@@ -106,6 +111,30 @@ internal static class IssueCommand
 
             using var client = BrokerAgentClient.Create(address, attestation);
             var response = await ConnectionOptions.CallAsync(address, () => client.IssueAsync(request, correlationId, cancellationToken));
+            if (response.Pending is { } pending)
+            {
+                // Gated scopes: the broker answered pending (docs/approvals.md).
+                var expires = pending.ExpiresAt.ToDateTimeOffset();
+                var pendingLines = new List<(string, string)>
+                {
+                    ("pending", "approval required for " + string.Join(' ', pending.GatedScopes)),
+                    ("approval_id", pending.ApprovalId),
+                    ("request_digest", pending.RequestDigest),
+                    ("expires_at", $"{expires:yyyy-MM-ddTHH:mm:ssZ} (in {Durations.Format(expires - context.Time.GetUtcNow())})"),
+                };
+                if (!parseResult.GetValue(wait))
+                {
+                    OutputFormat.WriteTable(parseResult.GetValue(tokenOnly) ? context.Error : context.Out, pendingLines);
+                    return ExitCodes.Pending;
+                }
+
+                OutputFormat.WriteTable(context.Error, pendingLines);
+                response = await ConnectionOptions.CallAsync(address, () => client.WaitForApprovalAsync(
+                    pending.ApprovalId,
+                    update => context.Error.WriteLine($"waiting: {update.Approvals} approval(s) so far"),
+                    correlationId,
+                    cancellationToken));
+            }
 
             if (parseResult.GetValue(tokenOnly))
             {

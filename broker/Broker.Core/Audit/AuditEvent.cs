@@ -58,6 +58,12 @@ public sealed record AuditEvent
     /// <summary>The revocation's position in the revocation log.</summary>
     public string? RevocationId { get; init; }
 
+    /// <summary>The approval request an approval event, or a credential issued after approval, belongs to.</summary>
+    public string? ApprovalId { get; init; }
+
+    /// <summary>The digest of exactly what the approval covers (agent, task, phase, scopes, audience, TTL, risk, justification).</summary>
+    public string? ApprovalDigest { get; init; }
+
     /// <summary>On <c>audit.checkpoint</c> only: the signed summary of the segment just closed.</summary>
     public AuditCheckpoint? Checkpoint { get; init; }
 }

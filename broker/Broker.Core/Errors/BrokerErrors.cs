@@ -62,6 +62,21 @@ public static class BrokerErrors
     public const string SignalIdReused = "SIGNAL_ID_REUSED";
     public const string TelemetryUnavailable = "TELEMETRY_UNAVAILABLE";
 
+    // Approval gates (docs/approvals.md).
+    public const string JustificationRequired = "JUSTIFICATION_REQUIRED";
+    public const string ApprovalIdInvalid = "APPROVAL_ID_INVALID";
+    public const string ApprovalNotFound = "APPROVAL_NOT_FOUND";
+    public const string ApprovalNotYours = "APPROVAL_NOT_YOURS";
+    public const string ApprovalDenied = "APPROVAL_DENIED";
+    public const string ApprovalExpired = "APPROVAL_EXPIRED";
+    public const string ApprovalConsumed = "APPROVAL_CONSUMED";
+    public const string ApprovalNotPending = "APPROVAL_NOT_PENDING";
+    public const string ApprovalAlreadyGiven = "APPROVAL_ALREADY_GIVEN";
+    public const string ApproverNotEligible = "APPROVER_NOT_ELIGIBLE";
+    public const string ApproverIsOwner = "APPROVER_IS_OWNER";
+    public const string ApproverIsRequester = "APPROVER_IS_REQUESTER";
+    public const string ApprovalInvalid = "APPROVAL_INVALID";
+
     // Task state.
     public const string TaskEnded = "TASK_ENDED";
 

@@ -1,3 +1,4 @@
+using Broker.Core.Approvals;
 using Broker.Core.Attestation;
 using Broker.Core.Audit;
 using Broker.Core.Errors;
@@ -24,6 +25,7 @@ public sealed partial class CredentialIssuer
     private readonly RevocationFeed _revocations;
     private readonly Revoker _revoker;
     private readonly RiskGate _risk;
+    private readonly ApprovalService _approvals;
     private readonly TokenMinter _minter;
     private readonly IssuanceOptions _options;
     private readonly TimeProvider _time;
@@ -37,6 +39,7 @@ public sealed partial class CredentialIssuer
         RevocationFeed revocations,
         Revoker revoker,
         RiskGate risk,
+        ApprovalService approvals,
         SigningKeyRing keys,
         IOptions<IssuanceOptions> options,
         TimeProvider time,
@@ -49,19 +52,75 @@ public sealed partial class CredentialIssuer
         _revocations = revocations;
         _revoker = revoker;
         _risk = risk;
+        _approvals = approvals;
         _options = options.Value;
         _minter = new TokenMinter(keys, _options.Issuer);
         _time = time;
         _logger = logger;
     }
 
-    public async Task<IssuedCredential> IssueAsync(IssueRequest request, CancellationToken cancellationToken)
+    /// <summary>Issues a credential, or, when the request names a gated scope, opens an approval request and answers pending.</summary>
+    public async Task<IssueOutcome> IssueAsync(IssueRequest request, CancellationToken cancellationToken)
     {
         var policy = _policy.Current;
         var identity = await AttestAsync(request.Evidence, request.Context, policy.Digest, cancellationToken);
+        return await IssueOrRefuseAsync(request, identity, policy, null, cancellationToken);
+    }
+
+    /// <summary>Proves the identity of an agent about to wait on an approval (once per wait: proofs may be single-use).</summary>
+    public Task<WorkloadIdentity> AttestWaiterAsync(AttestationEvidence? evidence, RequestContext context, CancellationToken cancellationToken) =>
+        AttestAsync(evidence, context, _policy.Current.Digest, cancellationToken);
+
+    /// <summary>
+    /// Where the agent's approval stands. Once approved, issues the token for exactly the stored
+    /// request (policy, revocation state and risk are checked again; approval never overrides
+    /// them) and consumes the approval. Denied, expired or already used: a refusal saying so.
+    /// </summary>
+    public async Task<ApprovalProgress> CheckApprovalAsync(string approvalId, WorkloadIdentity identity, RequestContext context, CancellationToken cancellationToken)
+    {
+        var record = await _approvals.GetAsync(approvalId, context, cancellationToken);
+        var approval = record.Request;
+        if (!string.Equals(approval.Agent, identity.WorkloadId, StringComparison.Ordinal))
+        {
+            throw BrokerErrors.PermissionDenied(BrokerErrors.ApprovalNotYours, "This approval request belongs to another workload.");
+        }
+
+        switch (record.StatusAt(_time.GetUtcNow()))
+        {
+            case ApprovalStatus.Pending:
+                return new ApprovalProgress(record, null);
+            case ApprovalStatus.Denied:
+                throw BrokerErrors.FailedPrecondition(BrokerErrors.ApprovalDenied, $"Denied by {record.DecidedBy}: {record.Reason}");
+            case ApprovalStatus.Expired:
+                throw BrokerErrors.FailedPrecondition(BrokerErrors.ApprovalExpired, "The approval request expired before it was approved and used; ask again.");
+            case ApprovalStatus.Consumed:
+                throw BrokerErrors.FailedPrecondition(BrokerErrors.ApprovalConsumed, "The approval was already used for a credential; it is single-use.");
+        }
+
+        if (!approval.DigestMatches())
+        {
+            throw BrokerErrors.FailedPrecondition(BrokerErrors.ApprovalInvalid, "The stored approval request does not match its digest; ask again.");
+        }
+
+        var request = new IssueRequest(
+            approval.TaskId,
+            approval.Phase,
+            approval.Scopes,
+            approval.Audience,
+            TimeSpan.FromSeconds(approval.TtlSeconds),
+            null,
+            approval.PopPublicKeyJwk,
+            approval.Justification,
+            context);
+        var outcome = await IssueOrRefuseAsync(request, identity, _policy.Current, record, cancellationToken);
+        return new ApprovalProgress(record, outcome.Credential);
+    }
+
+    private async Task<IssueOutcome> IssueOrRefuseAsync(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, ApprovalRecord? approved, CancellationToken cancellationToken)
+    {
         try
         {
-            return await IssueAttestedAsync(request, identity, policy, cancellationToken);
+            return await IssueAttestedAsync(request, identity, policy, approved, cancellationToken);
         }
         catch (BrokerException ex) when (ex.Reason != BrokerErrors.AuditUnavailable)
         {
@@ -132,7 +191,7 @@ public sealed partial class CredentialIssuer
         return outcome.EndedAt ?? _time.GetUtcNow();
     }
 
-    private async Task<IssuedCredential> IssueAttestedAsync(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, CancellationToken cancellationToken)
+    private async Task<IssueOutcome> IssueAttestedAsync(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, ApprovalRecord? approved, CancellationToken cancellationToken)
     {
         // Never hand out a token while this node might not know about a revocation, or while frozen.
         _revocations.EnsureIssuanceAllowed();
@@ -156,6 +215,13 @@ public sealed partial class CredentialIssuer
                 new Dictionary<string, string> { ["max_ttl_seconds"] = ((int)maxTtl.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
         }
 
+        // Gated scopes wait for people: the answer is a pending request for exactly this issuance.
+        var gates = ApprovalService.GatesFor(phaseRule, scopes);
+        if (gates.Count > 0 && approved is null)
+        {
+            return new IssueOutcome(null, await _approvals.RequestAsync(identity, policy, request, phase, scopes, ttl, justification, gates, cancellationToken));
+        }
+
         var now = _time.GetUtcNow();
         now = new DateTimeOffset(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
         var claims = new TokenClaims(
@@ -169,7 +235,8 @@ public sealed partial class CredentialIssuer
             now,
             now + ttl,
             jkt,
-            identity.CertificateThumbprint);
+            identity.CertificateThumbprint,
+            approved?.Request.Id);
         var record = new IssuanceRecord(
             claims.TokenId,
             request.TaskId,
@@ -200,7 +267,15 @@ public sealed partial class CredentialIssuer
             ExpiresAt = claims.ExpiresAt,
             Detail = AuditText.Bound(justification, IssuanceOptions.MaxJustificationLength),
             Peer = request.Context.Peer,
+            ApprovalId = approved?.Request.Id,
+            ApprovalDigest = approved?.Request.Digest,
         };
+
+        if (approved is not null)
+        {
+            // Single use, atomically across nodes: only the caller that consumes it gets a token.
+            await _approvals.ConsumeAsync(approved, claims.TokenId, identity, request.Context, cancellationToken);
+        }
 
         // The shared-state write, the durable audit write and the signature are independent, so
         // they run together: a request waits for one disk flush, not two in a row. If shared
@@ -257,7 +332,7 @@ public sealed partial class CredentialIssuer
         }
 
         Log.Issued(_logger, claims.TokenId, identity.WorkloadId, request.TaskId, phase.ToWire());
-        return new IssuedCredential(token, claims.TokenId, scopes, claims.ExpiresAt, identity.WorkloadId, phase, policy.Digest, jkt is null ? "Bearer" : "DPoP");
+        return new IssueOutcome(new IssuedCredential(token, claims.TokenId, scopes, claims.ExpiresAt, identity.WorkloadId, phase, policy.Digest, jkt is null ? "Bearer" : "DPoP", approved?.Request.Id), null);
     }
 
     // Built only when a request is refused: the success path never pays for it.

@@ -28,6 +28,13 @@ public sealed record IssuedCredential(
     string Subject,
     TaskPhase Phase,
     string PolicyDigest,
-    string TokenType);
+    string TokenType,
+    string? ApprovalId = null);
+
+/// <summary>What IssueCredential answers: a credential, or a pending approval request (never both).</summary>
+public sealed record IssueOutcome(IssuedCredential? Credential, Approvals.ApprovalRequest? Pending);
+
+/// <summary>Where a wait on an approval stands: still pending (no credential), or issued.</summary>
+public sealed record ApprovalProgress(Approvals.ApprovalRecord Record, IssuedCredential? Credential);
 
 public sealed record EndTaskRequest(string TaskId, AttestationEvidence? Evidence, string? Reason, RequestContext Context);

@@ -18,7 +18,8 @@ internal sealed record TokenClaims(
     DateTimeOffset IssuedAt,
     DateTimeOffset ExpiresAt,
     string? ConfirmationJkt,
-    string? ConfirmationX5t);
+    string? ConfirmationX5t,
+    string? ApprovalId = null);
 
 /// <summary>Signs RFC 9068 access tokens (<c>typ: at+jwt</c>) with the ring's active key.</summary>
 internal sealed class TokenMinter
@@ -48,6 +49,12 @@ internal sealed class TokenMinter
             ["sid"] = SessionId(claims.Subject, claims.TaskId),
             ["policy_digest"] = claims.PolicyDigest,
         };
+
+        if (claims.ApprovalId is not null)
+        {
+            // The approval that allowed this token (docs/approvals.md).
+            payload["approval_id"] = claims.ApprovalId;
+        }
 
         if (claims.ConfirmationJkt is not null || claims.ConfirmationX5t is not null)
         {

@@ -68,16 +68,30 @@ public sealed record OidcIssuerPolicy(
     bool SingleUseProofs);
 
 /// <summary>What a set of agents may get, per phase.</summary>
-public sealed record AgentRule(string Name, WorkloadPattern Match, IReadOnlyDictionary<TaskPhase, PhaseRule> Phases);
+/// <param name="Owner">The operator (their name claim) answerable for these agents; they may never approve the agents' requests.</param>
+public sealed record AgentRule(string Name, WorkloadPattern Match, IReadOnlyDictionary<TaskPhase, PhaseRule> Phases, string? Owner = null);
 
 /// <summary>What one phase allows.</summary>
 /// <param name="KeepTokensOnExit">When the task moves to another phase, this phase's tokens stay valid until they expire (default: revoked).</param>
 /// <param name="RiskCeiling">The highest runtime risk still allowed; null means the phase's default (<see cref="Risk.RiskLevels.DefaultCeiling"/>).</param>
 /// <param name="OnUnknownRisk">What to do when no fresh risk is known; null means the phase's default (<see cref="Risk.RiskLevels.DefaultStance"/>).</param>
+/// <param name="Gates">Scopes that wait for human approval (docs/approvals.md); null or empty when none are gated.</param>
 public sealed record PhaseRule(
     IReadOnlySet<string> Scopes,
     IReadOnlySet<string> Audiences,
     TimeSpan MaxTtl,
     bool KeepTokensOnExit = false,
     Risk.RiskLevel? RiskCeiling = null,
-    Risk.UnknownRiskStance? OnUnknownRisk = null);
+    Risk.UnknownRiskStance? OnUnknownRisk = null,
+    IReadOnlyList<GatedScopes>? Gates = null);
+
+/// <summary>Scopes issued only after <see cref="Quorum"/> distinct approvers holding one of <see cref="Approvers"/> say yes.</summary>
+/// <param name="Approvers">Groups or roles (from the operator token's roles claim) whose members may approve.</param>
+/// <param name="Validity">How long a request stays open, and an approval usable, from the moment it is asked.</param>
+/// <param name="RequireJustification">The agent must say why; a request without a justification is refused.</param>
+public sealed record GatedScopes(
+    IReadOnlySet<string> Scopes,
+    IReadOnlySet<string> Approvers,
+    int Quorum,
+    TimeSpan Validity,
+    bool RequireJustification);

@@ -512,6 +512,7 @@ public static partial class PolicyLoader
         public YNode? PhasesNode;
         public readonly Dictionary<TaskPhase, PhaseRule> Phases = [];
         public bool PhasesInvalid;
+        public string? Owner;
     }
 
     private static readonly KeySpec<AgentDraft>[] PhasesSchema =
@@ -541,6 +542,7 @@ public static partial class PolicyLoader
             }
         }),
         new("match", Required: true, (r, d, v, p) => d.Match = ReadPattern(r, v, p, d.Trust)),
+        new("owner", Required: false, (r, d, v, p) => d.Owner = ReadOperatorName(r, v, p)),
         new("phases", Required: true, (r, d, v, p) =>
         {
             d.PhasesNode = v;
@@ -596,7 +598,7 @@ public static partial class PolicyLoader
 
             if (d.Name is not null && d.Match is not null && d.Phases.Count > 0 && !d.PhasesInvalid)
             {
-                rules.Add(new AgentRule(d.Name, d.Match, d.Phases.ToFrozenDictionary()));
+                rules.Add(new AgentRule(d.Name, d.Match, d.Phases.ToFrozenDictionary(), d.Owner));
             }
         }
 
@@ -705,6 +707,7 @@ public static partial class PolicyLoader
         public bool KeepTokensOnExit;
         public Risk.RiskLevel? RiskCeiling;
         public Risk.UnknownRiskStance? OnUnknownRisk;
+        public YNode? GatesNode;
     }
 
     private static readonly KeySpec<PhaseDraft>[] PhaseSchema =
@@ -717,6 +720,7 @@ public static partial class PolicyLoader
         new("keep_tokens_on_exit", Required: false, (r, d, v, p) => d.KeepTokensOnExit = r.ReadBool(v, p) ?? false),
         new("risk_ceiling", Required: false, (r, d, v, p) => d.RiskCeiling = ReadRiskLevel(r, v, p)),
         new("on_unknown_risk", Required: false, (r, d, v, p) => d.OnUnknownRisk = ReadStance(r, v, p)),
+        new("gated_scopes", Required: false, (r, d, v, p) => d.GatesNode = v),
     ];
 
     private static PhaseRule? ReadPhase(PolicyReader reader, YNode node, string path, TaskPhase phase)
@@ -724,6 +728,12 @@ public static partial class PolicyLoader
         var d = new PhaseDraft();
         var before = reader.Errors.Count;
         if (!reader.ReadMapping(node, path, PhaseSchema, d) || reader.Errors.Count != before)
+        {
+            return null;
+        }
+
+        var gates = d.GatesNode is null || d.Scopes is null ? null : ReadGates(reader, d.GatesNode, $"{path}.gated_scopes", d.Scopes);
+        if (reader.Errors.Count != before)
         {
             return null;
         }
@@ -736,7 +746,8 @@ public static partial class PolicyLoader
                 d.MaxTtl.Value,
                 d.KeepTokensOnExit,
                 d.RiskCeiling ?? Risk.RiskLevels.DefaultCeiling(phase),
-                d.OnUnknownRisk ?? Risk.RiskLevels.DefaultStance(phase));
+                d.OnUnknownRisk ?? Risk.RiskLevels.DefaultStance(phase),
+                gates);
     }
 
     private static FrozenSet<string>? ReadStringSet(PolicyReader reader, YNode node, string path, string noun, Func<string, bool> isValid, string rule)

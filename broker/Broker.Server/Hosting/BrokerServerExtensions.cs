@@ -124,6 +124,7 @@ public static class BrokerServerExtensions
         services.AddSingleton(keyRing);
         services.Configure<IssuanceOptions>(issuance => issuance.Issuer = options.Issuer);
         services.AddRisk(options);
+        services.AddApprovals(options);
         services.AddSingleton<CredentialIssuer>();
         return services;
     }
@@ -172,6 +173,7 @@ public static class BrokerServerExtensions
         app.MapGrpcService<AdminGrpcService>();
         app.MapGrpcService<RevocationGrpcService>();
         app.MapRisk();
+        app.MapApprovals();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapWellKnown();

@@ -169,6 +169,11 @@ public static class DevEnvironment
                 max_ttl: 5m
                 risk_ceiling: medium
                 on_unknown_risk: allow
+                # deploy:prod waits for a person (docs/approvals.md): brokerctl approvals approve <id>.
+                gated_scopes:
+                  - scopes: [deploy:prod]
+                    approvers: [approver]
+                    validity: 15m
               recovery:
                 scopes: [repo:read, deploy:rollback]
                 audiences: [https://api.dev.local]

@@ -13,9 +13,17 @@ namespace Broker.Server.Services;
 /// <summary>Thin adapter from the wire contract to <see cref="CredentialIssuer"/>.</summary>
 internal sealed class CredentialGrpcService : CredentialService.CredentialServiceBase
 {
-    private readonly CredentialIssuer _issuer;
+    /// <summary>How often a waiting agent's approval is looked up in shared state (any node may record the vote).</summary>
+    internal static readonly TimeSpan ApprovalPollInterval = TimeSpan.FromMilliseconds(200);
 
-    public CredentialGrpcService(CredentialIssuer issuer) => _issuer = issuer;
+    private readonly CredentialIssuer _issuer;
+    private readonly TimeProvider _time;
+
+    public CredentialGrpcService(CredentialIssuer issuer, TimeProvider time)
+    {
+        _issuer = issuer;
+        _time = time;
+    }
 
     public override async Task<IssueCredentialResponse> IssueCredential(IssueCredentialRequest request, ServerCallContext context)
     {
@@ -30,7 +38,7 @@ internal sealed class CredentialGrpcService : CredentialService.CredentialServic
             ttl = duration.ToTimeSpan();
         }
 
-        var issued = await _issuer.IssueAsync(
+        var outcome = await _issuer.IssueAsync(
             new IssueRequest(
                 request.TaskId,
                 ToPhase(request.Phase),
@@ -43,6 +51,12 @@ internal sealed class CredentialGrpcService : CredentialService.CredentialServic
                 CallContext.From(context)),
             context.CancellationToken);
 
+        if (outcome.Pending is { } pending)
+        {
+            return new IssueCredentialResponse { Pending = ApprovalWire.ToPending(pending) };
+        }
+
+        var issued = outcome.Credential!;
         return new IssueCredentialResponse
         {
             AccessToken = issued.AccessToken,
@@ -55,6 +69,45 @@ internal sealed class CredentialGrpcService : CredentialService.CredentialServic
             TokenType = issued.TokenType,
         };
     }
+
+    public override async Task WaitForApproval(WaitForApprovalRequest request, IServerStreamWriter<ApprovalUpdate> responseStream, ServerCallContext context)
+    {
+        var call = CallContext.From(context);
+        var identity = await _issuer.AttestWaiterAsync(ToEvidence(request.Attestation, context), call, context.CancellationToken);
+        var sentVotes = -1;
+
+        // Polls shared state, so the vote may land on any node and the agent may reconnect to any node.
+        while (true)
+        {
+            var progress = await _issuer.CheckApprovalAsync(request.ApprovalId, identity, call, context.CancellationToken);
+            var approval = progress.Record.Request;
+            if (progress.Credential is { } issued)
+            {
+                await responseStream.WriteAsync(Update(ApprovalState.Consumed, progress, ApprovalWire.ToWire(issued)), context.CancellationToken);
+                return;
+            }
+
+            if (progress.Record.Votes.Count != sentVotes)
+            {
+                sentVotes = progress.Record.Votes.Count;
+                await responseStream.WriteAsync(Update(ApprovalState.Pending, progress, null), context.CancellationToken);
+            }
+
+            var untilExpiry = approval.ExpiresAt - _time.GetUtcNow();
+            var wait = untilExpiry > TimeSpan.Zero && untilExpiry < ApprovalPollInterval ? untilExpiry : ApprovalPollInterval;
+            await Task.Delay(wait, _time, context.CancellationToken);
+        }
+    }
+
+    private static ApprovalUpdate Update(ApprovalState state, ApprovalProgress progress, IssueCredentialResponse? credential) => new()
+    {
+        State = state,
+        Approvals = progress.Record.Votes.Count,
+        Credential = credential,
+        ApprovalId = progress.Record.Request.Id,
+        RequestDigest = progress.Record.Request.Digest,
+        ExpiresAt = Timestamp.FromDateTimeOffset(progress.Record.Request.ExpiresAt),
+    };
 
     public override async Task<EndTaskResponse> EndTask(Broker.V1.EndTaskRequest request, ServerCallContext context)
     {

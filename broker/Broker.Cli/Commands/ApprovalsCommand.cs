@@ -1,0 +1,251 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Broker.Cli.Internal;
+using Broker.Client;
+using Broker.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Broker.Cli.Commands;
+
+/// <summary>
+/// <c>brokerctl approvals list|show|approve|deny</c>: the approver side of approval gates
+/// (ApprovalAdminService). The approver is whoever the operator token names; role approver.
+/// </summary>
+internal static class ApprovalsCommand
+{
+    public static Command Create(CliContext context, HelpTexts help)
+    {
+        var approvals = new Command("approvals", "Requests for gated scopes waiting for a person (ApprovalAdminService): list and show them, approve or deny. Role: approver.");
+        approvals.Subcommands.Add(CreateList(context, help));
+        approvals.Subcommands.Add(CreateShow(context));
+        approvals.Subcommands.Add(CreateApprove(context));
+        approvals.Subcommands.Add(CreateDeny(context));
+        help.Add(approvals, """
+            Examples:
+              brokerctl approvals list --dev
+              brokerctl approvals show apr_0f3c... --dev
+              brokerctl approvals approve apr_0f3c... --dev --as ann
+              brokerctl approvals deny apr_0f3c... --reason "change freeze until Monday"
+            """);
+        return approvals;
+    }
+
+    private static Command CreateList(CliContext context, HelpTexts help)
+    {
+        var limit = new Option<int>("--limit") { Description = "At most this many (1 to 500). Default: 50.", HelpName = "N", DefaultValueFactory = _ => 50 };
+        var output = RevokeCommand.CreateOutputOption();
+        var operatorOptions = new OperatorOptions();
+        var command = new Command("list", "Pending requests, soonest to expire first, with the full request and its digest.");
+        command.Options.Add(limit);
+        command.Options.Add(output);
+        operatorOptions.AddTo(command);
+        limit.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() is < 1 or > 500)
+            {
+                result.AddError("--limit must be from 1 to 500.");
+            }
+        });
+        help.Add(command, """
+            Examples:
+              brokerctl approvals list --dev
+              brokerctl approvals list --output json | jq -r '.approval_id'
+            """);
+        command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
+        {
+            var (address, token) = operatorOptions.Resolve(parseResult, context);
+            using var api = new ApprovalApi(address, token);
+            var response = await api.CallAsync("list approvals (role approver)", (client, o) => client.ListApprovalsAsync(new ListApprovalsRequest { Limit = parseResult.GetValue(limit) }, o).ResponseAsync, cancellationToken);
+            var json = parseResult.GetValue(output) == OutputFormat.Json;
+            if (!json && response.Approvals.Count == 0)
+            {
+                context.Out.WriteLine("no pending approvals");
+            }
+
+            foreach (var approval in response.Approvals)
+            {
+                if (json)
+                {
+                    context.Out.WriteLine(Json(approval).ToJsonString());
+                }
+                else
+                {
+                    context.Out.WriteLine($"{approval.ApprovalId}  {approval.Agent}  task {approval.TaskId}  {IssueCommand.PhaseName(approval.Phase)}  {string.Join(' ', approval.Scopes)}  votes {approval.Approvals.Count}/{Needed(approval)}  expires {Time(approval.ExpiresAt)}  {approval.RequestDigest}");
+                }
+            }
+
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command CreateShow(CliContext context)
+    {
+        var id = IdArgument();
+        var output = RevokeCommand.CreateOutputOption();
+        var operatorOptions = new OperatorOptions();
+        var command = new Command("show", "One request in any state: what was asked, its digest, the gates, who approved or denied, and the token it allowed.");
+        command.Arguments.Add(id);
+        command.Options.Add(output);
+        operatorOptions.AddTo(command);
+        command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
+        {
+            var (address, token) = operatorOptions.Resolve(parseResult, context);
+            using var api = new ApprovalApi(address, token);
+            var approval = await api.CallAsync("show approvals (role approver)", (client, o) => client.GetApprovalAsync(new GetApprovalRequest { ApprovalId = parseResult.GetValue(id)! }, o).ResponseAsync, cancellationToken);
+            Print(context.Out, approval, parseResult.GetValue(output) == OutputFormat.Json);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command CreateApprove(CliContext context)
+    {
+        var id = IdArgument();
+        var output = RevokeCommand.CreateOutputOption();
+        var operatorOptions = new OperatorOptions();
+        var command = new Command(
+            "approve",
+            "Add your approval. You need one of the gate's approver groups, may not be the agent's owner, and count once toward a quorum. Audited as approval.approved.");
+        command.Arguments.Add(id);
+        command.Options.Add(output);
+        operatorOptions.AddTo(command);
+        command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
+        {
+            var (address, token) = operatorOptions.Resolve(parseResult, context);
+            using var api = new ApprovalApi(address, token);
+            var approval = await api.CallAsync("approve (role approver)", (client, o) => client.ApproveAsync(new ApproveRequest { ApprovalId = parseResult.GetValue(id)! }, o).ResponseAsync, cancellationToken);
+            Print(context.Out, approval, parseResult.GetValue(output) == OutputFormat.Json);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command CreateDeny(CliContext context)
+    {
+        var id = IdArgument();
+        var reason = new Option<string>("--reason") { Description = "Why (required; the agent and the audit log see it).", HelpName = "TEXT", Required = true };
+        var output = RevokeCommand.CreateOutputOption();
+        var operatorOptions = new OperatorOptions();
+        var command = new Command("deny", "Deny the request; the agent's wait ends with APPROVAL_DENIED and your reason. Audited as approval.denied.");
+        command.Arguments.Add(id);
+        command.Options.Add(reason);
+        command.Options.Add(output);
+        operatorOptions.AddTo(command);
+        command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
+        {
+            var (address, token) = operatorOptions.Resolve(parseResult, context);
+            using var api = new ApprovalApi(address, token);
+            var request = new DenyRequest { ApprovalId = parseResult.GetValue(id)!, Reason = parseResult.GetValue(reason)! };
+            var approval = await api.CallAsync("deny (role approver)", (client, o) => client.DenyAsync(request, o).ResponseAsync, cancellationToken);
+            Print(context.Out, approval, parseResult.GetValue(output) == OutputFormat.Json);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Argument<string> IdArgument() => new("approval-id") { Description = "The approval id (apr_...), from 'brokerctl approvals list' or the agent's pending answer." };
+
+    private static void Print(TextWriter output, ApprovalInfo approval, bool json)
+    {
+        if (json)
+        {
+            output.WriteLine(Json(approval).ToJsonString());
+            return;
+        }
+
+        OutputFormat.WriteTable(output,
+        [
+            ("approval_id", approval.ApprovalId),
+            ("state", State(approval.State)),
+            ("digest", approval.RequestDigest),
+            ("agent", approval.Agent),
+            ("owner", approval.Owner.Length == 0 ? "-" : approval.Owner),
+            ("task", approval.TaskId),
+            ("phase", IssueCommand.PhaseName(approval.Phase)),
+            ("scopes", string.Join(' ', approval.Scopes)),
+            ("audience", approval.Audience),
+            ("ttl", approval.Ttl is null ? "-" : Durations.Format(approval.Ttl.ToTimeSpan())),
+            ("risk", approval.Risk),
+            ("justification", approval.Justification.Length == 0 ? "-" : approval.Justification),
+            ("gates", string.Join("; ", approval.Gates.Select(g => $"{string.Join(' ', g.Scopes)} by {string.Join('|', g.Approvers)} x{g.Quorum}"))),
+            ("approved_by", approval.Approvals.Count == 0 ? "-" : string.Join(", ", approval.Approvals.Select(v => v.Approver))),
+            ("denied", approval.DeniedBy.Length == 0 ? "-" : $"{approval.DeniedBy}: {approval.DenyReason}"),
+            ("expires_at", Time(approval.ExpiresAt)),
+            ("token_id", approval.TokenId.Length == 0 ? "-" : approval.TokenId),
+        ]);
+    }
+
+    private static JsonObject Json(ApprovalInfo a) => new()
+    {
+        ["approval_id"] = a.ApprovalId,
+        ["state"] = State(a.State),
+        ["request_digest"] = a.RequestDigest,
+        ["agent"] = a.Agent,
+        ["owner"] = a.Owner.Length == 0 ? null : a.Owner,
+        ["task_id"] = a.TaskId,
+        ["phase"] = IssueCommand.PhaseName(a.Phase),
+        ["scopes"] = new JsonArray([.. a.Scopes.Select(s => (JsonNode)s)]),
+        ["audience"] = a.Audience,
+        ["ttl_seconds"] = a.Ttl?.Seconds,
+        ["risk"] = a.Risk,
+        ["justification"] = a.Justification.Length == 0 ? null : a.Justification,
+        ["gates"] = new JsonArray([.. a.Gates.Select(g => (JsonNode)new JsonObject
+        {
+            ["scopes"] = new JsonArray([.. g.Scopes.Select(s => (JsonNode)s)]),
+            ["approvers"] = new JsonArray([.. g.Approvers.Select(s => (JsonNode)s)]),
+            ["quorum"] = g.Quorum,
+        })]),
+        ["approved_by"] = new JsonArray([.. a.Approvals.Select(v => (JsonNode)v.Approver)]),
+        ["denied_by"] = a.DeniedBy.Length == 0 ? null : a.DeniedBy,
+        ["deny_reason"] = a.DenyReason.Length == 0 ? null : a.DenyReason,
+        ["created_at"] = Time(a.CreatedAt),
+        ["expires_at"] = Time(a.ExpiresAt),
+        ["token_id"] = a.TokenId.Length == 0 ? null : a.TokenId,
+    };
+
+    private static int Needed(ApprovalInfo approval) => approval.Gates.Count == 0 ? 0 : approval.Gates.Max(g => g.Quorum);
+
+    internal static string State(ApprovalState state) => state switch
+    {
+        ApprovalState.Pending => "pending",
+        ApprovalState.Approved => "approved",
+        ApprovalState.Denied => "denied",
+        ApprovalState.Expired => "expired",
+        ApprovalState.Consumed => "consumed",
+        _ => "unspecified",
+    };
+
+    private static string Time(Google.Protobuf.WellKnownTypes.Timestamp? at) =>
+        at is null ? "-" : at.ToDateTimeOffset().ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+
+    /// <summary>One channel to ApprovalAdminService with the operator token; refusals become <see cref="BrokerRefusalException"/>.</summary>
+    private sealed class ApprovalApi(string address, string token) : IDisposable
+    {
+        private readonly GrpcChannel _channel = GrpcChannel.ForAddress(address);
+
+        public Task<T> CallAsync<T>(string what, Func<ApprovalAdminService.ApprovalAdminServiceClient, CallOptions, Task<T>> call, CancellationToken cancellationToken)
+        {
+            var options = new CallOptions(new Metadata { { "authorization", "Bearer " + token } }, DateTime.UtcNow + AdminApi.CallTimeout, cancellationToken);
+            return ConnectionOptions.CallAsync(address, async () =>
+            {
+                try
+                {
+                    return await call(new ApprovalAdminService.ApprovalAdminServiceClient(_channel), options);
+                }
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.PermissionDenied && BrokerRefusal.From(ex).Reason is null)
+                {
+                    throw new CliException(ExitCodes.Refused, $"PERMISSION_DENIED: the operator token lacks the role to {what}.");
+                }
+                catch (RpcException ex)
+                {
+                    throw new BrokerRefusalException(ex);
+                }
+            });
+        }
+
+        public void Dispose() => _channel.Dispose();
+    }
+}

@@ -1,0 +1,118 @@
+using Broker.Core;
+using Broker.Core.Approvals;
+using Broker.Redis;
+using Broker.Server.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Broker.Server.Tests.Approvals;
+
+/// <summary>The behaviour every <see cref="IApprovalStore"/> backend must have.</summary>
+public abstract class ApprovalStoreContract
+{
+    protected FakeTimeProvider Time { get; } = new(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+
+    protected abstract IApprovalStore CreateStore();
+
+    private async Task<ApprovalRequest> CreateAsync(IApprovalStore store, int quorum = 1, TimeSpan? validity = null)
+    {
+        var now = Time.GetUtcNow();
+        var scopes = new[] { "deploy:prod" };
+        var request = new ApprovalRequest(
+            ApprovalRequest.NewId(),
+            ApprovalRequest.ComputeDigest("spiffe://example.org/agents/a", "t-1", TaskPhase.Execution, scopes, "https://api.example.org", 300, "low", "why"),
+            "spiffe://example.org/agents/a", "t-1", TaskPhase.Execution, scopes, "https://api.example.org", 300, "low", "why", null, "olga", "sha256:p",
+            now, now + (validity ?? TimeSpan.FromMinutes(15)),
+            [new ApprovalGate(scopes, ["approver"], quorum)]);
+        await store.CreateAsync(request, request.ExpiresAt + TimeSpan.FromHours(1), default);
+        return request;
+    }
+
+    [Fact]
+    public async Task A_request_is_stored_exactly_and_listed_while_pending()
+    {
+        var store = CreateStore();
+        var request = await CreateAsync(store);
+
+        var record = await store.GetAsync(request.Id, default);
+
+        Assert.NotNull(record);
+        Assert.Equal(ApprovalStatus.Pending, record.Status);
+        Assert.Equal(request.Digest, record.Request.Digest);
+        Assert.True(record.Request.DigestMatches());
+        Assert.Equal(request.Gates[0].Approvers, record.Request.Gates[0].Approvers);
+        Assert.Contains(await store.ListPendingAsync(Time.GetUtcNow(), 10, default), r => r.Request.Id == request.Id);
+        Assert.Null(await store.GetAsync(ApprovalRequest.NewId(), default));
+    }
+
+    [Fact]
+    public async Task Quorum_counts_distinct_approvers_once_each()
+    {
+        var store = CreateStore();
+        var request = await CreateAsync(store, quorum: 2);
+
+        Assert.Equal(new ApprovalChange(ApprovalChangeStatus.Applied, ApprovalStatus.Pending), await store.ApproveAsync(request.Id, "ann", [0], Time.GetUtcNow(), default));
+        Assert.Equal(ApprovalChangeStatus.AlreadyVoted, (await store.ApproveAsync(request.Id, "ann", [0], Time.GetUtcNow(), default)).Outcome);
+        Assert.Equal(new ApprovalChange(ApprovalChangeStatus.Applied, ApprovalStatus.Approved), await store.ApproveAsync(request.Id, "bob", [0], Time.GetUtcNow(), default));
+
+        var record = await store.GetAsync(request.Id, default);
+        Assert.Equal(["ann", "bob"], record!.Votes.Select(v => v.Approver).Order());
+        Assert.DoesNotContain(await store.ListPendingAsync(Time.GetUtcNow(), 10, default), r => r.Request.Id == request.Id);
+    }
+
+    [Fact]
+    public async Task An_approval_is_consumed_once_even_by_racing_callers()
+    {
+        var store = CreateStore();
+        var request = await CreateAsync(store);
+        await store.ApproveAsync(request.Id, "ann", [0], Time.GetUtcNow(), default);
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => store.ConsumeAsync(request.Id, "tok-" + i, Time.GetUtcNow(), default).AsTask()));
+
+        Assert.Single(results, r => r.Outcome == ApprovalChangeStatus.Applied);
+        Assert.All(results.Where(r => r.Outcome != ApprovalChangeStatus.Applied), r => Assert.Equal(ApprovalStatus.Consumed, r.Status));
+        Assert.Equal(ApprovalStatus.Consumed, (await store.GetAsync(request.Id, default))!.Status);
+    }
+
+    [Fact]
+    public async Task A_pending_request_cannot_be_consumed_and_a_denied_one_cannot_be_approved()
+    {
+        var store = CreateStore();
+        var request = await CreateAsync(store);
+
+        Assert.Equal(ApprovalChangeStatus.WrongState, (await store.ConsumeAsync(request.Id, "tok", Time.GetUtcNow(), default)).Outcome);
+        Assert.Equal(ApprovalChangeStatus.Applied, (await store.DenyAsync(request.Id, "ann", "no", Time.GetUtcNow(), default)).Outcome);
+        Assert.Equal(new ApprovalChange(ApprovalChangeStatus.WrongState, ApprovalStatus.Denied), await store.ApproveAsync(request.Id, "bob", [0], Time.GetUtcNow(), default));
+
+        var record = await store.GetAsync(request.Id, default);
+        Assert.Equal("ann", record!.DecidedBy);
+        Assert.Equal("no", record.Reason);
+    }
+
+    [Fact]
+    public async Task Expiry_refuses_every_change_and_is_marked_once()
+    {
+        var store = CreateStore();
+        var request = await CreateAsync(store, validity: TimeSpan.FromSeconds(5));
+        await store.ApproveAsync(request.Id, "ann", [0], Time.GetUtcNow(), default);
+        Assert.Equal(ApprovalChangeStatus.WrongState, (await store.ExpireAsync(request.Id, Time.GetUtcNow(), default)).Outcome);
+
+        Time.Advance(TimeSpan.FromSeconds(5));
+
+        Assert.Equal(ApprovalChangeStatus.Expired, (await store.ConsumeAsync(request.Id, "tok", Time.GetUtcNow(), default)).Outcome);
+        Assert.Equal(ApprovalChangeStatus.Expired, (await store.DenyAsync(request.Id, "bob", "late", Time.GetUtcNow(), default)).Outcome);
+        Assert.Equal(ApprovalChangeStatus.Applied, (await store.ExpireAsync(request.Id, Time.GetUtcNow(), default)).Outcome);
+        Assert.Equal(ApprovalChangeStatus.WrongState, (await store.ExpireAsync(request.Id, Time.GetUtcNow(), default)).Outcome);
+        Assert.Equal(ApprovalStatus.Expired, (await store.GetAsync(request.Id, default))!.Status);
+    }
+}
+
+public sealed class InMemoryApprovalStoreTests : ApprovalStoreContract
+{
+    protected override IApprovalStore CreateStore() => new InMemoryApprovalStore();
+}
+
+[Collection(RedisCollection.Name)]
+public sealed class RedisApprovalStoreTests(RedisFixture redis) : ApprovalStoreContract
+{
+    protected override IApprovalStore CreateStore() => new RedisApprovalStore(redis.Connection, new RedisKeys(RedisFixture.NewPrefix()));
+}
