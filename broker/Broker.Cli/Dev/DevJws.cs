@@ -1,0 +1,62 @@
+using System.Buffers.Text;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace Broker.Cli.Dev;
+
+/// <summary>
+/// Builds the compact ES256 tokens dev mode needs by hand, so no library adds a header or claim
+/// the real issuer (SPIRE, an IdP) would not send.
+/// </summary>
+internal static class DevJws
+{
+    /// <summary>Loads a PEM EC private key, with errors that say which dev key and what to do.</summary>
+    public static ECDsa LoadKey(string path, string what)
+    {
+        string pem;
+        try
+        {
+            pem = File.ReadAllText(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw CliException.Local($"cannot read the {what} '{path}': {ex.Message}");
+        }
+
+        var key = ECDsa.Create();
+        try
+        {
+            key.ImportFromPem(pem);
+            return key;
+        }
+        catch (Exception ex) when (ex is ArgumentException or CryptographicException)
+        {
+            key.Dispose();
+            throw CliException.Local($"'{path}' is not a PEM EC private key.");
+        }
+    }
+
+    /// <summary>A JSON object written by <paramref name="write"/>, as UTF-8 bytes.</summary>
+    public static byte[] Json(Action<Utf8JsonWriter> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            write(writer);
+            writer.WriteEndObject();
+        }
+
+        return buffer.ToArray();
+    }
+
+    /// <summary>Signs header and claims as a compact JWS with ES256.</summary>
+    public static string SignEs256(ECDsa key, byte[] header, byte[] claims)
+    {
+        var signingInput = Base64Url.EncodeToString(header) + "." + Base64Url.EncodeToString(claims);
+        // .NET signs ECDSA in IEEE P1363 form (r || s), which is exactly JWS's ES256 encoding.
+        var signature = key.SignData(Encoding.ASCII.GetBytes(signingInput), HashAlgorithmName.SHA256);
+        return signingInput + "." + Base64Url.EncodeToString(signature);
+    }
+}
