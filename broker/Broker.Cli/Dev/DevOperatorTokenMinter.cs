@@ -56,26 +56,7 @@ internal sealed class DevOperatorTokenMinter : IDisposable
                 + "restart the broker with --dev to rewrite it.");
         }
 
-        string pem;
-        try
-        {
-            pem = File.ReadAllText(manifest.OperatorKeyFile);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw CliException.Local($"cannot read the dev operator key '{manifest.OperatorKeyFile}': {ex.Message}");
-        }
-
-        var key = ECDsa.Create();
-        try
-        {
-            key.ImportFromPem(pem);
-        }
-        catch (Exception ex) when (ex is ArgumentException or CryptographicException)
-        {
-            key.Dispose();
-            throw CliException.Local($"'{manifest.OperatorKeyFile}' is not a PEM EC private key.");
-        }
+        var key = DevJws.LoadKey(manifest.OperatorKeyFile, "dev operator key");
 
         return new DevOperatorTokenMinter(key, manifest.OperatorKeyId, manifest.OperatorIssuer, manifest.OperatorAudience, time);
     }
@@ -91,13 +72,13 @@ internal sealed class DevOperatorTokenMinter : IDisposable
         }
 
         var now = _time.GetUtcNow().ToUnixTimeSeconds();
-        var header = Json(w =>
+        var header = DevJws.Json(w =>
         {
             w.WriteString("alg", "ES256");
             w.WriteString("kid", _keyId);
             w.WriteString("typ", "JWT");
         });
-        var claims = Json(w =>
+        var claims = DevJws.Json(w =>
         {
             w.WriteString("iss", _issuer);
             w.WriteString("aud", _audience);
@@ -113,24 +94,9 @@ internal sealed class DevOperatorTokenMinter : IDisposable
             w.WriteEndArray();
         });
 
-        var signingInput = Base64Url.EncodeToString(header) + "." + Base64Url.EncodeToString(claims);
-        // .NET signs ECDSA in IEEE P1363 form (r || s), which is exactly JWS's ES256 encoding.
-        var signature = _key.SignData(Encoding.ASCII.GetBytes(signingInput), HashAlgorithmName.SHA256);
-        return signingInput + "." + Base64Url.EncodeToString(signature);
+        return DevJws.SignEs256(_key, header, claims);
     }
 
     public void Dispose() => _key.Dispose();
 
-    private static byte[] Json(Action<Utf8JsonWriter> write)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            write(writer);
-            writer.WriteEndObject();
-        }
-
-        return buffer.ToArray();
-    }
 }

@@ -42,26 +42,7 @@ internal sealed class DevSvidMinter : IDisposable
     /// <summary>Loads the trust key named by the manifest.</summary>
     public static DevSvidMinter FromManifest(DevManifest manifest, TimeProvider time)
     {
-        string pem;
-        try
-        {
-            pem = File.ReadAllText(manifest.TrustKeyFile);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw CliException.Local($"cannot read the dev trust key '{manifest.TrustKeyFile}': {ex.Message}");
-        }
-
-        var key = ECDsa.Create();
-        try
-        {
-            key.ImportFromPem(pem);
-        }
-        catch (Exception ex) when (ex is ArgumentException or CryptographicException)
-        {
-            key.Dispose();
-            throw CliException.Local($"'{manifest.TrustKeyFile}' is not a PEM EC private key.");
-        }
+        var key = DevJws.LoadKey(manifest.TrustKeyFile, "dev trust key");
 
         return new DevSvidMinter(key, manifest.TrustKeyId, manifest.TrustDomain, manifest.Audience, time);
     }
@@ -85,13 +66,13 @@ internal sealed class DevSvidMinter : IDisposable
         }
 
         var now = _time.GetUtcNow().ToUnixTimeSeconds();
-        var header = Json(w =>
+        var header = DevJws.Json(w =>
         {
             w.WriteString("alg", "ES256");
             w.WriteString("kid", _keyId);
             w.WriteString("typ", "JWT");
         });
-        var claims = Json(w =>
+        var claims = DevJws.Json(w =>
         {
             w.WriteString("sub", id.ToString());
             w.WriteStartArray("aud");
@@ -102,24 +83,9 @@ internal sealed class DevSvidMinter : IDisposable
             w.WriteString("jti", Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16)));
         });
 
-        var signingInput = Base64Url.EncodeToString(header) + "." + Base64Url.EncodeToString(claims);
-        // .NET signs ECDSA in IEEE P1363 form (r || s), which is exactly JWS's ES256 encoding.
-        var signature = _key.SignData(Encoding.ASCII.GetBytes(signingInput), HashAlgorithmName.SHA256);
-        return signingInput + "." + Base64Url.EncodeToString(signature);
+        return DevJws.SignEs256(_key, header, claims);
     }
 
     public void Dispose() => _key.Dispose();
 
-    private static byte[] Json(Action<Utf8JsonWriter> write)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            write(writer);
-            writer.WriteEndObject();
-        }
-
-        return buffer.ToArray();
-    }
 }
