@@ -61,16 +61,7 @@ public sealed class ApprovalClusterTests(RedisFixture redis) : IAsyncLifetime
         Assert.True(await EventuallyAsync(() => Task.FromResult(provider.Current.Signals is not null)), "the node did not reload the policy");
         Assert.Equal("olga", provider.Current.Agents[0].Owner);
 
-        _bHost = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
-        {
-            PolicyPath = _a.PolicyPath,
-            Audience = BrokerScenario.Audience,
-            RedisConfiguration = redis.Server.Configuration,
-            RedisKeyPrefix = _prefix,
-            OperatorAuthority = _a.Operators.Issuer,
-            SigningKeyFiles = [_a.SigningKeyFile],
-            Issuer = _a.Host.Issuer,
-        });
+        _bHost = await _a.StartPeerAsync(redis.Server.Configuration, _prefix);
         _bChannel = _bHost.CreateChannel();
     }
 

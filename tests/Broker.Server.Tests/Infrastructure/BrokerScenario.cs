@@ -45,6 +45,18 @@ public sealed class BrokerScenario : IAsyncDisposable
         return new Metadata { { "authorization", "Bearer " + token } };
     }
 
+    /// <summary>Another node of this scenario's cluster: same Redis keyspace, policy, signing key, issuer and operator IdP.</summary>
+    public Task<BrokerTestHost> StartPeerAsync(string redisConfiguration, string redisPrefix) => BrokerTestHost.StartAsync(new BrokerTestHostOptions
+    {
+        PolicyPath = PolicyPath,
+        Audience = Audience,
+        RedisConfiguration = redisConfiguration,
+        RedisKeyPrefix = redisPrefix,
+        OperatorAuthority = Operators.Issuer,
+        SigningKeyFiles = [SigningKeyFile],
+        Issuer = Host.Issuer,
+    });
+
     /// <summary>Revokes with a responder token, returning what the broker recorded.</summary>
     public async Task<RevokeResponse> RevokeAsync(string reason, params Broker.V1.RevocationSelector[] selectors)
     {

@@ -131,16 +131,7 @@ public sealed class ProductionNodeTests(RedisFixture redis) : IAsyncLifetime
     [Fact]
     public async Task Task_state_is_shared_by_nodes_on_one_redis()
     {
-        await using var nodeB = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
-        {
-            PolicyPath = _broker.PolicyPath,
-            Audience = BrokerScenario.Audience,
-            RedisConfiguration = redis.Server.Configuration,
-            RedisKeyPrefix = _prefix,
-            OperatorAuthority = _broker.Operators.Issuer,
-            SigningKeyFiles = [_broker.SigningKeyFile],
-            Issuer = _broker.Host.Issuer,
-        });
+        await using var nodeB = await _broker.StartPeerAsync(redis.Server.Configuration, _prefix);
         using var channelB = nodeB.CreateChannel();
         var clientB = new CredentialService.CredentialServiceClient(channelB);
 

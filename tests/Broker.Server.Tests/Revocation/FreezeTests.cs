@@ -16,16 +16,7 @@ public sealed class FreezeTests(RedisFixture redis) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix);
-        _b = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
-        {
-            PolicyPath = _a.PolicyPath,
-            Audience = BrokerScenario.Audience,
-            RedisConfiguration = redis.Server.Configuration,
-            RedisKeyPrefix = _prefix,
-            OperatorAuthority = _a.Operators.Issuer,
-            SigningKeyFiles = [_a.SigningKeyFile],
-            Issuer = _a.Host.Issuer,
-        });
+        _b = await _a.StartPeerAsync(redis.Server.Configuration, _prefix);
         _bChannel = _b.CreateChannel();
     }
 

@@ -351,16 +351,7 @@ public sealed class RevocationClusterTests(RedisFixture redis) : IAsyncLifetime
     private async Task<IssueCredentialResponse> IssueAsync(string task, string agent = "/agents/planner") =>
         await _a.Client.IssueCredentialAsync(_a.Request(svid: _a.Svid(agent), task: task));
 
-    private Task<BrokerTestHost> StartNodeAsync() => BrokerTestHost.StartAsync(new BrokerTestHostOptions
-    {
-        PolicyPath = _a.PolicyPath,
-        Audience = BrokerScenario.Audience,
-        RedisConfiguration = redis.Server.Configuration,
-        RedisKeyPrefix = _prefix,
-        OperatorAuthority = _a.Operators.Issuer,
-        SigningKeyFiles = [_a.SigningKeyFile],
-        Issuer = _a.Host.Issuer,
-    });
+    private Task<BrokerTestHost> StartNodeAsync() => _a.StartPeerAsync(redis.Server.Configuration, _prefix);
 
     private static Metadata Bearer(string token) => new() { { "authorization", "Bearer " + token } };
 

@@ -49,16 +49,7 @@ public sealed class RiskClusterTests(RedisFixture redis) : IAsyncLifetime
         var provider = _a.Host.Services.GetRequiredService<IPolicyProvider>();
         Assert.True(await EventuallyAsync(() => Task.FromResult(provider.Current.Signals is not null)), "the node did not reload the policy");
 
-        _bHost = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
-        {
-            PolicyPath = _a.PolicyPath,
-            Audience = BrokerScenario.Audience,
-            RedisConfiguration = redis.Server.Configuration,
-            RedisKeyPrefix = _prefix,
-            OperatorAuthority = _a.Operators.Issuer,
-            SigningKeyFiles = [_a.SigningKeyFile],
-            Issuer = _a.Host.Issuer,
-        });
+        _bHost = await _a.StartPeerAsync(redis.Server.Configuration, _prefix);
         _bChannel = _bHost.CreateChannel();
         _a.Host.Services.GetRequiredService<ILoggerFactory>().AddProvider(_logs);
         _bHost.Services.GetRequiredService<ILoggerFactory>().AddProvider(_logs);
