@@ -11,12 +11,14 @@ using StackExchange.Redis;
 // dotnet run -c Release --project tests/Broker.Benchmarks -- revocation-index [--entries N] [--lookups N]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- propagation [--revocations N]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- audit-verify [records] [callers]
-if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-verify")
+// dotnet run -c Release --project tests/Broker.Benchmarks -- audit-cost [--callers 64]
+if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-verify" or "audit-cost")
 {
     var report = args[0] switch
     {
         "propagation" => await PropagationBenchmark.RunAsync(args[1..]),
         "audit-verify" => await AuditVerifyBenchmark.RunAsync(args[1..]),
+        "audit-cost" => await AuditCostBenchmark.RunAsync(args[1..]),
         _ => await RevocationIndexBenchmark.RunAsync(args[1..]),
     };
     Console.WriteLine(report);
@@ -35,6 +37,7 @@ if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args
                dotnet run -c Release --project tests/Broker.Benchmarks -- revocation-index [--entries N] [--lookups N]
                dotnet run -c Release --project tests/Broker.Benchmarks -- propagation [--revocations N]
                dotnet run -c Release --project tests/Broker.Benchmarks -- audit-verify [records] [callers]
+               dotnet run -c Release --project tests/Broker.Benchmarks -- audit-cost [--callers 64]
           --seconds N         measured window per concurrency level (default 10)
           --warmup N          warm-up per level before measuring (default 2)
           --concurrency LIST  comma-separated caller counts (default 1,16,64)
