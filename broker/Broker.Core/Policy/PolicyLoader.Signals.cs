@@ -18,6 +18,46 @@ public static partial class PolicyLoader
         public RiskLevel? Containment;
         public bool ContainmentOff;
         public TimeSpan? MaxValidity;
+        public YNode? SsfNode;
+    }
+
+    private sealed class SsfDraft
+    {
+        public string? Issuer;
+        public YNode? JwksFileNode;
+        public string? JwksFile;
+        public YNode? JwksUriNode;
+        public Uri? JwksUri;
+        public string? Audience;
+        public TimeSpan? MaxAge;
+    }
+
+    private static readonly KeySpec<SsfDraft>[] SsfSchema =
+    [
+        new("issuer", Required: true, (r, d, v, p) => d.Issuer = ReadUrl(r, v, p, allowLoopbackHttp: true, isIssuer: true) is null ? null : ((YScalar)v).Value),
+        new("jwks_file", Required: false, (r, d, v, p) => { d.JwksFileNode = v; d.JwksFile = r.ReadExistingFile(v, p); }),
+        new("jwks_uri", Required: false, (r, d, v, p) => { d.JwksUriNode = v; d.JwksUri = ReadUrl(r, v, p, allowLoopbackHttp: true); }),
+        new("audience", Required: false, (r, d, v, p) => d.Audience = r.ReadString(v, p, maxLength: 2048)),
+        new("max_age", Required: false, (r, d, v, p) => d.MaxAge = r.ReadDuration(v, p, TimeSpan.FromSeconds(30), TimeSpan.FromHours(1))),
+    ];
+
+    private static SsfTransmitterPolicy? ReadSsf(PolicyReader reader, YNode node)
+    {
+        var d = new SsfDraft();
+        if (!reader.ReadMapping(node, "signals.ssf", SsfSchema, d))
+        {
+            return null;
+        }
+
+        if ((d.JwksFileNode is null) == (d.JwksUriNode is null))
+        {
+            reader.Error(d.JwksUriNode ?? d.JwksFileNode ?? node, "signals.ssf", "set exactly one of jwks_file or jwks_uri: the transmitter's signing keys");
+            return null;
+        }
+
+        return d.Issuer is null || (d.JwksFile is null && d.JwksUri is null)
+            ? null
+            : new SsfTransmitterPolicy(d.Issuer, d.JwksFile, d.JwksUri, d.Audience, d.MaxAge ?? SsfTransmitterPolicy.DefaultMaxAge);
     }
 
     private static readonly KeySpec<SignalsDraft>[] SignalsSchema =
@@ -49,6 +89,7 @@ public static partial class PolicyLoader
             }
         }),
         new("max_validity", Required: false, (r, d, v, p) => d.MaxValidity = r.ReadDuration(v, p, MinSignalValidity, MaxSignalValidity)),
+        new("ssf", Required: false, (r, d, v, p) => d.SsfNode = v),
     ];
 
     private static SignalPolicy? ReadSignals(PolicyReader reader, YNode node, TrustDraft trust)
@@ -81,9 +122,10 @@ public static partial class PolicyLoader
             }
         }
 
+        var ssf = d.SsfNode is null ? null : ReadSsf(reader, d.SsfNode);
         return reader.Errors.Count != before
             ? null
-            : new SignalPolicy(sources.AsReadOnly(), d.ContainmentOff ? null : d.Containment ?? RiskLevel.Critical, d.MaxValidity ?? SignalPolicy.DefaultMaxValidity);
+            : new SignalPolicy(sources.AsReadOnly(), d.ContainmentOff ? null : d.Containment ?? RiskLevel.Critical, d.MaxValidity ?? SignalPolicy.DefaultMaxValidity) { Ssf = ssf };
     }
 
     private static RiskLevel? ReadRiskLevel(PolicyReader reader, YNode node, string path)

@@ -13,5 +13,19 @@ public sealed record SignalPolicy(IReadOnlyList<WorkloadPattern> Sources, RiskLe
 {
     public static readonly TimeSpan DefaultMaxValidity = TimeSpan.FromHours(1);
 
+    /// <summary>The Shared Signals transmitter whose Security Event Tokens are accepted (signals.ssf); null: none.</summary>
+    public SsfTransmitterPolicy? Ssf { get; init; }
+
     public bool IsSource(string workloadId) => Sources.Any(s => s.IsMatch(workloadId));
+}
+
+/// <summary>A Shared Signals Framework transmitter (RFC 8935 push of RFC 8417 Security Event Tokens).</summary>
+/// <param name="Issuer">Exact <c>iss</c> of its SETs.</param>
+/// <param name="JwksFile">Absolute path of its JWKS file; or</param>
+/// <param name="JwksUri">the URL serving its JWKS.</param>
+/// <param name="Audience">The <c>aud</c> its SETs must name; null: the broker's audience.</param>
+/// <param name="MaxAge">How old (by <c>iat</c>) a SET may be when it arrives.</param>
+public sealed record SsfTransmitterPolicy(string Issuer, string? JwksFile, Uri? JwksUri, string? Audience, TimeSpan MaxAge)
+{
+    public static readonly TimeSpan DefaultMaxAge = TimeSpan.FromMinutes(5);
 }

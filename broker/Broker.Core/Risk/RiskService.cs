@@ -99,59 +99,94 @@ public sealed partial class RiskService
                 throw BrokerErrors.PermissionDenied(BrokerErrors.SignalSourceNotAllowed, "This workload is not a signal source in policy (signals.sources).");
             }
 
-            var now = _time.GetUtcNow();
-            var signal = Validate(report, source, signals, now);
-            await RefuseSelfReportAsync(signal, cancellationToken);
-
-            var result = await StateCallAsync(() => _store.ApplyAsync(signal, signal.Digest(), signals.Containment, now, signal.ValidUntil + _options.IdRetention, cancellationToken));
-            if (result.Status == SignalApplyStatus.IdReused)
-            {
-                throw BrokerErrors.FailedPrecondition(BrokerErrors.SignalIdReused, $"Signal id {signal.SignalId} was already reported with different content; use a new id.");
-            }
-
-            // State first, telemetry second: containment never waits on the telemetry store.
-            // If telemetry fails the caller is told to retry; the retry is a duplicate and is
-            // written to telemetry then.
-            IReadOnlyList<string> revocations = [];
-            var contain = result.Freeze == FreezeChange.Frozen || (result.Status == SignalApplyStatus.Duplicate && result.FrozenByThisSignal);
-            if (contain)
-            {
-                revocations = await ContainAsync(signal, result.Freeze == FreezeChange.Frozen, context, cancellationToken);
-            }
-            else if (result.Freeze == FreezeChange.Lifted)
-            {
-                await AuditOrFailAsync(Event(AuditEventTypes.RiskUnfrozen, context, signal.Agent, signal.TaskId) with
-                {
-                    Actor = Actor,
-                    Detail = $"freeze lifted by signal {signal.SignalId} (level {signal.Level.ToWire()}) from {source}",
-                }, cancellationToken);
-            }
-
-            try
-            {
-                await _telemetry.AppendAsync(TelemetryRecord.From(signal, now, Outcome(result.Status)), cancellationToken);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                Log.TelemetryFailed(_logger, signal.SignalId, ex);
-                throw BrokerErrors.Unavailable(BrokerErrors.TelemetryUnavailable, "The signal is in force but could not be written to telemetry; send it again (a retry is idempotent).", ex);
-            }
-
-            Log.SignalAccepted(_logger, signal.SignalId, signal.Level.ToWire(), signal.Subject.ToString(), Outcome(result.Status));
-            return new SignalReceipt(signal.SignalId, result.Status, contain, revocations);
+            return await ApplyAsync(report, source, signals, context, cancellationToken);
         }
         catch (BrokerException ex) when (ex.Reason is not (BrokerErrors.TelemetryUnavailable or BrokerErrors.AuditUnavailable or BrokerErrors.StateUnavailable))
         {
-            await AuditRefusalAsync(Event(AuditEventTypes.RiskSignalRefused, context, source, null) with
-            {
-                Outcome = AuditOutcomes.Failure,
-                Reason = ex.Reason,
-                Actor = source,
-                Detail = IsWellFormedId(report.SignalId) ? $"signal {report.SignalId}" : null,
-            }, cancellationToken);
+            await AuditSignalRefusalAsync(source, ex.Reason, IsWellFormedId(report.SignalId) ? report.SignalId : null, context, cancellationToken);
             throw;
         }
     }
+
+    /// <summary>
+    /// A signal carried by a Security Event Token from the Shared Signals transmitter that policy
+    /// names (signals.ssf), whose signature and claims the caller has already verified. The same
+    /// checks, state change, containment, telemetry and audit as <see cref="ReportAsync"/>.
+    /// </summary>
+    public async Task<SignalReceipt> ReportFromTransmitterAsync(string transmitter, SignalReport report, RequestContext context, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (_policy.Current.Signals is not { Ssf: { } ssf } signals || !string.Equals(ssf.Issuer, transmitter, StringComparison.Ordinal))
+            {
+                throw BrokerErrors.PermissionDenied(BrokerErrors.SignalSourceNotAllowed, "This transmitter is not the signal source in policy (signals.ssf).");
+            }
+
+            return await ApplyAsync(report, transmitter, signals, context, cancellationToken);
+        }
+        catch (BrokerException ex) when (ex.Reason is not (BrokerErrors.TelemetryUnavailable or BrokerErrors.AuditUnavailable or BrokerErrors.StateUnavailable))
+        {
+            await AuditSignalRefusalAsync(transmitter, ex.Reason, IsWellFormedId(report.SignalId) ? report.SignalId : null, context, cancellationToken);
+            throw;
+        }
+    }
+
+    /// <summary>Records a refused signal (risk.signal_refused): the source, the reason and the signal id, never its content.</summary>
+    public Task AuditSignalRefusalAsync(string? source, string? reason, string? signalId, RequestContext context, CancellationToken cancellationToken) =>
+        AuditRefusalAsync(Event(AuditEventTypes.RiskSignalRefused, context, source is null ? null : AuditText.Bound(source, MaxAgentLength), null) with
+        {
+            Outcome = AuditOutcomes.Failure,
+            Reason = reason,
+            Actor = source is null ? null : AuditText.Bound(source, MaxAgentLength),
+            Detail = signalId is null ? null : $"signal {signalId}",
+        }, cancellationToken);
+
+    private async Task<SignalReceipt> ApplyAsync(SignalReport report, string source, SignalPolicy signals, RequestContext context, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var signal = Validate(report, source, signals, now);
+        await RefuseSelfReportAsync(signal, cancellationToken);
+
+        var result = await StateCallAsync(() => _store.ApplyAsync(signal, signal.Digest(), signals.Containment, now, signal.ValidUntil + _options.IdRetention, cancellationToken));
+        if (result.Status == SignalApplyStatus.IdReused)
+        {
+            throw BrokerErrors.FailedPrecondition(BrokerErrors.SignalIdReused, $"Signal id {signal.SignalId} was already reported with different content; use a new id.");
+        }
+
+        // State first, telemetry second: containment never waits on the telemetry store.
+        // If telemetry fails the caller is told to retry; the retry is a duplicate and is
+        // written to telemetry then.
+        IReadOnlyList<string> revocations = [];
+        var contain = result.Freeze == FreezeChange.Frozen || (result.Status == SignalApplyStatus.Duplicate && result.FrozenByThisSignal);
+        if (contain)
+        {
+            revocations = await ContainAsync(signal, result.Freeze == FreezeChange.Frozen, context, cancellationToken);
+        }
+        else if (result.Freeze == FreezeChange.Lifted)
+        {
+            await AuditOrFailAsync(Event(AuditEventTypes.RiskUnfrozen, context, signal.Agent, signal.TaskId) with
+            {
+                Actor = Actor,
+                Detail = $"freeze lifted by signal {signal.SignalId} (level {signal.Level.ToWire()}) from {source}",
+            }, cancellationToken);
+        }
+
+        try
+        {
+            await _telemetry.AppendAsync(TelemetryRecord.From(signal, now, Outcome(result.Status)), cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.TelemetryFailed(_logger, signal.SignalId, ex);
+            throw BrokerErrors.Unavailable(BrokerErrors.TelemetryUnavailable, "The signal is in force but could not be written to telemetry; send it again (a retry is idempotent).", ex);
+        }
+
+        Log.SignalAccepted(_logger, signal.SignalId, signal.Level.ToWire(), signal.Subject.ToString(), Outcome(result.Status));
+        return new SignalReceipt(signal.SignalId, result.Status, contain, revocations);
+    }
+
+    /// <summary>Whether a signal id is 1-128 of A-Z a-z 0-9 . _ : -.</summary>
+    public static bool IsValidSignalId(string? id) => IsWellFormedId(id);
 
     /// <summary>The current risk and freeze of an agent or a task.</summary>
     public async Task<RiskState> GetAsync(RiskSubject subject, CancellationToken cancellationToken)

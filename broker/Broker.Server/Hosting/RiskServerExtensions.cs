@@ -25,7 +25,12 @@ internal static class RiskServerExtensions
             services.AddSingleton(sp => new RedisTelemetrySink(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<RedisKeys>(), sp.GetRequiredService<FileTelemetrySink>()));
             services.AddSingleton<ITelemetrySink>(sp => sp.GetRequiredService<RedisTelemetrySink>());
             services.AddSingleton<ITelemetryReader>(sp => sp.GetRequiredService<RedisTelemetrySink>());
+            services.AddSingleton<Ssf.ISsfReplayStore, Ssf.RedisSsfReplayStore>();
         }
+
+        services.TryAddSingleton<Ssf.ISsfReplayStore, Ssf.InMemorySsfReplayStore>();
+        services.AddSingleton<Ssf.SsfKeySource>();
+        services.AddSingleton<Ssf.SsfReceiver>();
 
         services.TryAddSingleton<IRiskStore, InMemoryRiskStore>();
         services.TryAddSingleton<ITelemetrySink>(sp => sp.GetRequiredService<FileTelemetrySink>());
@@ -42,6 +47,7 @@ internal static class RiskServerExtensions
         _ = app.Services.GetRequiredService<ITelemetrySink>();
         app.MapGrpcService<SignalGrpcService>();
         app.MapGrpcService<RiskAdminGrpcService>();
+        Ssf.SsfEndpoint.MapSsf(app);
         return app;
     }
 

@@ -121,4 +121,31 @@ public sealed class RiskPolicyTests : IDisposable
     {
         PolicyAssert.SingleError(Load(Policy(signals: "signals:\n  sources: [spiffe://example.org/rp]\n  max_validity: 48h")), 20, "out of range");
     }
+
+    private const string SsfSignals = "signals:\n  sources: [spiffe://example.org/rp]\n  ssf:\n    issuer: https://risk.example.org\n";
+
+    [Fact]
+    public void An_ssf_transmitter_loads_with_its_keys_audience_and_max_age()
+    {
+        var policy = PolicyAssert.Loaded(Load(Policy(signals: SsfSignals + "    jwks_file: bundles/example.org.jwks\n    audience: https://broker.example.org\n    max_age: 2m")));
+
+        var ssf = policy.Signals!.Ssf!;
+        Assert.Equal("https://risk.example.org", ssf.Issuer);
+        Assert.EndsWith("example.org.jwks", ssf.JwksFile, StringComparison.Ordinal);
+        Assert.Null(ssf.JwksUri);
+        Assert.Equal("https://broker.example.org", ssf.Audience);
+        Assert.Equal(TimeSpan.FromMinutes(2), ssf.MaxAge);
+
+        var byUrl = PolicyAssert.Loaded(Load(Policy(signals: SsfSignals + "    jwks_uri: https://risk.example.org/jwks")));
+        Assert.Equal(new Uri("https://risk.example.org/jwks"), byUrl.Signals!.Ssf!.JwksUri);
+        Assert.Null(byUrl.Signals.Ssf.Audience);
+        Assert.Equal(SsfTransmitterPolicy.DefaultMaxAge, byUrl.Signals.Ssf.MaxAge);
+    }
+
+    [Fact]
+    public void An_ssf_transmitter_needs_exactly_one_key_source()
+    {
+        PolicyAssert.SingleError(Load(Policy(signals: SsfSignals + "    jwks_file: bundles/example.org.jwks\n    jwks_uri: https://risk.example.org/jwks")), 23, "exactly one of jwks_file or jwks_uri");
+        PolicyAssert.HasError(Load(Policy(signals: SsfSignals)), 21, "exactly one of jwks_file or jwks_uri");
+    }
 }
