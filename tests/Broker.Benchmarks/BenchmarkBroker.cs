@@ -57,12 +57,13 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
     public string AuditPath { get; }
 
     /// <param name="issuer">The issuer a cluster's nodes share; null for this node's own URL.</param>
-    public static async Task<BenchmarkBroker> StartAsync(string workDirectory, string jwksPath, string redisConfiguration, Ablations ablations, Breakdown? breakdown, string? issuer = null, string node = "node")
+    /// <param name="riskGate">Name a runtime-protection source in policy, which turns the risk gate on (a Redis read per issuance).</param>
+    public static async Task<BenchmarkBroker> StartAsync(string workDirectory, string jwksPath, string redisConfiguration, Ablations ablations, Breakdown? breakdown, string? issuer = null, string node = "node", bool riskGate = false)
     {
         var grpcPort = RedisServer.FreePort();
         var httpPort = RedisServer.FreePort();
-        var policyPath = Path.Combine(workDirectory, "policy.yaml");
-        await File.WriteAllTextAsync(policyPath, Policy(jwksPath));
+        var policyPath = Path.Combine(workDirectory, node + "-policy.yaml");
+        await File.WriteAllTextAsync(policyPath, Policy(jwksPath) + (riskGate ? RiskGatePolicy : ""));
 
         // Nodes of one cluster share the signing key (the first writes it).
         var keyPath = Path.Combine(workDirectory, "signing.pem");
@@ -170,6 +171,18 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
                 scopes: [repo:read, deploy:staging]
                 audiences: [{ResourceAudience}]
                 max_ttl: 5m
+        """;
+
+    /// <summary>The runtime-protection service that may report signals when the gate is on.</summary>
+    public const string RiskSource = "spiffe://example.org/security/runtime-protection";
+
+    private const string RiskGatePolicy = $"""
+
+        signals:
+          sources:
+            - {RiskSource}
+          containment: critical
+          max_validity: 15m
         """;
 
     /// <summary>Stands in for the audit file: accepts every event at once, durably nowhere.</summary>

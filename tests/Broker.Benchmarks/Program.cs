@@ -12,13 +12,15 @@ using StackExchange.Redis;
 // dotnet run -c Release --project tests/Broker.Benchmarks -- propagation [--revocations N]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- audit-verify [records] [callers]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- audit-cost [--callers 64]
-if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-verify" or "audit-cost")
+// dotnet run -c Release --project tests/Broker.Benchmarks -- risk [--signals 300]
+if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-verify" or "audit-cost" or "risk")
 {
     var report = args[0] switch
     {
         "propagation" => await PropagationBenchmark.RunAsync(args[1..]),
         "audit-verify" => await AuditVerifyBenchmark.RunAsync(args[1..]),
         "audit-cost" => await AuditCostBenchmark.RunAsync(args[1..]),
+        "risk" => await RiskBenchmark.RunAsync(args[1..]),
         _ => await RevocationIndexBenchmark.RunAsync(args[1..]),
     };
     Console.WriteLine(report);
@@ -38,6 +40,7 @@ if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args
                dotnet run -c Release --project tests/Broker.Benchmarks -- propagation [--revocations N]
                dotnet run -c Release --project tests/Broker.Benchmarks -- audit-verify [records] [callers]
                dotnet run -c Release --project tests/Broker.Benchmarks -- audit-cost [--callers 64]
+               dotnet run -c Release --project tests/Broker.Benchmarks -- risk [--signals 300]
           --seconds N         measured window per concurrency level (default 10)
           --warmup N          warm-up per level before measuring (default 2)
           --concurrency LIST  comma-separated caller counts (default 1,16,64)
