@@ -146,6 +146,9 @@ public sealed class RiskClusterTests(RedisFixture redis) : IAsyncLifetime
         await Signals.ReportSignalAsync(Signal("sig-ok", RiskLevel.None, observed: DateTimeOffset.UtcNow.AddSeconds(-5)));
         var live = (await _a.Client.IssueCredentialAsync(_a.Request(task: "crit-1"))).AccessToken;
         var introspectB = new RevocationService.RevocationServiceClient(_bChannel);
+        await using var api = await ResourceApi.StartAsync(_a.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: _bHost.GrpcAddress);
+        using var http = new HttpClient();
+        Assert.True(await EventuallyAsync(async () => (await GetWhoAmIAsync(http, api, live)).StatusCode == System.Net.HttpStatusCode.OK));
 
         _lastCritical = Signal("sig-crit", RiskLevel.Critical);
         var critical = await Signals.ReportSignalAsync(_lastCritical);
@@ -153,6 +156,12 @@ public sealed class RiskClusterTests(RedisFixture redis) : IAsyncLifetime
         Assert.True(critical.Contained);
         Assert.NotEmpty(critical.RevocationIds);
         Assert.True(await EventuallyAsync(async () => (await introspectB.IntrospectAsync(new IntrospectRequest { Token = live })).InactiveReason == "revoked"));
+        Assert.True(await EventuallyAsync(async () =>
+        {
+            using var response = await GetWhoAmIAsync(http, api, live);
+            return response.StatusCode == System.Net.HttpStatusCode.Unauthorized
+                && response.Headers.WwwAuthenticate.ToString().Contains("token revoked", StringComparison.Ordinal);
+        }));
         var frozen = await RefusedAtBAsync(_a.Request(task: "crit-2"));
         Assert.Equal("AGENT_FROZEN", frozen.Reason);
         Assert.Equal("sig-crit", frozen.Metadata["signal_id"]);
@@ -180,6 +189,13 @@ public sealed class RiskClusterTests(RedisFixture redis) : IAsyncLifetime
         Assert.Contains("broker:risk", audit, StringComparison.Ordinal);
         Assert.Contains("risk critical (signal sig-crit)", audit, StringComparison.Ordinal);
         Assert.Contains("operator:alice", audit, StringComparison.Ordinal);
+    }
+
+    private static async Task<HttpResponseMessage> GetWhoAmIAsync(HttpClient http, ResourceApi api, string token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, api.Address + "/whoami");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return await http.SendAsync(request);
     }
 
     [Fact]
