@@ -41,6 +41,9 @@ public sealed class RedisKeys
     /// <summary>The telemetry stream: what the runtime layer reported. Never the audit log.</summary>
     public RedisKey TelemetryStream => _prefix + "telemetry";
 
+    /// <summary>The optional cluster-wide mirror of every node's audit records (each node's files stay the record).</summary>
+    public RedisKey AuditStream => _prefix + "audit";
+
     /// <summary>An approval request and its votes (a hash kept a while past its expiry, for show and audit).</summary>
     public RedisKey Approval(string id) => _prefix + "approval:" + id;
 

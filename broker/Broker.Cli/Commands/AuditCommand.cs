@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text.Json;
 using Broker.Core.Audit;
 
 namespace Broker.Cli.Commands;
@@ -109,8 +108,7 @@ internal static class AuditCommand
             """);
         command.SetAction(BrokerCtl.Guarded(context, (parseResult, _) =>
         {
-            var records = Read(parseResult.GetValue(paths)!);
-            var newest = records.OrderBy(r => r.Event.Time).ThenBy(r => r.Event.Seq).TakeLast(Math.Max(0, parseResult.GetValue(count))).ToList();
+            var newest = AuditFilter.Newest(Read(parseResult.GetValue(paths)!), parseResult.GetValue(count));
             Write(context, newest, parseResult.GetValue(output)!);
             return Task.FromResult(ExitCodes.Success);
         }));
@@ -152,11 +150,7 @@ internal static class AuditCommand
                 parseResult.GetValue(type),
                 parseResult.GetValue(since),
                 parseResult.GetValue(until));
-            var matches = Read(parseResult.GetValue(paths)!)
-                .Where(r => filter.Matches(r.Event))
-                .OrderBy(r => r.Event.Time).ThenBy(r => r.Event.Seq)
-                .TakeLast(Math.Max(0, parseResult.GetValue(limit)))
-                .ToList();
+            var matches = filter.Apply(Read(parseResult.GetValue(paths)!), parseResult.GetValue(limit));
             Write(context, matches, parseResult.GetValue(output)!);
             return Task.FromResult(ExitCodes.Success);
         }));
@@ -190,53 +184,14 @@ internal static class AuditCommand
 
     private static List<AuditLine> Read(string[] paths)
     {
-        var records = new List<AuditLine>();
-        foreach (var path in paths)
+        try
         {
-            IEnumerable<string> segments = Directory.Exists(path)
-                ? AuditFiles.All(path).Select(s => s.Path)
-                : File.Exists(path) ? [path] : throw CliException.Local($"'{path}' does not exist.");
-            foreach (var segment in segments)
-            {
-                using var stream = new FileStream(segment, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                using var reader = new StreamReader(stream);
-                while (reader.ReadLine() is { } line)
-                {
-                    if (reader.EndOfStream && !LineEnded(stream))
-                    {
-                        break; // a record still being written, or torn by a crash
-                    }
-
-                    try
-                    {
-                        if (JsonSerializer.Deserialize(line, AuditJsonContext.Default.AuditEvent) is { } auditEvent)
-                        {
-                            records.Add(new AuditLine(auditEvent, line));
-                        }
-                    }
-                    catch (JsonException)
-                    {
-                        // Reading is not verifying: 'audit verify' names damaged records.
-                    }
-                }
-            }
+            return AuditReader.ReadAll(paths);
         }
-
-        return records;
-    }
-
-    private static bool LineEnded(FileStream stream)
-    {
-        if (stream.Length == 0)
+        catch (FileNotFoundException ex)
         {
-            return true;
+            throw CliException.Local(ex.Message);
         }
-
-        var position = stream.Position;
-        stream.Seek(-1, SeekOrigin.End);
-        var last = stream.ReadByte();
-        stream.Position = position;
-        return last == '\n';
     }
 
     private static void Write(CliContext context, List<AuditLine> records, string output)
@@ -272,26 +227,4 @@ internal static class AuditCommand
 
     /// <summary>Table cells stay on one line whatever a caller put in a field.</summary>
     private static string Cell(string? value) => value is null ? "-" : value.Replace('\n', ' ').Replace('\r', ' ').Replace('\t', ' ');
-
-    private sealed record AuditLine(AuditEvent Event, string Json);
-
-    private sealed record AuditFilter(string? Agent, string? Task, string? TokenId, string? Actor, string? Type, DateTimeOffset? Since, DateTimeOffset? Until)
-    {
-        public bool Matches(AuditEvent e) =>
-            (Agent is null || e.Subject == Agent || e.Actor == Agent || (e.Selector?.Contains(Agent, StringComparison.Ordinal) ?? false))
-            && (Task is null || e.TaskId == Task || (e.Selector?.Contains(Task, StringComparison.Ordinal) ?? false))
-            && (TokenId is null || e.TokenId == TokenId || (e.Selector?.Contains(TokenId, StringComparison.Ordinal) ?? false))
-            && (Actor is null || e.Actor == Actor)
-            && (Type is null || TypeMatches(e))
-            && (Since is null || e.Time >= Since)
-            && (Until is null || e.Time < Until);
-
-        private bool TypeMatches(AuditEvent e)
-        {
-            var id = e.EventId.ToString(CultureInfo.InvariantCulture);
-            return e.Type == Type || id == Type
-                || (Type!.EndsWith('.') && e.Type.StartsWith(Type, StringComparison.Ordinal))
-                || (Type.Length == 1 && char.IsAsciiDigit(Type[0]) && id.StartsWith(Type, StringComparison.Ordinal));
-        }
-    }
 }

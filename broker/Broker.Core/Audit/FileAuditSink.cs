@@ -29,6 +29,9 @@ public sealed class FileAuditOptions
 
     /// <summary>Signs segment checkpoints (ES256). Must not be the token-signing key (required).</summary>
     public ECDsa? CheckpointKey { get; set; }
+
+    /// <summary>Optional copy of every durable record (e.g. a Redis stream); fed after the fsync, never instead of it.</summary>
+    public IAuditMirror? Mirror { get; set; }
 }
 
 /// <summary>
@@ -70,6 +73,10 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
     private AuditCheckpoint? _pendingCheckpoint;
     private byte[] _buffer = new byte[64 * 1024];
     private long _flushes;
+    private long _mirrorFailures;
+
+    // Records made durable by the last batch, waiting to be handed to the mirror (writer loop only).
+    private ReadOnlyMemory<byte> _mirrorPending;
 
     public FileAuditSink(FileAuditOptions options, TimeProvider time, ILogger<FileAuditSink> logger)
     {
@@ -106,6 +113,9 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 
     /// <summary>Durable writes so far (each one fsync shared by a whole batch); for tests of group commit.</summary>
     internal long Flushes => Interlocked.Read(ref _flushes);
+
+    /// <summary>Batches the mirror refused (threw); the records are in the local log all the same.</summary>
+    public long MirrorFailures => Interlocked.Read(ref _mirrorFailures);
 
     public ValueTask AppendAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {
@@ -187,6 +197,8 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
                 {
                     item.Done.TrySetResult();
                 }
+
+                PublishToMirror();
             }
             catch (Exception ex)
             {
@@ -224,10 +236,32 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         {
             WriteBatch([]);
             _healthy = true;
+            PublishToMirror();
         }
         catch (Exception ex)
         {
             Fail(0, ex);
+        }
+    }
+
+    /// <summary>After the fsync and after callers heard OK: the mirror can only lose its copy, never delay or undo the local record.</summary>
+    private void PublishToMirror()
+    {
+        if (_mirrorPending.IsEmpty)
+        {
+            return;
+        }
+
+        var lines = _mirrorPending;
+        _mirrorPending = default;
+        try
+        {
+            _options.Mirror!.Publish(lines);
+        }
+        catch (Exception ex)
+        {
+            Interlocked.Increment(ref _mirrorFailures);
+            Log.MirrorFailed(_logger, ex);
         }
     }
 
@@ -299,6 +333,11 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         _seq = seq;
         _lastHash = hash;
         _pendingCheckpoint = null;
+        if (_options.Mirror is not null)
+        {
+            var durable = _buffer.AsSpan(0, written);
+            _mirrorPending = _mirrorPending.IsEmpty ? durable.ToArray() : [.. _mirrorPending.Span, .. durable];
+        }
     }
 
     private void Append(byte[] json, ref long seq, ref string hash, ref int written)
@@ -630,5 +669,8 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 
         [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Audit segment {Path} could not be sealed at shutdown; it is sealed at the next start")]
         public static partial void SealFailed(ILogger logger, string path, Exception exception);
+
+        [LoggerMessage(EventId = 6004, Level = LogLevel.Warning, Message = "Audit mirror refused a batch; the records are durable in the local log but missing from the mirror")]
+        public static partial void MirrorFailed(ILogger logger, Exception exception);
     }
 }

@@ -6,8 +6,13 @@ namespace Broker.Server.Hosting;
 /// <summary>Builds the audit sink from configuration; anything unusable stops start-up with a stable id.</summary>
 internal static class AuditSinkFactory
 {
-    public static FileAuditSink Create(BrokerOptions options, TimeProvider time, ILogger<FileAuditSink> logger)
+    public static FileAuditSink Create(BrokerOptions options, TimeProvider time, ILogger<FileAuditSink> logger, IAuditMirror? mirror = null)
     {
+        if (options.Audit.MirrorToRedis && mirror is null)
+        {
+            throw new BrokerStartupException(["BRK1012: Broker:Audit:MirrorToRedis needs Broker:Redis:Configuration (the mirror is a Redis stream)."]);
+        }
+
         var key = LoadCheckpointKey(options);
         try
         {
@@ -19,6 +24,7 @@ internal static class AuditSinkFactory
                     SegmentMaxBytes = options.Audit.SegmentMaxBytes,
                     SegmentMaxAge = options.Audit.SegmentMaxAge,
                     CheckpointKey = key,
+                    Mirror = mirror,
                 },
                 time,
                 logger);

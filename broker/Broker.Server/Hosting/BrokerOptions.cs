@@ -53,6 +53,12 @@ public sealed class AuditSettings
 
     /// <summary>A segment is closed and checkpointed at this age: the longest its tail goes unsigned.</summary>
     public TimeSpan SegmentMaxAge { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Also copy every durable record to the Redis stream <c>{prefix}audit</c> (after the local fsync; needs Broker:Redis).</summary>
+    public bool MirrorToRedis { get; set; }
+
+    /// <summary>Approximate bound of the mirror stream (<c>XADD MAXLEN ~ N</c>).</summary>
+    public int MirrorMaxLength { get; set; } = 1_000_000;
 }
 
 public sealed class RedisSettings

@@ -85,7 +85,13 @@ public static class BrokerServerExtensions
         services.AddSingleton(Options.Create(options));
         services.TryAddSingleton(TimeProvider.System);
 
-        services.AddSingleton(sp => AuditSinkFactory.Create(options, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<FileAuditSink>>()));
+        services.AddSingleton(sp => AuditSinkFactory.Create(
+            options,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<FileAuditSink>>(),
+            options.Audit.MirrorToRedis && sp.GetService<IConnectionMultiplexer>() is { } redis
+                ? new RedisAuditMirror(redis, sp.GetRequiredService<RedisKeys>(), sp.GetRequiredService<ILogger<RedisAuditMirror>>(), options.Audit.MirrorMaxLength)
+                : null));
         services.AddSingleton<IAuditSink>(sp => sp.GetRequiredService<FileAuditSink>());
         services.AddSingleton<FilePolicyProvider>(sp => new FilePolicyProvider(
             options.PolicyPath,
@@ -172,6 +178,7 @@ public static class BrokerServerExtensions
         app.MapGrpcService<CredentialGrpcService>();
         app.MapGrpcService<AdminGrpcService>();
         app.MapGrpcService<RevocationGrpcService>();
+        app.MapGrpcService<AuditGrpcService>();
         app.MapRisk();
         app.MapApprovals();
         app.MapGrpcReflectionService();

@@ -42,6 +42,9 @@ public sealed class BrokerTestHostOptions
 
     /// <summary>Signing key PEM files; null means one generated key.</summary>
     public IReadOnlyList<string>? SigningKeyFiles { get; init; }
+
+    /// <summary>More configuration (e.g. <c>Broker:Audit:MirrorToRedis</c>), applied over the defaults.</summary>
+    public IReadOnlyDictionary<string, string?>? Settings { get; init; }
 }
 
 /// <summary>
@@ -113,6 +116,11 @@ public sealed class BrokerTestHost : IAsyncDisposable
         for (var i = 0; i < signingKeys.Count; i++)
         {
             config[$"Broker:Signing:Keys:{i}:Path"] = signingKeys[i];
+        }
+
+        foreach (var (key, value) in options.Settings ?? new Dictionary<string, string?>())
+        {
+            config[key] = value;
         }
 
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
