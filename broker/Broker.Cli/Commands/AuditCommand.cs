@@ -1,13 +1,20 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text.Json;
+using Broker.Client;
 using Broker.Core.Audit;
+using Broker.V1;
+using Timestamp = Google.Protobuf.WellKnownTypes.Timestamp;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Broker.Cli.Commands;
 
 /// <summary>
 /// <c>brokerctl audit ...</c>: verify, tail and query the identity audit log. Reads the segment
-/// files directly, so it runs where the log is (an auditor on the host, or a copy of the files).
+/// files directly, so it runs where the log is (an auditor on the host, or a copy of the files);
+/// tail and query without a PATH ask a broker's AuditService instead (role auditor).
 /// </summary>
 internal static class AuditCommand
 {
@@ -31,6 +38,28 @@ internal static class AuditCommand
         Description = "Audit folders and/or segment files (audit-NODE-NNNNNNNN.log). Every node found is checked.",
         Arity = ArgumentArity.OneOrMore,
     };
+
+    /// <summary>For tail and query: PATH reads files; without one, the broker is asked.</summary>
+    private static Argument<string[]> OptionalPathsArgument() => new("PATH")
+    {
+        Description = "Audit folders and/or segment files (audit-NODE-NNNNNNNN.log). Without PATH, the broker's AuditService is asked (role auditor; --broker with --operator-token or $"
+            + OperatorOptions.OperatorTokenVariable + ", or --dev).",
+        Arity = ArgumentArity.ZeroOrMore,
+    };
+
+    private static void AddRemote(Command command, Argument<string[]> paths, OperatorOptions operatorOptions)
+    {
+        operatorOptions.AddTo(command);
+        command.Validators.Add(result =>
+        {
+            var remote = new Option[] { operatorOptions.Broker, operatorOptions.OperatorToken, operatorOptions.Dev, operatorOptions.As }
+                .Any(option => result.GetResult(option) is { Implicit: false });
+            if (remote && result.GetValue(paths) is { Length: > 0 })
+            {
+                result.AddError("Read files (PATH) or ask a broker (--broker, --operator-token, --dev), not both.");
+            }
+        });
+    }
 
     private static Command CreateVerify(CliContext context, HelpTexts help)
     {
@@ -95,29 +124,57 @@ internal static class AuditCommand
 
     private static Command CreateTail(CliContext context, HelpTexts help)
     {
-        var paths = PathsArgument();
+        var paths = OptionalPathsArgument();
         var count = new Option<int>("--lines", "-n") { Description = "How many of the newest records to print.", DefaultValueFactory = _ => 20 };
         var output = OutputFormat.CreateOption();
-        var command = new Command("tail", "Print the newest records (across nodes, by time).");
+        var operatorOptions = new OperatorOptions();
+        var command = new Command("tail", "Print the newest records (across nodes, by time; from a broker: that node's records).");
         command.Arguments.Add(paths);
         command.Options.Add(count);
         command.Options.Add(output);
+        AddRemote(command, paths, operatorOptions);
         help.Add(command, """
             Examples:
               brokerctl audit tail .dev/audit -n 5
+              brokerctl audit tail --dev -n 5
             """);
-        command.SetAction(BrokerCtl.Guarded(context, (parseResult, _) =>
+        command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
         {
-            var newest = AuditFilter.Newest(Read(parseResult.GetValue(paths)!), parseResult.GetValue(count));
+            List<AuditLine> newest;
+            if (parseResult.GetValue(paths) is { Length: > 0 } files)
+            {
+                newest = AuditFilter.Newest(Read(files), parseResult.GetValue(count));
+            }
+            else
+            {
+                var (address, token) = operatorOptions.Resolve(parseResult, context);
+                using var api = new AuditApi(address, token);
+                var lines = Math.Clamp(parseResult.GetValue(count), 1, 10_000);
+                newest = await api.CallAsync(
+                    async (client, options) =>
+                    {
+                        using var call = client.Tail(new TailAuditRequest { Lines = lines }, options);
+                        var records = new List<AuditRecord>();
+                        await foreach (var record in call.ResponseStream.ReadAllAsync(cancellationToken))
+                        {
+                            records.Add(record);
+                        }
+
+                        return FromWire(records);
+                    },
+                    cancellationToken);
+            }
+
             Write(context, newest, parseResult.GetValue(output)!);
-            return Task.FromResult(ExitCodes.Success);
+            return ExitCodes.Success;
         }));
         return command;
     }
 
     private static Command CreateQuery(CliContext context, HelpTexts help)
     {
-        var paths = PathsArgument();
+        var paths = OptionalPathsArgument();
+        var operatorOptions = new OperatorOptions();
         var agent = new Option<string?>("--agent") { Description = "Workload (SPIFFE ID or mapped subject) the record is about." };
         var task = new Option<string?>("--task") { Description = "Task id." };
         var token = new Option<string?>("--token-id") { Description = "Token id (jti)." };
@@ -134,13 +191,17 @@ internal static class AuditCommand
             command.Options.Add(option);
         }
 
+        AddRemote(command, paths, operatorOptions);
+
         help.Add(command, """
             Examples:
               # Who got what for task T-1, and who revoked it:
               brokerctl audit query .dev/audit --task T-1
               brokerctl audit query .dev/audit --type credential.revoked --since 2030-01-01T00:00:00Z --output json
+              # Ask the broker instead (role auditor):
+              brokerctl audit query --dev --task T-1
             """);
-        command.SetAction(BrokerCtl.Guarded(context, (parseResult, _) =>
+        command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
         {
             var filter = new AuditFilter(
                 parseResult.GetValue(agent),
@@ -150,9 +211,31 @@ internal static class AuditCommand
                 parseResult.GetValue(type),
                 parseResult.GetValue(since),
                 parseResult.GetValue(until));
-            var matches = filter.Apply(Read(parseResult.GetValue(paths)!), parseResult.GetValue(limit));
+            List<AuditLine> matches;
+            if (parseResult.GetValue(paths) is { Length: > 0 } files)
+            {
+                matches = filter.Apply(Read(files), parseResult.GetValue(limit));
+            }
+            else
+            {
+                var request = new QueryAuditRequest
+                {
+                    Agent = filter.Agent ?? "",
+                    TaskId = filter.Task ?? "",
+                    TokenId = filter.TokenId ?? "",
+                    Actor = filter.Actor ?? "",
+                    Type = filter.Type ?? "",
+                    Since = filter.Since is { } from ? Timestamp.FromDateTimeOffset(from) : null,
+                    Until = filter.Until is { } to ? Timestamp.FromDateTimeOffset(to) : null,
+                    Limit = Math.Clamp(parseResult.GetValue(limit), 1, 10_000),
+                };
+                var (address, token) = operatorOptions.Resolve(parseResult, context);
+                using var api = new AuditApi(address, token);
+                matches = await api.CallAsync(async (client, options) => FromWire((await client.QueryAsync(request, options)).Records), cancellationToken);
+            }
+
             Write(context, matches, parseResult.GetValue(output)!);
-            return Task.FromResult(ExitCodes.Success);
+            return ExitCodes.Success;
         }));
         return command;
     }
@@ -227,4 +310,41 @@ internal static class AuditCommand
 
     /// <summary>Table cells stay on one line whatever a caller put in a field.</summary>
     private static string Cell(string? value) => value is null ? "-" : value.Replace('\n', ' ').Replace('\r', ' ').Replace('\t', ' ');
+
+    /// <summary>Records from the API, read back from the exact lines the broker sent.</summary>
+    private static List<AuditLine> FromWire(IEnumerable<AuditRecord> records) =>
+        records.Select(r => JsonSerializer.Deserialize(r.Json, AuditJsonContext.Default.AuditEvent) is { } e ? new AuditLine(e, r.Json) : null)
+            .OfType<AuditLine>()
+            .ToList();
+
+    private sealed class AuditApi(string address, string token) : IDisposable
+    {
+        private readonly GrpcChannel _channel = GrpcChannel.ForAddress(address);
+
+        public Task<T> CallAsync<T>(Func<AuditService.AuditServiceClient, CallOptions, Task<T>> call, CancellationToken cancellationToken)
+        {
+            var options = new CallOptions(new Metadata { { "authorization", "Bearer " + token } }, DateTime.UtcNow + AdminApi.CallTimeout, cancellationToken);
+            return ConnectionOptions.CallAsync(address, async () =>
+            {
+                try
+                {
+                    return await call(new AuditService.AuditServiceClient(_channel), options);
+                }
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.PermissionDenied && BrokerRefusal.From(ex).Reason is null)
+                {
+                    throw new CliException(ExitCodes.Refused, "PERMISSION_DENIED: the operator token lacks the role to read the audit log (role auditor).");
+                }
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.Unauthenticated && BrokerRefusal.From(ex).Reason is null)
+                {
+                    throw new CliException(ExitCodes.Refused, "UNAUTHENTICATED: the broker did not accept the operator token. Get a fresh token from your IdP, or use --dev against a dev broker.");
+                }
+                catch (RpcException ex)
+                {
+                    throw new BrokerRefusalException(ex);
+                }
+            });
+        }
+
+        public void Dispose() => _channel.Dispose();
+    }
 }
