@@ -4,6 +4,7 @@ using Broker.Core.Errors;
 using Broker.Core.Issuance;
 using Broker.Core.Policy;
 using Broker.Core.Risk;
+using Broker.Core.State;
 using Microsoft.Extensions.Logging;
 
 namespace Broker.Core.Approvals;
@@ -86,7 +87,7 @@ public sealed partial class ApprovalService
             now + gates.Min(g => g.Validity),
             gates.Select(g => new ApprovalGate(g.Scopes.Order(StringComparer.Ordinal).ToArray(), g.Approvers.Order(StringComparer.Ordinal).ToArray(), g.Quorum)).ToArray());
 
-        await StoreCallAsync(() => _store.CreateAsync(approval, approval.ExpiresAt + Retention, cancellationToken));
+        await SharedState.CallAsync(() => _store.CreateAsync(approval, approval.ExpiresAt + Retention, cancellationToken));
         await AuditOrFailAsync(Event(AuditEventTypes.ApprovalRequested, approval, request.Context.CorrelationId, AuditOutcomes.Success) with
         {
             Actor = identity.WorkloadId,
@@ -102,7 +103,7 @@ public sealed partial class ApprovalService
 
     /// <summary>Requests still pending, soonest to expire first.</summary>
     public async Task<IReadOnlyList<ApprovalRecord>> ListAsync(int limit, CancellationToken cancellationToken) =>
-        await StoreCallAsync(() => _store.ListPendingAsync(_time.GetUtcNow(), limit, cancellationToken));
+        await SharedState.CallAsync(() => _store.ListPendingAsync(_time.GetUtcNow(), limit, cancellationToken));
 
     /// <summary>
     /// The request as it stands now. A request found past its expiry is marked expired (and
@@ -111,11 +112,11 @@ public sealed partial class ApprovalService
     public async Task<ApprovalRecord> GetAsync(string id, RequestContext context, CancellationToken cancellationToken)
     {
         CheckId(id);
-        var record = await StoreCallAsync(() => _store.GetAsync(id, cancellationToken))
+        var record = await SharedState.CallAsync(() => _store.GetAsync(id, cancellationToken))
             ?? throw new BrokerException(FailureKind.NotFound, BrokerErrors.ApprovalNotFound, "No such approval request (it may have been removed after its retention).");
         if (record.Status is ApprovalStatus.Pending or ApprovalStatus.Approved && record.StatusAt(_time.GetUtcNow()) == ApprovalStatus.Expired)
         {
-            var change = await StoreCallAsync(() => _store.ExpireAsync(id, _time.GetUtcNow(), cancellationToken));
+            var change = await SharedState.CallAsync(() => _store.ExpireAsync(id, _time.GetUtcNow(), cancellationToken));
             if (change.Outcome == ApprovalChangeStatus.Applied)
             {
                 await AuditOrFailAsync(Event(AuditEventTypes.ApprovalExpired, record.Request, context.CorrelationId, AuditOutcomes.Failure) with { Reason = BrokerErrors.ApprovalExpired }, cancellationToken);
@@ -143,7 +144,7 @@ public sealed partial class ApprovalService
                     "You hold none of the approver groups for this request: " + string.Join(", ", request.Gates.SelectMany(g => g.Approvers).Distinct()) + ".");
             }
 
-            var change = await StoreCallAsync(() => _store.ApproveAsync(id, approver.Name, gates, _time.GetUtcNow(), cancellationToken));
+            var change = await SharedState.CallAsync(() => _store.ApproveAsync(id, approver.Name, gates, _time.GetUtcNow(), cancellationToken));
             ThrowUnlessApplied(change, "approve");
             var votes = record.Votes.Count + 1;
             await AuditOrFailAsync(Event(AuditEventTypes.ApprovalApproved, request, context.CorrelationId, AuditOutcomes.Success) with
@@ -179,7 +180,7 @@ public sealed partial class ApprovalService
             throw BrokerErrors.PermissionDenied(BrokerErrors.ApproverNotEligible, "You hold none of the approver groups for this request.");
         }
 
-        var change = await StoreCallAsync(() => _store.DenyAsync(id, approver.Name, why, _time.GetUtcNow(), cancellationToken));
+        var change = await SharedState.CallAsync(() => _store.DenyAsync(id, approver.Name, why, _time.GetUtcNow(), cancellationToken));
         ThrowUnlessApplied(change, "deny");
         await AuditOrFailAsync(Event(AuditEventTypes.ApprovalDenied, request, context.CorrelationId, AuditOutcomes.Failure) with
         {
@@ -195,7 +196,7 @@ public sealed partial class ApprovalService
     /// <summary>Single use: consumes the approval for <paramref name="tokenId"/>, or throws when another caller already did (or it lapsed).</summary>
     internal async Task ConsumeAsync(ApprovalRecord record, string tokenId, WorkloadIdentity identity, RequestContext context, CancellationToken cancellationToken)
     {
-        var change = await StoreCallAsync(() => _store.ConsumeAsync(record.Request.Id, tokenId, _time.GetUtcNow(), cancellationToken));
+        var change = await SharedState.CallAsync(() => _store.ConsumeAsync(record.Request.Id, tokenId, _time.GetUtcNow(), cancellationToken));
         ThrowUnlessApplied(change, "use");
         await AuditOrFailAsync(Event(AuditEventTypes.ApprovalConsumed, record.Request, context.CorrelationId, AuditOutcomes.Success) with
         {
@@ -285,47 +286,16 @@ public sealed partial class ApprovalService
         ApprovalDigest = request.Digest,
     };
 
-    private async Task AuditOrFailAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await _audit.AppendAsync(auditEvent, cancellationToken);
-        }
-        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
-        {
-            throw BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; approvals are paused.", ex);
-        }
-    }
+    private Task AuditOrFailAsync(AuditEvent auditEvent, CancellationToken cancellationToken) =>
+        _audit.AppendOrFailAsync(auditEvent, "The audit log cannot be written; approvals are paused.", cancellationToken);
 
     private async Task AuditQuietlyAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {
-        try
-        {
-            await _audit.AppendAsync(auditEvent, cancellationToken);
-        }
-        catch (Exception ex)
+        if (await _audit.TryAppendAsync(auditEvent, cancellationToken) is { } ex)
         {
             Log.RefusalNotAudited(_logger, auditEvent.Type, auditEvent.Reason, ex);
         }
     }
-
-    private static async Task<T> StoreCallAsync<T>(Func<ValueTask<T>> call)
-    {
-        try
-        {
-            return await call();
-        }
-        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
-        {
-            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "Broker state cannot be reached; try again.", ex);
-        }
-    }
-
-    private static async Task StoreCallAsync(Func<ValueTask> call) => await StoreCallAsync(async () =>
-    {
-        await call();
-        return true;
-    });
 
     private static DateTimeOffset Truncate(DateTimeOffset now) => new(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
 

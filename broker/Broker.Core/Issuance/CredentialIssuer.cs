@@ -157,7 +157,7 @@ public sealed partial class CredentialIssuer
             RequestValidator.ValidateTaskId(request.TaskId);
             var reason = RequestValidator.ValidateText(request.Reason, "reason", IssuanceOptions.MaxJustificationLength);
             auditEvent = auditEvent with { Detail = AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength) };
-            outcome = await StoreCallAsync(() => _store.EndTaskAsync(request.TaskId, identity.WorkloadId, _time.GetUtcNow(), _options.TaskRetention, cancellationToken));
+            outcome = await SharedState.CallAsync(() => _store.EndTaskAsync(request.TaskId, identity.WorkloadId, _time.GetUtcNow(), _options.TaskRetention, cancellationToken));
             switch (outcome.Status)
             {
                 case EndTaskStatus.NotFound:
@@ -182,7 +182,7 @@ public sealed partial class CredentialIssuer
 
         if (outcome.Status == EndTaskStatus.Ended)
         {
-            await AuditOrFailAsync(auditEvent with { Time = outcome.EndedAt ?? _time.GetUtcNow() }, cancellationToken);
+            await _audit.AppendOrFailAsync(auditEvent with { Time = outcome.EndedAt ?? _time.GetUtcNow() }, "The task is ended, but its audit record could not be written.", cancellationToken);
         }
 
         // Idempotent: ending again re-asserts the revocation in case the first attempt failed after the task was marked ended.
@@ -280,8 +280,8 @@ public sealed partial class CredentialIssuer
         // The shared-state write, the durable audit write and the signature are independent, so
         // they run together: a request waits for one disk flush, not two in a row. If shared
         // state then refuses, a credential.voided record follows: that token was never handed out.
-        var recording = StoreCallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
-        var auditing = AppendOrFailureAsync(issued, cancellationToken);
+        var recording = SharedState.CallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
+        var auditing = _audit.TryAppendAsync(issued, cancellationToken);
         var token = _minter.Mint(claims);
         IssuanceOutcome outcome;
         try
@@ -301,7 +301,7 @@ public sealed partial class CredentialIssuer
                 }
 
                 record = record with { PhaseChangeConfirmed = true };
-                outcome = await StoreCallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
+                outcome = await SharedState.CallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
             }
 
             switch (outcome.Status)
@@ -395,39 +395,10 @@ public sealed partial class CredentialIssuer
         }
     }
 
-    private async Task<Exception?> AppendOrFailureAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await _audit.AppendAsync(auditEvent, cancellationToken);
-            return null;
-        }
-        catch (Exception ex)
-        {
-            return ex;
-        }
-    }
-
-    private async Task AuditOrFailAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await _audit.AppendAsync(auditEvent, cancellationToken);
-        }
-        catch (Exception ex) when (ex is not BrokerException)
-        {
-            throw BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written.", ex);
-        }
-    }
-
     // A refusal is the fail-closed answer already; if it cannot be audited we still refuse, and say so in the log.
     private async Task AuditRefusalAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {
-        try
-        {
-            await _audit.AppendAsync(auditEvent, cancellationToken);
-        }
-        catch (Exception ex)
+        if (await _audit.TryAppendAsync(auditEvent, cancellationToken) is { } ex)
         {
             Log.RefusalNotAudited(_logger, auditEvent.Type, auditEvent.Reason, ex);
         }
@@ -442,18 +413,6 @@ public sealed partial class CredentialIssuer
         catch (Exception ex)
         {
             Log.ForgetFailed(_logger, record.TokenId, ex);
-        }
-    }
-
-    private static async Task<T> StoreCallAsync<T>(Func<ValueTask<T>> call)
-    {
-        try
-        {
-            return await call();
-        }
-        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
-        {
-            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "Broker state cannot be reached; try again.", ex);
         }
     }
 

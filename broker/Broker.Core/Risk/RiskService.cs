@@ -147,7 +147,7 @@ public sealed partial class RiskService
         var signal = Validate(report, source, signals, now);
         await RefuseSelfReportAsync(signal, cancellationToken);
 
-        var result = await StateCallAsync(() => _store.ApplyAsync(signal, signal.Digest(), signals.Containment, now, signal.ValidUntil + _options.IdRetention, cancellationToken));
+        var result = await SharedState.CallAsync(() => _store.ApplyAsync(signal, signal.Digest(), signals.Containment, now, signal.ValidUntil + _options.IdRetention, cancellationToken));
         if (result.Status == SignalApplyStatus.IdReused)
         {
             throw BrokerErrors.FailedPrecondition(BrokerErrors.SignalIdReused, $"Signal id {signal.SignalId} was already reported with different content; use a new id.");
@@ -192,7 +192,7 @@ public sealed partial class RiskService
     public async Task<RiskState> GetAsync(RiskSubject subject, CancellationToken cancellationToken)
     {
         ValidateSubject(subject);
-        var view = await StateCallAsync(() => _store.GetAsync(
+        var view = await SharedState.CallAsync(() => _store.GetAsync(
             subject.Kind == RiskSubjectKind.Agent ? subject.Id : null,
             subject.Kind == RiskSubjectKind.Task ? subject.Id : null,
             _time.GetUtcNow(),
@@ -212,7 +212,7 @@ public sealed partial class RiskService
         var detail = RequestValidator.ValidateText(reason, "reason", IssuanceOptions.MaxJustificationLength);
         var now = _time.GetUtcNow();
         var maxValidity = _policy.Current.Signals?.MaxValidity ?? PolicyLoader.MaxSignalValidity;
-        var before = await StateCallAsync(() => _store.ClearAsync(subject, now, now + maxValidity + _options.ClockSkew, cancellationToken));
+        var before = await SharedState.CallAsync(() => _store.ClearAsync(subject, now, now + maxValidity + _options.ClockSkew, cancellationToken));
         var cleared = (before.Freeze?.SignalId ?? before.Current?.SignalId) is { } id ? $" (was signal {id})" : "";
         await AuditOrFailAsync(Event(AuditEventTypes.RiskCleared, context, subject.Kind == RiskSubjectKind.Agent ? subject.Id : null, subject.Kind == RiskSubjectKind.Task ? subject.Id : null) with
         {
@@ -329,7 +329,7 @@ public sealed partial class RiskService
         var self = string.Equals(signal.Agent, signal.Source, StringComparison.Ordinal);
         if (!self && signal.TaskId is not null)
         {
-            var task = await StateCallAsync(() => _credentials.GetTaskAsync(signal.TaskId, cancellationToken));
+            var task = await SharedState.CallAsync(() => _credentials.GetTaskAsync(signal.TaskId, cancellationToken));
             self = task is not null && string.Equals(task.Owner, signal.Source, StringComparison.Ordinal);
         }
 
@@ -374,39 +374,14 @@ public sealed partial class RiskService
         Peer = context.Peer,
     };
 
-    private async Task AuditOrFailAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await _audit.AppendAsync(auditEvent, cancellationToken);
-        }
-        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
-        {
-            throw BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The risk change is in force, but its audit record could not be written.", ex);
-        }
-    }
+    private Task AuditOrFailAsync(AuditEvent auditEvent, CancellationToken cancellationToken) =>
+        _audit.AppendOrFailAsync(auditEvent, "The risk change is in force, but its audit record could not be written.", cancellationToken);
 
     private async Task AuditRefusalAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
     {
-        try
-        {
-            await _audit.AppendAsync(auditEvent, cancellationToken);
-        }
-        catch (Exception ex)
+        if (await _audit.TryAppendAsync(auditEvent, cancellationToken) is { } ex)
         {
             Log.RefusalNotAudited(_logger, auditEvent.Reason, ex);
-        }
-    }
-
-    private static async Task<T> StateCallAsync<T>(Func<ValueTask<T>> call)
-    {
-        try
-        {
-            return await call();
-        }
-        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
-        {
-            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "Broker state cannot be reached; try again.", ex);
         }
     }
 
