@@ -6,6 +6,8 @@ cd "$(dirname "$0")"
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)     # deploy/local/cluster.sh sets the epoch with it
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)           # deploy/local/cluster.sh makes its keys with it
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "Installing ${need_apt[*]} (apt)..."
