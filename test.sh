@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what the tests need (redis-server) when it is missing, then prints
+# Runs every test. Installs what the tests need (redis-server, redis-cli, openssl) when missing, then prints
 # one closing line "N passed, N failed, N skipped" taken from the test results (TRX files).
 set -uo pipefail
 cd "$(dirname "$0")"
 
-need_apt=()
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
-command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)     # deploy/local/cluster.sh sets the epoch with it
-command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)           # deploy/local/cluster.sh makes its keys with it
-if [ ${#need_apt[@]} -gt 0 ]; then
+# command -> Debian package that provides it
+declare -A needed=(
+  [redis-server]=redis-server
+  [redis-cli]=redis-tools    # deploy/local/cluster.sh sets the revocation epoch with it
+  [openssl]=openssl          # deploy/local/cluster.sh makes its keys with it
+)
+missing=()
+for tool in "${!needed[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${needed[$tool]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
-    echo "Installing ${need_apt[*]} (apt)..."
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    echo "Installing ${missing[*]} (apt)..."
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   elif command -v sudo >/dev/null 2>&1; then
-    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
-  for tool in "${need_apt[@]}"; do
-    command -v "$tool" >/dev/null 2>&1 || { echo "The tests need $tool: install it with 'apt-get install -y ${need_apt[*]}'." >&2; exit 1; }
+  for tool in "${!needed[@]}"; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "The tests need $tool: install it with 'apt-get install -y ${needed[$tool]}'." >&2; exit 1; }
   done
 fi
 
