@@ -4,48 +4,32 @@ using Broker.Core.Errors;
 namespace Broker.Core.Attestation.Internal;
 
 /// <summary>OIDC workload tokens: <c>iss</c> must be allow-listed exactly; its keys must have signed it.</summary>
-internal sealed class OidcTokenAttestor
+internal sealed class OidcTokenAttestor : CachedJwtAttestor
 {
     /// <summary>Longest accepted subject (it becomes part of the workload id).</summary>
     public const int MaxSubjectLength = 512;
 
-    private readonly AttestationOptions _options;
-    private readonly JwtProofValidator _validator;
-    private readonly Func<TrustIndex> _trust;
-
     public OidcTokenAttestor(AttestationOptions options, JwtProofValidator validator, Func<TrustIndex> trust, ValidatedProofCache cache)
+        : base(options, validator, trust, cache)
     {
-        _options = options;
-        _validator = validator;
-        _trust = trust;
-        Cache = cache;
     }
 
-    public ValidatedProofCache Cache { get; }
-
-    public async ValueTask<WorkloadIdentity> AttestAsync(string? token, CancellationToken cancellationToken)
+    protected override async ValueTask<WorkloadIdentity> ValidateAsync(string token, CancellationToken cancellationToken)
     {
-        JwsPreflight.CheckSize(token, _options.MaxProofBytes);
-        var digest = ValidatedProofCache.Digest(token!);
-        if (Cache.TryGet(digest, out var cached) && await StillTrustedAsync(cached, cancellationToken))
-        {
-            return cached;
-        }
-
-        var parts = JwsPreflight.Check(token, _options.MaxProofBytes, JwsProfile.Oidc);
+        var parts = JwsPreflight.Check(token, Options.MaxProofBytes, JwsProfile.Oidc);
 
         // As for JWT-SVIDs, iss only selects whose keys must verify the token.
         var issuer = JwtProofValidator.ReadString(parts.Payload, "iss")
             ?? throw BrokerErrors.Attestation(BrokerErrors.AttestationClaimMissing, "OIDC token has no 'iss' claim");
-        if (!_trust().TryGetIssuer(issuer, out var trust))
+        if (!Trust.TryGetIssuer(issuer, out var trust))
         {
             throw BrokerErrors.Attestation(BrokerErrors.AttestationIssuerUnknown, "OIDC token comes from an issuer this broker does not trust");
         }
 
         var claims = JwtProofValidator.ReadClaims(parts.Payload);
-        var key = await _validator.FindKeyAsync(parts, trust.Keys, cancellationToken);
-        await _validator.VerifySignatureAsync(token!, parts, key);
-        var expiresAt = _validator.CheckClaims(claims);
+        var key = await Validator.FindKeyAsync(parts, trust.Keys, cancellationToken);
+        await Validator.VerifySignatureAsync(token, parts, key);
+        var expiresAt = Validator.CheckClaims(claims);
         var subject = ReadSubject(parts.Payload, trust.Policy.SubjectClaim);
         var jti = JwtProofValidator.ReadJwtId(parts.Payload, trust.Policy.SingleUseProofs);
 
@@ -57,26 +41,11 @@ internal sealed class OidcTokenAttestor
             // Issuer identifiers carry no fragment (OpenID Connect Discovery §2), so '#' cannot
             // make two issuers' proof ids collide.
             ProofId: jti is null ? null : $"{issuer}#{jti}");
-        Cache.Add(digest, identity);
         return identity;
     }
 
-    /// <summary>
-    /// Bundles refresh when proofs need them; a stream of cached proofs must not keep a
-    /// rotated-out key trusted. Bringing the source's bundle up to date clears the cache when
-    /// its content changed, and then the proof is validated afresh.
-    /// </summary>
-    private async ValueTask<bool> StillTrustedAsync(WorkloadIdentity cached, CancellationToken cancellationToken)
-    {
-        var generation = Cache.Generation;
-        if (!(_trust().TryGetIssuer(cached.TrustSource, out var cachedIssuer) && cachedIssuer.Keys is { } keys))
-        {
-            return false;
-        }
-
-        await keys.GetAsync(cancellationToken);
-        return Cache.Generation == generation;
-    }
+    protected override RefreshingBundle<KeySet>? KeysOf(string trustSource) =>
+        Trust.TryGetIssuer(trustSource, out var issuer) ? issuer.Keys : null;
 
     private static string ReadSubject(JsonElement payload, string claim)
     {
