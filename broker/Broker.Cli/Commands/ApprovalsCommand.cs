@@ -81,65 +81,60 @@ internal static class ApprovalsCommand
         return command;
     }
 
-    private static Command CreateShow(CliContext context)
-    {
-        var id = IdArgument();
-        var output = RevokeCommand.CreateOutputOption();
-        var operatorOptions = new OperatorOptions();
-        var command = new Command("show", "One request in any state: what was asked, its digest, the gates, who approved or denied, and the token it allowed.");
-        command.Arguments.Add(id);
-        command.Options.Add(output);
-        operatorOptions.AddTo(command);
-        command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
-        {
-            var (address, token) = operatorOptions.Resolve(parseResult, context);
-            using var api = new ApprovalApi(address, token);
-            var approval = await api.CallAsync("show approvals (role approver)", (client, o) => client.GetApprovalAsync(new GetApprovalRequest { ApprovalId = parseResult.GetValue(id)! }, o).ResponseAsync, cancellationToken);
-            Print(context.Out, approval, parseResult.GetValue(output) == OutputFormat.Json);
-            return ExitCodes.Success;
-        }));
-        return command;
-    }
+    private static Command CreateShow(CliContext context) => ForOneRequest(
+        context,
+        "show",
+        "One request in any state: what was asked, its digest, the gates, who approved or denied, and the token it allowed.",
+        "show approvals (role approver)",
+        extra: [],
+        (client, id, _, o) => client.GetApprovalAsync(new GetApprovalRequest { ApprovalId = id }, o).ResponseAsync);
 
-    private static Command CreateApprove(CliContext context)
-    {
-        var id = IdArgument();
-        var output = RevokeCommand.CreateOutputOption();
-        var operatorOptions = new OperatorOptions();
-        var command = new Command(
-            "approve",
-            "Add your approval. You need one of the gate's approver groups, may not be the agent's owner, and count once toward a quorum. Audited as approval.approved.");
-        command.Arguments.Add(id);
-        command.Options.Add(output);
-        operatorOptions.AddTo(command);
-        command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
-        {
-            var (address, token) = operatorOptions.Resolve(parseResult, context);
-            using var api = new ApprovalApi(address, token);
-            var approval = await api.CallAsync("approve (role approver)", (client, o) => client.ApproveAsync(new ApproveRequest { ApprovalId = parseResult.GetValue(id)! }, o).ResponseAsync, cancellationToken);
-            Print(context.Out, approval, parseResult.GetValue(output) == OutputFormat.Json);
-            return ExitCodes.Success;
-        }));
-        return command;
-    }
+    private static Command CreateApprove(CliContext context) => ForOneRequest(
+        context,
+        "approve",
+        "Add your approval. You need one of the gate's approver groups, may not be the agent's owner, and count once toward a quorum. Audited as approval.approved.",
+        "approve (role approver)",
+        extra: [],
+        (client, id, _, o) => client.ApproveAsync(new ApproveRequest { ApprovalId = id }, o).ResponseAsync);
 
     private static Command CreateDeny(CliContext context)
     {
-        var id = IdArgument();
         var reason = new Option<string>("--reason") { Description = "Why (required; the agent and the audit log see it).", HelpName = "TEXT", Required = true };
+        return ForOneRequest(
+            context,
+            "deny",
+            "Deny the request; the agent's wait ends with APPROVAL_DENIED and your reason. Audited as approval.denied.",
+            "deny (role approver)",
+            extra: [reason],
+            (client, id, parseResult, o) => client.DenyAsync(new DenyRequest { ApprovalId = id, Reason = parseResult.GetValue(reason)! }, o).ResponseAsync);
+    }
+
+    /// <summary>A command acting on one approval request by id: operator credentials in, the request as it now stands out.</summary>
+    private static Command ForOneRequest(
+        CliContext context,
+        string name,
+        string description,
+        string what,
+        Option[] extra,
+        Func<ApprovalAdminService.ApprovalAdminServiceClient, string, ParseResult, CallOptions, Task<ApprovalInfo>> call)
+    {
+        var id = IdArgument();
         var output = RevokeCommand.CreateOutputOption();
         var operatorOptions = new OperatorOptions();
-        var command = new Command("deny", "Deny the request; the agent's wait ends with APPROVAL_DENIED and your reason. Audited as approval.denied.");
+        var command = new Command(name, description);
         command.Arguments.Add(id);
-        command.Options.Add(reason);
+        foreach (var option in extra)
+        {
+            command.Options.Add(option);
+        }
+
         command.Options.Add(output);
         operatorOptions.AddTo(command);
         command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
         {
             var (address, token) = operatorOptions.Resolve(parseResult, context);
             using var api = new ApprovalApi(address, token);
-            var request = new DenyRequest { ApprovalId = parseResult.GetValue(id)!, Reason = parseResult.GetValue(reason)! };
-            var approval = await api.CallAsync("deny (role approver)", (client, o) => client.DenyAsync(request, o).ResponseAsync, cancellationToken);
+            var approval = await api.CallAsync(what, (client, o) => call(client, parseResult.GetValue(id)!, parseResult, o), cancellationToken);
             Print(context.Out, approval, parseResult.GetValue(output) == OutputFormat.Json);
             return ExitCodes.Success;
         }));
