@@ -33,10 +33,7 @@ public sealed class RedisServer : IAsyncDisposable
 
     public static async Task<RedisServer> StartAsync()
     {
-        var executable = FindExecutable()
-            ?? throw new InvalidOperationException(
-                "redis-server was not found on PATH. The integration tests need a real Redis: install it with " +
-                "`apt-get install -y redis-server` (./test.sh does this for you when run as root).");
+        var executable = FindExecutableOrThrow();
         var dataDirectory = Directory.CreateTempSubdirectory("broker-redis-").FullName;
         var server = new RedisServer(executable, FreePort(), dataDirectory);
         await server.StartProcessAsync();
@@ -167,6 +164,12 @@ public sealed class RedisServer : IAsyncDisposable
         _process.Dispose();
         _process = null;
     }
+
+    /// <summary>The redis-server binary, or an exception saying how to install it (tests fail, never skip, without it).</summary>
+    public static string FindExecutableOrThrow() => FindExecutable()
+        ?? throw new InvalidOperationException(
+            "redis-server was not found on PATH. The integration tests need a real Redis: install it with " +
+            "`apt-get install -y redis-server` (./test.sh does this for you when run as root).");
 
     private static string? FindExecutable()
     {

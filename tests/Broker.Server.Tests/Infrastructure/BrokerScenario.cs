@@ -45,9 +45,13 @@ public sealed class BrokerScenario : IAsyncDisposable
         return new Metadata { { "authorization", "Bearer " + token } };
     }
 
-    /// <summary>Another node of this scenario's cluster: same Redis keyspace, policy, signing key, issuer and operator IdP.</summary>
+    /// <summary>Configuration every node of this scenario's cluster gets (e.g. <c>Broker:RevocationMinReplicas</c>).</summary>
+    public IReadOnlyDictionary<string, string?>? Settings { get; private init; }
+
+    /// <summary>Another node of this scenario's cluster: same Redis keyspace, policy, signing key, issuer, operator IdP and settings.</summary>
     public Task<BrokerTestHost> StartPeerAsync(string redisConfiguration, string redisPrefix) => BrokerTestHost.StartAsync(new BrokerTestHostOptions
     {
+        Settings = Settings,
         PolicyPath = PolicyPath,
         Audience = Audience,
         RedisConfiguration = redisConfiguration,
@@ -79,7 +83,7 @@ public sealed class BrokerScenario : IAsyncDisposable
 
     public CredentialService.CredentialServiceClient Client { get; }
 
-    public static async Task<BrokerScenario> StartAsync(string? redisConfiguration = null, bool tls = false, string? redisPrefix = null)
+    public static async Task<BrokerScenario> StartAsync(string? redisConfiguration = null, bool tls = false, string? redisPrefix = null, IReadOnlyDictionary<string, string?>? settings = null)
     {
         var trust = new TestTrustDomain("example.org");
         var pki = TestPki.Create("example.org");
@@ -104,8 +108,9 @@ public sealed class BrokerScenario : IAsyncDisposable
             RedisConfiguration = redisConfiguration,
             RedisKeyPrefix = redisPrefix ?? "broker:",
             TlsCertificate = serverCertificate,
+            Settings = settings,
         });
-        var scenario = new BrokerScenario(trust, pki, policyPath, host, serverCertificate, operators) { SigningKeyFile = signingKey };
+        var scenario = new BrokerScenario(trust, pki, policyPath, host, serverCertificate, operators) { SigningKeyFile = signingKey, Settings = settings };
         if (redisConfiguration is not null)
         {
             await scenario.EnsureEpochAsync();
