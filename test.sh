@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need (redis-server, redis-cli, openssl) when missing, then prints
-# one closing line "N passed, N failed, N skipped" taken from the test results (TRX files).
+# the Sentinel failover report (artifacts/failover-report.txt, when that test ran) and one closing line
+# "N passed, N failed, N skipped" taken from the test results (TRX files).
 set -uo pipefail
 cd "$(dirname "$0")"
 
@@ -27,7 +28,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 results=artifacts/test-results
-rm -rf "$results"
+report=artifacts/failover-report.txt   # written by the Sentinel failover test
+rm -rf "$results" "$report"
 dotnet test Broker.sln --logger "trx" --logger "console;verbosity=minimal" --results-directory "$results" "$@"
 status=$?
 
@@ -44,5 +46,6 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   # The build or a test host failed before results were written: that is a failure too.
   failed=1
 fi
+[ -f "$report" ] && cat "$report"
 echo "$passed passed, $failed failed, $skipped skipped"
 exit "$status"
