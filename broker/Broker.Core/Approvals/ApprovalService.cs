@@ -1,5 +1,6 @@
 using Broker.Core.Attestation;
 using Broker.Core.Audit;
+using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Broker.Core.Issuance;
 using Broker.Core.Policy;
@@ -29,13 +30,15 @@ public sealed partial class ApprovalService
     public const int MaxReasonLength = 512;
 
     private readonly IApprovalStore _store;
+    private readonly BrokerMetrics _metrics;
     private readonly IAuditSink _audit;
     private readonly IRiskStore _risk;
     private readonly TimeProvider _time;
     private readonly ILogger<ApprovalService> _logger;
 
-    public ApprovalService(IApprovalStore store, IAuditSink audit, IRiskStore risk, TimeProvider time, ILogger<ApprovalService> logger)
+    public ApprovalService(IApprovalStore store, IAuditSink audit, IRiskStore risk, TimeProvider time, ILogger<ApprovalService> logger, BrokerMetrics metrics)
     {
+        _metrics = metrics;
         _store = store;
         _audit = audit;
         _risk = risk;
@@ -87,7 +90,7 @@ public sealed partial class ApprovalService
             now + gates.Min(g => g.Validity),
             gates.Select(g => new ApprovalGate(g.Scopes.Order(StringComparer.Ordinal).ToArray(), g.Approvers.Order(StringComparer.Ordinal).ToArray(), g.Quorum)).ToArray());
 
-        await SharedState.CallAsync(() => _store.CreateAsync(approval, approval.ExpiresAt + Retention, cancellationToken));
+        await SharedState.CallAsync(_metrics, "approval.create", () => _store.CreateAsync(approval, approval.ExpiresAt + Retention, cancellationToken));
         await AuditOrFailAsync(Event(AuditEventTypes.ApprovalRequested, approval, request.Context.CorrelationId, AuditOutcomes.Success) with
         {
             Actor = identity.WorkloadId,
@@ -98,12 +101,13 @@ public sealed partial class ApprovalService
             Peer = request.Context.Peer,
         }, cancellationToken);
         Log.Requested(_logger, approval.Id, identity.WorkloadId, request.TaskId, string.Join(' ', sorted));
+        _metrics.ApprovalTransition("opened");
         return approval;
     }
 
     /// <summary>Requests still pending, soonest to expire first.</summary>
     public async Task<IReadOnlyList<ApprovalRecord>> ListAsync(int limit, CancellationToken cancellationToken) =>
-        await SharedState.CallAsync(() => _store.ListPendingAsync(_time.GetUtcNow(), limit, cancellationToken));
+        await SharedState.CallAsync(_metrics, "approval.list_pending", () => _store.ListPendingAsync(_time.GetUtcNow(), limit, cancellationToken));
 
     /// <summary>
     /// The request as it stands now. A request found past its expiry is marked expired (and
@@ -112,13 +116,14 @@ public sealed partial class ApprovalService
     public async Task<ApprovalRecord> GetAsync(string id, RequestContext context, CancellationToken cancellationToken)
     {
         CheckId(id);
-        var record = await SharedState.CallAsync(() => _store.GetAsync(id, cancellationToken))
+        var record = await SharedState.CallAsync(_metrics, "approval.get", () => _store.GetAsync(id, cancellationToken))
             ?? throw new BrokerException(FailureKind.NotFound, BrokerErrors.ApprovalNotFound, "No such approval request (it may have been removed after its retention).");
         if (record.Status is ApprovalStatus.Pending or ApprovalStatus.Approved && record.StatusAt(_time.GetUtcNow()) == ApprovalStatus.Expired)
         {
-            var change = await SharedState.CallAsync(() => _store.ExpireAsync(id, _time.GetUtcNow(), cancellationToken));
+            var change = await SharedState.CallAsync(_metrics, "approval.expire", () => _store.ExpireAsync(id, _time.GetUtcNow(), cancellationToken));
             if (change.Outcome == ApprovalChangeStatus.Applied)
             {
+                _metrics.ApprovalTransition("expired");
                 await AuditOrFailAsync(Event(AuditEventTypes.ApprovalExpired, record.Request, context.CorrelationId, AuditOutcomes.Failure) with { Reason = BrokerErrors.ApprovalExpired }, cancellationToken);
             }
 
@@ -144,7 +149,7 @@ public sealed partial class ApprovalService
                     "You hold none of the approver groups for this request: " + string.Join(", ", request.Gates.SelectMany(g => g.Approvers).Distinct()) + ".");
             }
 
-            var change = await SharedState.CallAsync(() => _store.ApproveAsync(id, approver.Name, gates, _time.GetUtcNow(), cancellationToken));
+            var change = await SharedState.CallAsync(_metrics, "approval.approve", () => _store.ApproveAsync(id, approver.Name, gates, _time.GetUtcNow(), cancellationToken));
             ThrowUnlessApplied(change, "approve");
             var votes = record.Votes.Count + 1;
             await AuditOrFailAsync(Event(AuditEventTypes.ApprovalApproved, request, context.CorrelationId, AuditOutcomes.Success) with
@@ -154,6 +159,11 @@ public sealed partial class ApprovalService
                 Peer = context.Peer,
             }, cancellationToken);
             Log.Approved(_logger, id, approver.Name, change.Status == ApprovalStatus.Approved);
+            if (change.Status == ApprovalStatus.Approved)
+            {
+                _metrics.ApprovalTransition("approved");
+            }
+
             return await GetAsync(id, context, cancellationToken);
         }
         catch (BrokerException ex) when (ex.Reason != BrokerErrors.AuditUnavailable && ex.Reason != BrokerErrors.StateUnavailable)
@@ -180,7 +190,7 @@ public sealed partial class ApprovalService
             throw BrokerErrors.PermissionDenied(BrokerErrors.ApproverNotEligible, "You hold none of the approver groups for this request.");
         }
 
-        var change = await SharedState.CallAsync(() => _store.DenyAsync(id, approver.Name, why, _time.GetUtcNow(), cancellationToken));
+        var change = await SharedState.CallAsync(_metrics, "approval.deny", () => _store.DenyAsync(id, approver.Name, why, _time.GetUtcNow(), cancellationToken));
         ThrowUnlessApplied(change, "deny");
         await AuditOrFailAsync(Event(AuditEventTypes.ApprovalDenied, request, context.CorrelationId, AuditOutcomes.Failure) with
         {
@@ -190,14 +200,16 @@ public sealed partial class ApprovalService
             Peer = context.Peer,
         }, cancellationToken);
         Log.Denied(_logger, id, approver.Name);
+        _metrics.ApprovalTransition("denied");
         return await GetAsync(id, context, cancellationToken);
     }
 
     /// <summary>Single use: consumes the approval for <paramref name="tokenId"/>, or throws when another caller already did (or it lapsed).</summary>
     internal async Task ConsumeAsync(ApprovalRecord record, string tokenId, WorkloadIdentity identity, RequestContext context, CancellationToken cancellationToken)
     {
-        var change = await SharedState.CallAsync(() => _store.ConsumeAsync(record.Request.Id, tokenId, _time.GetUtcNow(), cancellationToken));
+        var change = await SharedState.CallAsync(_metrics, "approval.consume", () => _store.ConsumeAsync(record.Request.Id, tokenId, _time.GetUtcNow(), cancellationToken));
         ThrowUnlessApplied(change, "use");
+        _metrics.ApprovalTransition("consumed");
         await AuditOrFailAsync(Event(AuditEventTypes.ApprovalConsumed, record.Request, context.CorrelationId, AuditOutcomes.Success) with
         {
             Actor = identity.WorkloadId,

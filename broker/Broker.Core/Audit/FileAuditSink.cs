@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Threading.Channels;
+using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Microsoft.Extensions.Logging;
 
@@ -32,6 +33,9 @@ public sealed class FileAuditOptions
 
     /// <summary>Optional copy of every durable record (e.g. a Redis stream); fed after the fsync, never instead of it.</summary>
     public IAuditMirror? Mirror { get; set; }
+
+    /// <summary>Where group-commit latency and batch sizes are recorded (optional).</summary>
+    public BrokerMetrics? Metrics { get; set; }
 }
 
 /// <summary>
@@ -191,7 +195,9 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 
             try
             {
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 WriteBatch(batch);
+                _options.Metrics?.AuditCommitted(batch.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started));
                 _healthy = true;
                 foreach (var item in batch)
                 {

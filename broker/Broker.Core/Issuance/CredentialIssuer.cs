@@ -1,6 +1,7 @@
 using Broker.Core.Approvals;
 using Broker.Core.Attestation;
 using Broker.Core.Audit;
+using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Broker.Core.Policy;
 using Broker.Core.Revocation;
@@ -19,6 +20,7 @@ namespace Broker.Core.Issuance;
 public sealed partial class CredentialIssuer
 {
     private readonly IWorkloadAttestor _attestor;
+    private readonly BrokerMetrics _metrics;
     private readonly IPolicyProvider _policy;
     private readonly ICredentialStore _store;
     private readonly IAuditSink _audit;
@@ -43,8 +45,10 @@ public sealed partial class CredentialIssuer
         SigningKeyRing keys,
         IOptions<IssuanceOptions> options,
         TimeProvider time,
-        ILogger<CredentialIssuer> logger)
+        ILogger<CredentialIssuer> logger,
+        BrokerMetrics metrics)
     {
+        _metrics = metrics;
         _attestor = attestor;
         _policy = policy;
         _store = store;
@@ -62,9 +66,35 @@ public sealed partial class CredentialIssuer
     /// <summary>Issues a credential, or, when the request names a gated scope, opens an approval request and answers pending.</summary>
     public async Task<IssueOutcome> IssueAsync(IssueRequest request, CancellationToken cancellationToken)
     {
-        var policy = _policy.Current;
-        var identity = await AttestAsync(request.Evidence, request.Context, policy.Digest, cancellationToken);
-        return await IssueOrRefuseAsync(request, identity, policy, null, cancellationToken);
+        var phase = request.Phase?.ToWire() ?? "unspecified";
+        using var activity = BrokerActivity.Source.StartActivity("broker.issue");
+        activity?.SetTag("broker.phase", phase);
+        activity?.SetTag("broker.task_id", AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength));
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var outcome = "error";
+        try
+        {
+            var policy = _policy.Current;
+            var identity = await AttestAsync(request.Evidence, request.Context, policy.Digest, cancellationToken);
+            activity?.SetTag("broker.agent", identity.WorkloadId);
+            var result = await IssueOrRefuseAsync(request, identity, policy, null, cancellationToken);
+            outcome = result.Pending is null ? "issued" : "pending";
+            activity?.SetTag("broker.token_id", result.Credential?.TokenId);
+            activity?.SetTag("broker.approval_id", result.Pending?.Id);
+            return result;
+        }
+        catch (BrokerException ex)
+        {
+            outcome = "refused";
+            activity?.SetTag("broker.reason", ex.Reason);
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.Reason);
+            throw;
+        }
+        finally
+        {
+            activity?.SetTag("broker.outcome", outcome);
+            _metrics.IssuanceCompleted(phase, outcome, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
     }
 
     /// <summary>Proves the identity of an agent about to wait on an approval (once per wait: proofs may be single-use).</summary>
@@ -157,7 +187,7 @@ public sealed partial class CredentialIssuer
             RequestValidator.ValidateTaskId(request.TaskId);
             var reason = RequestValidator.ValidateText(request.Reason, "reason", IssuanceOptions.MaxJustificationLength);
             auditEvent = auditEvent with { Detail = AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength) };
-            outcome = await SharedState.CallAsync(() => _store.EndTaskAsync(request.TaskId, identity.WorkloadId, _time.GetUtcNow(), _options.TaskRetention, cancellationToken));
+            outcome = await SharedState.CallAsync(_metrics, "credential.end_task", () => _store.EndTaskAsync(request.TaskId, identity.WorkloadId, _time.GetUtcNow(), _options.TaskRetention, cancellationToken));
             switch (outcome.Status)
             {
                 case EndTaskStatus.NotFound:
@@ -280,7 +310,7 @@ public sealed partial class CredentialIssuer
         // The shared-state write, the durable audit write and the signature are independent, so
         // they run together: a request waits for one disk flush, not two in a row. If shared
         // state then refuses, a credential.voided record follows: that token was never handed out.
-        var recording = SharedState.CallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
+        var recording = SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record, cancellationToken));
         var auditing = _audit.TryAppendAsync(issued, cancellationToken);
         var token = _minter.Mint(claims);
         IssuanceOutcome outcome;
@@ -301,7 +331,7 @@ public sealed partial class CredentialIssuer
                 }
 
                 record = record with { PhaseChangeConfirmed = true };
-                outcome = await SharedState.CallAsync(() => _store.RecordIssuanceAsync(record, cancellationToken));
+                outcome = await SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record, cancellationToken));
             }
 
             switch (outcome.Status)

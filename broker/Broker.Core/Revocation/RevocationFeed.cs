@@ -1,3 +1,4 @@
+using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Broker.Revocation;
 using Microsoft.Extensions.Hosting;
@@ -21,6 +22,7 @@ public sealed partial class RevocationFeed : BackgroundService
     private const int PageSize = 1000;
 
     private readonly IRevocationStore _store;
+    private readonly BrokerMetrics _metrics;
     private readonly RevocationOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<RevocationFeed> _logger;
@@ -34,8 +36,9 @@ public sealed partial class RevocationFeed : BackgroundService
     private long _confirmedAtTicks;
     private DateTimeOffset _lastPrune;
 
-    public RevocationFeed(IRevocationStore store, IOptions<RevocationOptions> options, TimeProvider time, ILogger<RevocationFeed> logger)
+    public RevocationFeed(IRevocationStore store, IOptions<RevocationOptions> options, TimeProvider time, ILogger<RevocationFeed> logger, BrokerMetrics metrics)
     {
+        _metrics = metrics;
         _store = store;
         _options = options.Value;
         _time = time;
@@ -106,7 +109,9 @@ public sealed partial class RevocationFeed : BackgroundService
         {
             while (true)
             {
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 var page = await _store.ReadAfterAsync(_cursor, PageSize, cancellationToken);
+                _metrics.StateCall("revocation.read", succeeded: true, System.Diagnostics.Stopwatch.GetElapsedTime(started));
                 if (page.Epoch is null)
                 {
                     if (!_lost)
@@ -150,6 +155,7 @@ public sealed partial class RevocationFeed : BackgroundService
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
+            _metrics.StateCall("revocation.read", succeeded: false, TimeSpan.Zero);
             Log.ReadFailed(_logger, ex);
             return false;
         }
@@ -197,6 +203,10 @@ public sealed partial class RevocationFeed : BackgroundService
 
         var now = _time.GetUtcNow();
         var applied = new List<RevocationEntry>(entries.Count);
+
+        // A read from the start (node start, epoch rebuild) replays old entries: their age is
+        // not propagation lag.
+        var incremental = _cursor is not null;
         lock (_liveLock)
         {
             foreach (var entry in entries)
@@ -210,6 +220,10 @@ public sealed partial class RevocationFeed : BackgroundService
                 Index.Apply(entry);
                 _live[RevocationCursor.Parse(entry.Id)] = entry;
                 applied.Add(entry);
+                if (incremental)
+                {
+                    _metrics.RevocationApplied(now - entry.RevokedAt);
+                }
             }
         }
 

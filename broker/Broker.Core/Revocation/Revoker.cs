@@ -1,4 +1,5 @@
 using Broker.Core.Audit;
+using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Broker.Core.Issuance;
 using Broker.Core.Policy;
@@ -18,6 +19,7 @@ public sealed class Revoker
     public const string BrokerActor = "broker";
 
     private readonly IRevocationStore _store;
+    private readonly BrokerMetrics _metrics;
     private readonly RevocationFeed _feed;
     private readonly ICredentialStore _credentials;
     private readonly IAuditSink _audit;
@@ -32,8 +34,10 @@ public sealed class Revoker
         IAuditSink audit,
         IPolicyProvider policy,
         IOptions<RevocationOptions> options,
-        TimeProvider time)
+        TimeProvider time,
+        BrokerMetrics metrics)
     {
+        _metrics = metrics;
         _store = store;
         _feed = feed;
         _credentials = credentials;
@@ -161,16 +165,21 @@ public sealed class Revoker
     private async Task<IReadOnlyList<RevocationEntry>> AppendAsync(IReadOnlyList<RevocationDraft> drafts, CancellationToken cancellationToken)
     {
         IReadOnlyList<RevocationEntry> entries;
+        using var activity = BrokerActivity.Source.StartActivity("broker.state revocation.append", System.Diagnostics.ActivityKind.Client);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             entries = await _store.AppendAsync(drafts, cancellationToken);
+            _metrics.StateCall("revocation.append", succeeded: true, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
         catch (RevocationStateLostException)
         {
+            _metrics.StateCall("revocation.append", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
             throw BrokerErrors.Unavailable(BrokerErrors.RevocationStateLost, "Revocation state was lost; restore the revocation epoch first (brokerctl revocations restore-epoch).");
         }
         catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
         {
+            _metrics.StateCall("revocation.append", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
             throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The revocation could not be made durable; it is NOT in force. Retry.", ex);
         }
 

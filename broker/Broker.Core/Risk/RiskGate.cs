@@ -1,4 +1,5 @@
 using System.Globalization;
+using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Broker.Core.Policy;
 using Microsoft.Extensions.Logging;
@@ -13,12 +14,14 @@ namespace Broker.Core.Risk;
 public sealed partial class RiskGate
 {
     private readonly IRiskStore _store;
+    private readonly BrokerMetrics _metrics;
     private readonly IPolicyProvider _policy;
     private readonly TimeProvider _time;
     private readonly ILogger<RiskGate> _logger;
 
-    public RiskGate(IRiskStore store, IPolicyProvider policy, TimeProvider time, ILogger<RiskGate> logger)
+    public RiskGate(IRiskStore store, IPolicyProvider policy, TimeProvider time, ILogger<RiskGate> logger, BrokerMetrics metrics)
     {
+        _metrics = metrics;
         _store = store;
         _policy = policy;
         _time = time;
@@ -36,12 +39,15 @@ public sealed partial class RiskGate
         var ceiling = rule.RiskCeiling ?? RiskLevels.DefaultCeiling(phase);
         var stance = rule.OnUnknownRisk ?? RiskLevels.DefaultStance(phase);
         RiskView view;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             view = await _store.GetAsync(workloadId, taskId, _time.GetUtcNow(), cancellationToken);
+            _metrics.StateCall("risk.get", succeeded: true, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         }
         catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
         {
+            _metrics.StateCall("risk.get", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
             Log.StateUnreadable(_logger, phase.ToWire(), stance.ToString(), ex);
             if (stance == UnknownRiskStance.Deny)
             {

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Broker.Core.Attestation;
 using Broker.Core.Audit;
+using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Broker.Core.Issuance;
 using Broker.Core.Policy;
@@ -48,6 +49,7 @@ public sealed partial class RiskService
     public const double MaxScore = 100;
 
     private readonly IWorkloadAttestor _attestor;
+    private readonly BrokerMetrics _metrics;
     private readonly IPolicyProvider _policy;
     private readonly IRiskStore _store;
     private readonly ICredentialStore _credentials;
@@ -68,8 +70,10 @@ public sealed partial class RiskService
         Revoker revoker,
         IOptions<RiskOptions> options,
         TimeProvider time,
-        ILogger<RiskService> logger)
+        ILogger<RiskService> logger,
+        BrokerMetrics metrics)
     {
+        _metrics = metrics;
         _attestor = attestor;
         _policy = policy;
         _store = store;
@@ -147,7 +151,7 @@ public sealed partial class RiskService
         var signal = Validate(report, source, signals, now);
         await RefuseSelfReportAsync(signal, cancellationToken);
 
-        var result = await SharedState.CallAsync(() => _store.ApplyAsync(signal, signal.Digest(), signals.Containment, now, signal.ValidUntil + _options.IdRetention, cancellationToken));
+        var result = await SharedState.CallAsync(_metrics, "risk.apply", () => _store.ApplyAsync(signal, signal.Digest(), signals.Containment, now, signal.ValidUntil + _options.IdRetention, cancellationToken));
         if (result.Status == SignalApplyStatus.IdReused)
         {
             throw BrokerErrors.FailedPrecondition(BrokerErrors.SignalIdReused, $"Signal id {signal.SignalId} was already reported with different content; use a new id.");
@@ -192,7 +196,7 @@ public sealed partial class RiskService
     public async Task<RiskState> GetAsync(RiskSubject subject, CancellationToken cancellationToken)
     {
         ValidateSubject(subject);
-        var view = await SharedState.CallAsync(() => _store.GetAsync(
+        var view = await SharedState.CallAsync(_metrics, "risk.get", () => _store.GetAsync(
             subject.Kind == RiskSubjectKind.Agent ? subject.Id : null,
             subject.Kind == RiskSubjectKind.Task ? subject.Id : null,
             _time.GetUtcNow(),
@@ -212,7 +216,7 @@ public sealed partial class RiskService
         var detail = RequestValidator.ValidateText(reason, "reason", IssuanceOptions.MaxJustificationLength);
         var now = _time.GetUtcNow();
         var maxValidity = _policy.Current.Signals?.MaxValidity ?? PolicyLoader.MaxSignalValidity;
-        var before = await SharedState.CallAsync(() => _store.ClearAsync(subject, now, now + maxValidity + _options.ClockSkew, cancellationToken));
+        var before = await SharedState.CallAsync(_metrics, "risk.clear", () => _store.ClearAsync(subject, now, now + maxValidity + _options.ClockSkew, cancellationToken));
         var cleared = (before.Freeze?.SignalId ?? before.Current?.SignalId) is { } id ? $" (was signal {id})" : "";
         await AuditOrFailAsync(Event(AuditEventTypes.RiskCleared, context, subject.Kind == RiskSubjectKind.Agent ? subject.Id : null, subject.Kind == RiskSubjectKind.Task ? subject.Id : null) with
         {
@@ -329,7 +333,7 @@ public sealed partial class RiskService
         var self = string.Equals(signal.Agent, signal.Source, StringComparison.Ordinal);
         if (!self && signal.TaskId is not null)
         {
-            var task = await SharedState.CallAsync(() => _credentials.GetTaskAsync(signal.TaskId, cancellationToken));
+            var task = await SharedState.CallAsync(_metrics, "credential.get_task", () => _credentials.GetTaskAsync(signal.TaskId, cancellationToken));
             self = task is not null && string.Equals(task.Owner, signal.Source, StringComparison.Ordinal);
         }
 

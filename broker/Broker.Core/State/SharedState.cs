@@ -1,25 +1,36 @@
+using System.Diagnostics;
+using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 
 namespace Broker.Core.State;
 
-/// <summary>Calls to shared state (Redis in production) fail closed with one refusal.</summary>
+/// <summary>Calls to shared state (Redis in production) fail closed with one refusal, and are timed and traced.</summary>
 internal static class SharedState
 {
-    /// <summary>Runs <paramref name="call"/>; anything but a refusal or a cancellation becomes <c>UNAVAILABLE / STATE_UNAVAILABLE</c>.</summary>
-    public static async Task<T> CallAsync<T>(Func<ValueTask<T>> call)
+    /// <summary>
+    /// Runs <paramref name="call"/> as <paramref name="operation"/>; anything but a refusal or a
+    /// cancellation becomes <c>UNAVAILABLE / STATE_UNAVAILABLE</c>.
+    /// </summary>
+    public static async Task<T> CallAsync<T>(BrokerMetrics metrics, string operation, Func<ValueTask<T>> call)
     {
+        using var activity = BrokerActivity.Source.StartActivity("broker.state " + operation, ActivityKind.Client);
+        var started = Stopwatch.GetTimestamp();
         try
         {
-            return await call();
+            var result = await call();
+            metrics.StateCall(operation, succeeded: true, Stopwatch.GetElapsedTime(started));
+            return result;
         }
         catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
         {
+            metrics.StateCall(operation, succeeded: false, Stopwatch.GetElapsedTime(started));
+            activity?.SetStatus(ActivityStatusCode.Error, BrokerErrors.StateUnavailable);
             throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "Broker state cannot be reached; try again.", ex);
         }
     }
 
     /// <inheritdoc cref="CallAsync{T}"/>
-    public static Task CallAsync(Func<ValueTask> call) => CallAsync(async () =>
+    public static Task CallAsync(BrokerMetrics metrics, string operation, Func<ValueTask> call) => CallAsync(metrics, operation, async () =>
     {
         await call();
         return true;

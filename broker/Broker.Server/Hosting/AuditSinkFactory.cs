@@ -6,7 +6,7 @@ namespace Broker.Server.Hosting;
 /// <summary>Builds the audit sink from configuration; anything unusable stops start-up with a stable id.</summary>
 internal static class AuditSinkFactory
 {
-    public static FileAuditSink Create(BrokerOptions options, TimeProvider time, ILogger<FileAuditSink> logger, IAuditMirror? mirror = null)
+    public static FileAuditSink Create(BrokerOptions options, TimeProvider time, ILogger<FileAuditSink> logger, Broker.Core.Diagnostics.BrokerMetrics metrics, IAuditMirror? mirror = null)
     {
         if (options.Audit.MirrorToRedis && mirror is null)
         {
@@ -25,6 +25,7 @@ internal static class AuditSinkFactory
                     SegmentMaxAge = options.Audit.SegmentMaxAge,
                     CheckpointKey = key,
                     Mirror = mirror,
+                    Metrics = metrics,
                 },
                 time,
                 logger);

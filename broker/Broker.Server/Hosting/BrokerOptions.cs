@@ -41,6 +41,8 @@ public sealed class BrokerOptions
 
     /// <summary>Redis replicas that must acknowledge a revocation before it is reported done (WAIT).</summary>
     public int RevocationMinReplicas { get; set; }
+
+    public ObservabilitySettings Observability { get; set; } = new();
 }
 
 public sealed class AuditSettings

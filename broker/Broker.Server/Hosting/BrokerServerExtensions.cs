@@ -64,6 +64,7 @@ public static class BrokerServerExtensions
             });
         });
 
+        builder.AddBrokerObservability(options);
         builder.Services.AddBrokerCore(options);
         builder.Services.AddOperatorAuthentication(options);
         builder.Services.AddGrpc(grpc =>
@@ -84,11 +85,14 @@ public static class BrokerServerExtensions
     {
         services.AddSingleton(Options.Create(options));
         services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
+        services.TryAddSingleton<Broker.Core.Diagnostics.BrokerMetrics>();
 
         services.AddSingleton(sp => AuditSinkFactory.Create(
             options,
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<FileAuditSink>>(),
+            sp.GetRequiredService<Broker.Core.Diagnostics.BrokerMetrics>(),
             options.Audit.MirrorToRedis && sp.GetService<IConnectionMultiplexer>() is { } redis
                 ? new RedisAuditMirror(redis, sp.GetRequiredService<RedisKeys>(), sp.GetRequiredService<ILogger<RedisAuditMirror>>(), options.Audit.MirrorMaxLength)
                 : null));
@@ -184,6 +188,7 @@ public static class BrokerServerExtensions
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapWellKnown();
+        app.MapBrokerObservability();
         app.MapGet("/healthz", async (HealthCheckService health) =>
         {
             var report = await health.CheckHealthAsync();

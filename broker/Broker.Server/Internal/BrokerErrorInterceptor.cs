@@ -1,3 +1,4 @@
+using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Google.Protobuf.WellKnownTypes;
 using Google.Rpc;
@@ -14,8 +15,13 @@ namespace Broker.Server.Internal;
 internal sealed partial class BrokerErrorInterceptor : Interceptor
 {
     private readonly ILogger<BrokerErrorInterceptor> _logger;
+    private readonly BrokerMetrics _metrics;
 
-    public BrokerErrorInterceptor(ILogger<BrokerErrorInterceptor> logger) => _logger = logger;
+    public BrokerErrorInterceptor(ILogger<BrokerErrorInterceptor> logger, BrokerMetrics metrics)
+    {
+        _logger = logger;
+        _metrics = metrics;
+    }
 
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
     {
@@ -49,6 +55,7 @@ internal sealed partial class BrokerErrorInterceptor : Interceptor
                 return null;
             case BrokerException broker:
                 Log.Refused(_logger, context.Method, broker.Reason);
+                _metrics.Refused(context.Method, broker.Reason, StatusName(ToStatusCode(broker.Kind)));
                 return ToRpcException(broker);
             case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
                 return new RpcException(new Grpc.Core.Status(StatusCode.Cancelled, "The call was cancelled."));
@@ -74,6 +81,19 @@ internal sealed partial class BrokerErrorInterceptor : Interceptor
         };
         return status.ToRpcException();
     }
+
+    /// <summary>The canonical upper-case name, as in docs/errors.md (PERMISSION_DENIED).</summary>
+    private static string StatusName(StatusCode code) => code switch
+    {
+        StatusCode.InvalidArgument => "INVALID_ARGUMENT",
+        StatusCode.Unauthenticated => "UNAUTHENTICATED",
+        StatusCode.PermissionDenied => "PERMISSION_DENIED",
+        StatusCode.FailedPrecondition => "FAILED_PRECONDITION",
+        StatusCode.NotFound => "NOT_FOUND",
+        StatusCode.ResourceExhausted => "RESOURCE_EXHAUSTED",
+        StatusCode.Unavailable => "UNAVAILABLE",
+        _ => "INTERNAL",
+    };
 
     public static StatusCode ToStatusCode(FailureKind kind) => kind switch
     {

@@ -45,6 +45,9 @@ public sealed class BrokerTestHostOptions
 
     /// <summary>More configuration (e.g. <c>Broker:Audit:MirrorToRedis</c>), applied over the defaults.</summary>
     public IReadOnlyDictionary<string, string?>? Settings { get; init; }
+
+    /// <summary>More plaintext HTTP/1.1 listeners on loopback (e.g. a dedicated metrics port); production mode only.</summary>
+    public IReadOnlyList<int> ExtraHttpPorts { get; init; } = [];
 }
 
 /// <summary>
@@ -56,10 +59,11 @@ public sealed class BrokerTestHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private BrokerTestHost(WebApplication app, string grpcAddress, string issuer, string auditPath)
+    private BrokerTestHost(WebApplication app, string grpcAddress, string httpAddress, string issuer, string auditPath)
     {
         _app = app;
         GrpcAddress = grpcAddress;
+        HttpAddress = httpAddress;
         Issuer = issuer;
         AuditPath = auditPath;
     }
@@ -68,6 +72,9 @@ public sealed class BrokerTestHost : IAsyncDisposable
 
     /// <summary>The issuer URL, which also serves discovery and JWKS.</summary>
     public string Issuer { get; }
+
+    /// <summary>This node's own HTTP listener (JWKS, health, metrics); peers share the first node's <see cref="Issuer"/>.</summary>
+    public string HttpAddress { get; }
 
     public string AuditPath { get; }
 
@@ -146,6 +153,10 @@ public sealed class BrokerTestHost : IAsyncDisposable
                     }
                 });
                 kestrel.Listen(IPAddress.Loopback, httpPort, listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
+                foreach (var port in options.ExtraHttpPorts)
+                {
+                    kestrel.Listen(IPAddress.Loopback, port, listen => listen.Protocols = HttpProtocols.Http1);
+                }
             });
         }
 
@@ -153,7 +164,7 @@ public sealed class BrokerTestHost : IAsyncDisposable
         app.MapBroker();
         await app.StartAsync();
         var scheme = options.TlsCertificate is null ? "http" : "https";
-        return new BrokerTestHost(app, $"{scheme}://127.0.0.1:{grpcPort}", issuer, auditPath);
+        return new BrokerTestHost(app, $"{scheme}://127.0.0.1:{grpcPort}", $"http://127.0.0.1:{httpPort}", issuer, auditPath);
     }
 
     /// <summary>An h2c channel to this node (or TLS when the node has a certificate, trusting it and presenting <paramref name="clientCertificate"/>).</summary>

@@ -1,0 +1,109 @@
+using System.Diagnostics.Metrics;
+using Broker.Core.Diagnostics;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+
+namespace Broker.Server.Hosting;
+
+/// <summary>
+/// Metrics and traces through OpenTelemetry: the broker's own meter and trace source, ASP.NET
+/// Core (every gRPC call) and the .NET runtime. Metrics are served for Prometheus at
+/// <see cref="ObservabilitySettings.PrometheusPath"/>; both signals go to an OTLP collector
+/// when the standard <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. docs/observability.md lists
+/// every instrument.
+/// </summary>
+internal static class ObservabilityExtensions
+{
+    public const string OtlpEndpointVariable = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+    public static WebApplicationBuilder AddBrokerObservability(this WebApplicationBuilder builder, BrokerOptions options)
+    {
+        builder.Services.AddSingleton<PendingApprovalsProbe>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<PendingApprovalsProbe>());
+        builder.Services.AddSingleton<BrokerGauges>();
+
+        var otlp = !string.IsNullOrWhiteSpace(builder.Configuration[OtlpEndpointVariable]);
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService(
+                serviceName: "broker",
+                serviceVersion: typeof(BrokerMetrics).Assembly.GetName().Version?.ToString(),
+                serviceInstanceId: string.IsNullOrWhiteSpace(options.NodeId) ? Environment.MachineName : options.NodeId))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(BrokerMetrics.MeterName)
+                    .AddAspNetCoreInstrumentation()
+                    .AddRuntimeInstrumentation();
+                if (!string.IsNullOrEmpty(options.Observability.PrometheusPath))
+                {
+                    // No response cache: an operator checking a node after an incident step
+                    // must see that step, not a copy from before it.
+                    metrics.AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0);
+                }
+
+                if (otlp)
+                {
+                    metrics.AddOtlpExporter();
+                }
+            })
+            .WithTracing(tracing =>
+            {
+                tracing.AddSource(BrokerActivity.SourceName)
+                    .AddAspNetCoreInstrumentation(aspnet =>
+                    {
+                        // Probes and scrapes are not worth a span each.
+                        aspnet.Filter = http => !IsInfrastructure(http.Request.Path, options);
+                    });
+                if (otlp)
+                {
+                    tracing.AddOtlpExporter();
+                }
+            });
+        builder.Services.ConfigureOpenTelemetryMeterProvider((services, metrics) =>
+        {
+            // A listener hears every meter of its name in the process. Instruments made through
+            // another host's IMeterFactory (several nodes in one process, as in tests) are that
+            // host's to report, never this node's.
+            var own = services.GetRequiredService<IMeterFactory>();
+            metrics.AddView(instrument => instrument.Meter.Scope is IMeterFactory factory && !ReferenceEquals(factory, own)
+                ? MetricStreamConfiguration.Drop
+                : null);
+        });
+        return builder;
+    }
+
+    public static WebApplication MapBrokerObservability(this WebApplication app)
+    {
+        // Gauges read live node state; created once the state they observe exists.
+        _ = app.Services.GetRequiredService<BrokerGauges>();
+
+        var settings = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BrokerOptions>>().Value.Observability;
+        if (!string.IsNullOrEmpty(settings.PrometheusPath))
+        {
+            var endpoint = app.MapPrometheusScrapingEndpoint(settings.PrometheusPath);
+            if (settings.MetricsPort is { } port)
+            {
+                // Scrapes answer only on the metrics listener, so the NetworkPolicy can admit the
+                // monitoring namespace to that port alone.
+                endpoint.RequireHost($"*:{port}");
+            }
+        }
+
+        return app;
+    }
+
+    private static bool IsInfrastructure(PathString path, BrokerOptions options) =>
+        path.StartsWithSegments("/healthz", StringComparison.Ordinal)
+        || path.StartsWithSegments("/grpc.health.v1.Health", StringComparison.Ordinal)
+        || (!string.IsNullOrEmpty(options.Observability.PrometheusPath) && path.StartsWithSegments(options.Observability.PrometheusPath, StringComparison.Ordinal));
+}
+
+public sealed class ObservabilitySettings
+{
+    /// <summary>Path of the Prometheus scrape endpoint on the HTTP listeners; empty turns it off.</summary>
+    public string PrometheusPath { get; set; } = "/metrics";
+
+    /// <summary>When set, the scrape endpoint answers only on this port (a dedicated metrics listener).</summary>
+    public int? MetricsPort { get; set; }
+}
