@@ -46,6 +46,9 @@ public sealed class BrokerTestHostOptions
     /// <summary>More configuration (e.g. <c>Broker:Audit:MirrorToRedis</c>), applied over the defaults.</summary>
     public IReadOnlyDictionary<string, string?>? Settings { get; init; }
 
+    /// <summary>The lowest level the node logs at (providers added later see only these).</summary>
+    public LogLevel MinimumLogLevel { get; init; } = LogLevel.Warning;
+
     /// <summary>More plaintext HTTP/1.1 listeners on loopback (e.g. a dedicated metrics port); production mode only.</summary>
     public IReadOnlyList<int> ExtraHttpPorts { get; init; } = [];
 }
@@ -133,7 +136,7 @@ public sealed class BrokerTestHost : IAsyncDisposable
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         builder.Configuration.AddInMemoryCollection(config);
         builder.Logging.ClearProviders();
-        builder.Logging.AddFilter(level => level >= LogLevel.Warning);
+        builder.Logging.AddFilter(level => level >= options.MinimumLogLevel);
         if (options.TimeProvider is not null)
         {
             builder.Services.AddSingleton(options.TimeProvider);

@@ -1,7 +1,7 @@
-using System.Collections.Concurrent;
 using Broker.Client;
 using Broker.Core.Policy;
 using Broker.Server.Tests.Infrastructure;
+using Broker.Testing;
 using Broker.V1;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -313,27 +313,5 @@ public sealed class RiskClusterTests(RedisFixture redis) : IAsyncLifetime
         }
 
         return false;
-    }
-
-    /// <summary>Keeps every message the nodes log at the levels the test host lets through.</summary>
-    private sealed class CapturingLoggerProvider : ILoggerProvider
-    {
-        public ConcurrentQueue<string> Messages { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Capture(this);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Capture(CapturingLoggerProvider owner) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                owner.Messages.Enqueue(formatter(state, exception) + (exception is null ? "" : " " + exception));
-        }
     }
 }
