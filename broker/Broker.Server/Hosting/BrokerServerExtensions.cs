@@ -74,7 +74,19 @@ public static class BrokerServerExtensions
             grpc.Interceptors.Add<BrokerErrorInterceptor>();
         });
         builder.Services.AddGrpcReflection();
-        builder.Services.AddGrpcHealthChecks()
+        builder.Services.AddGrpcHealthChecks(health =>
+            {
+                // "" is every check (readiness). Each dependency also answers on its own, and
+                // "liveness" only says the process serves calls, so a Redis outage makes nodes
+                // unready without restarting them.
+                foreach (var check in HealthServices.Checks)
+                {
+                    health.Services.Map(HealthServices.Prefix + check, c => c.Name == check);
+                }
+
+                health.Services.Map(HealthServices.Liveness, c => c.Name == HealthServices.Process);
+            })
+            .AddCheck(HealthServices.Process, () => HealthCheckResult.Healthy())
             .AddCheck<AuditHealthCheck>("audit")
             .AddCheck<StateHealthCheck>("state")
             .AddCheck<RevocationHealthCheck>("revocations");

@@ -4,6 +4,21 @@ using StackExchange.Redis;
 
 namespace Broker.Server.Hosting;
 
+/// <summary>The service names of the gRPC health service, besides "" (all checks).</summary>
+public static class HealthServices
+{
+    public const string Prefix = "broker.";
+
+    /// <summary>SERVING while the process answers calls (liveness probes): only the <see cref="Process"/> check.</summary>
+    public const string Liveness = "liveness";
+
+    /// <summary>The check that is healthy whenever it runs at all.</summary>
+    public const string Process = "process";
+
+    /// <summary>Each answers for one check, as <c>broker.audit</c>, <c>broker.state</c>, <c>broker.revocations</c>.</summary>
+    public static readonly IReadOnlyList<string> Checks = ["audit", "state", "revocations"];
+}
+
 /// <summary>Unhealthy while the last audit batch could not be made durable (issuance is refused meanwhile).</summary>
 internal sealed class AuditHealthCheck(FileAuditSink sink) : IHealthCheck
 {

@@ -174,6 +174,12 @@ public sealed class RevocationClusterTests(RedisFixture redis) : IAsyncLifetime
         await EventuallyInactiveAsync(C, token);
     }
 
+    private const Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus Serving = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving;
+    private const Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus NotServing = Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.NotServing;
+
+    private async Task<Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus> HealthAsync(string service) =>
+        (await new Grpc.Health.V1.Health.HealthClient(_a.Channel).CheckAsync(new Grpc.Health.V1.HealthCheckRequest { Service = service })).Status;
+
     [Fact]
     public async Task Redis_down_makes_every_node_refuse_issuance_and_introspection_after_the_bound()
     {
@@ -195,6 +201,18 @@ public sealed class RevocationClusterTests(RedisFixture redis) : IAsyncLifetime
             });
             var refusal = await _a.RefusedAsync(_a.Request(task: "down-2"));
             Assert.Equal(StatusCode.Unavailable, refusal.Status);
+
+            // Health names the failing dependency; liveness stays up so nothing restarts the node.
+            await EventuallyAsync(async () => await HealthAsync("broker.state") == NotServing);
+            Assert.Equal(NotServing, await HealthAsync("broker.revocations"));
+            Assert.Equal(NotServing, await HealthAsync(""));
+            Assert.Equal(Serving, await HealthAsync("broker.audit"));
+            Assert.Equal(Serving, await HealthAsync("liveness"));
+            using var http = new HttpClient();
+            var metrics = PrometheusText.Parse(await http.GetStringAsync(new Uri(_a.Host.HttpAddress + "/metrics")));
+            Assert.Equal(0, PrometheusText.Sum(metrics, "broker_revocation_current"));
+            Assert.True(PrometheusText.Sum(metrics, "broker_revocation_staleness_seconds") > 2, "staleness passes the 2 s bound");
+            Assert.True(PrometheusText.Sum(metrics, "broker_refusals_total", ("rpc_grpc_status", "UNAVAILABLE")) >= 1);
         }
         finally
         {
