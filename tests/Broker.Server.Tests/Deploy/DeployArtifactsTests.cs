@@ -124,6 +124,18 @@ public sealed partial class DeployArtifactsTests
             Assert.Equal(healthUrl.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), Str(grpc["port"]));
         }
 
+        // Readiness asks every check; liveness only whether the process serves, so a Redis
+        // outage never restarts the fleet. Both names are ones the broker answers.
+        Assert.False(Map(Map(container, "readinessProbe"), "grpc").Children.ContainsKey("service"));
+        Assert.Equal(Broker.Server.Hosting.HealthServices.Liveness, Str(Map(Map(container, "livenessProbe"), "grpc")["service"]));
+
+        // Prometheus scrapes a dedicated listener the broker confines /metrics to.
+        var metricsUrl = new Uri(EnvValue("Kestrel__Endpoints__Metrics__Url"));
+        Assert.Equal(metricsUrl.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), EnvValue("Broker__Observability__MetricsPort"));
+        var annotations = Map(Map(Map(spec, "template"), "metadata"), "annotations");
+        Assert.Equal(EnvValue("Broker__Observability__MetricsPort"), Str(annotations["prometheus.io/port"]));
+        Assert.Equal("/metrics", Str(annotations["prometheus.io/path"]));
+
         // Every security setting start-up insists on (BRK1001-1009) is present.
         foreach (var required in new[] { "Broker__Issuer", "Broker__PolicyPath", "Broker__AuditPath", "Broker__Audit__CheckpointKeyPath", "Broker__Signing__Keys__0__Path", "Broker__Operators__Authority", "Broker__Redis__Configuration", "Broker__NodeId" })
         {
@@ -188,11 +200,16 @@ public sealed partial class DeployArtifactsTests
         var pdb = Map(objects.Single(o => Str(o["kind"]) == "PodDisruptionBudget"), "spec");
         Assert.True(int.Parse(Str(pdb["minAvailable"]), System.Globalization.CultureInfo.InvariantCulture) is >= 1 and < 3);
 
-        // Ingress only to the gRPC and HTTPS ports; egress to DNS, Redis (+ Sentinel) and HTTPS (IdP).
+        // Ingress to the gRPC and HTTPS ports, and to metrics from monitoring only; egress to
+        // DNS, Redis (+ Sentinel) and HTTPS (IdP).
         var netpol = Map(objects.Single(o => Str(o["kind"]) == "NetworkPolicy"), "spec");
         Assert.Equal(["Egress", "Ingress"], Seq(netpol, "policyTypes").Select(Str).Order());
-        var ingressPorts = Seq(netpol, "ingress").Cast<YamlMappingNode>().SelectMany(r => Seq(r, "ports").Cast<YamlMappingNode>()).Select(p => Str(p["port"])).ToHashSet();
-        Assert.Equal(new HashSet<string> { containerPorts["grpc"], containerPorts["https"] }, ingressPorts);
+        var ingressRules = Seq(netpol, "ingress").Cast<YamlMappingNode>().ToList();
+        var ingressPorts = ingressRules.SelectMany(r => Seq(r, "ports").Cast<YamlMappingNode>()).Select(p => Str(p["port"])).ToHashSet();
+        Assert.Equal(new HashSet<string> { containerPorts["grpc"], containerPorts["https"], containerPorts["metrics"] }, ingressPorts);
+        var metricsRule = ingressRules.Single(r => Seq(r, "ports").Cast<YamlMappingNode>().Any(p => Str(p["port"]) == containerPorts["metrics"]));
+        Assert.Equal([containerPorts["metrics"]], Seq(metricsRule, "ports").Cast<YamlMappingNode>().Select(p => Str(p["port"])));
+        Assert.Contains("monitoring", Seq(metricsRule, "from").AllNodes.OfType<YamlScalarNode>().Select(n => n.Value));
         Assert.DoesNotContain(containerPorts["health"], ingressPorts);
         var egressPorts = Seq(netpol, "egress").Cast<YamlMappingNode>().SelectMany(r => Seq(r, "ports").Cast<YamlMappingNode>()).Select(p => Str(p["port"])).ToHashSet();
         Assert.Superset(new HashSet<string> { "53", "6379", "26379", "443" }, egressPorts);
