@@ -69,11 +69,13 @@ public sealed class RedisApprovalStore : IApprovalStore
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
+    private readonly RedisRevocationOptions _replication;
 
-    public RedisApprovalStore(IConnectionMultiplexer redis, RedisKeys keys)
+    public RedisApprovalStore(IConnectionMultiplexer redis, RedisKeys keys, RedisRevocationOptions? replication = null)
     {
         _redis = redis;
         _keys = keys;
+        _replication = replication ?? new RedisRevocationOptions();
     }
 
     public async ValueTask CreateAsync(ApprovalRequest request, DateTimeOffset keepUntil, CancellationToken cancellationToken)
@@ -100,6 +102,8 @@ public sealed class RedisApprovalStore : IApprovalStore
         {
             throw new InvalidOperationException("Approval id collision.");
         }
+
+        await ReplicaAcknowledgement.EnsureAsync(_redis, _replication, "approval request");
     }
 
     public async ValueTask<ApprovalRecord?> GetAsync(string id, CancellationToken cancellationToken)
@@ -148,6 +152,13 @@ public sealed class RedisApprovalStore : IApprovalStore
             _ => ApprovalChangeStatus.AlreadyVoted,
         };
         var status = (string?)result[1];
+        if (outcome == ApprovalChangeStatus.Applied)
+        {
+            // A vote, denial or use lost in a failover could let a denied request be approved
+            // again or a single-use approval be used twice.
+            await ReplicaAcknowledgement.EnsureAsync(_redis, _replication, "approval decision");
+        }
+
         return new ApprovalChange(outcome, string.IsNullOrEmpty(status) ? null : ApprovalStatusNames.Parse(status));
     }
 

@@ -8,10 +8,13 @@ namespace Broker.Redis;
 
 public sealed class RedisRevocationOptions
 {
-    /// <summary>Replicas that must acknowledge a revocation before Revoke answers OK (Redis WAIT). 0: the primary alone.</summary>
+    /// <summary>
+    /// Replicas that must acknowledge a write before the broker answers OK (Redis WAIT):
+    /// revocations, the epoch, the freeze and approval decisions. 0: the primary alone.
+    /// </summary>
     public int MinReplicas { get; set; }
 
-    /// <summary>How long WAIT may take before the revocation is reported as not durable.</summary>
+    /// <summary>How long WAIT may take before the write is reported as not durable.</summary>
     public TimeSpan ReplicaTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
 }
 
@@ -84,7 +87,7 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
             throw new RevocationStateLostException();
         }
 
-        await WaitForReplicasAsync();
+        await ReplicaAcknowledgement.EnsureAsync(_redis, _options, "revocation");
         var ids = (RedisResult[])result!;
         return drafts.Select((d, i) => new RevocationEntry(ids[i].ToString(), d.Selector, d.Actor, d.Reason, d.RevokedAt, d.ExpiresAt)).ToList();
     }
@@ -118,7 +121,7 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
             RestoreScript,
             [_stream, _epoch, _notify.ToString()],
             [epoch, RevocationJson.Serialize(cutoff)])).ToString();
-        await WaitForReplicasAsync();
+        await ReplicaAcknowledgement.EnsureAsync(_redis, _options, "revocation");
         return (epoch, new RevocationEntry(id, cutoff.Selector, cutoff.Actor, cutoff.Reason, cutoff.RevokedAt, cutoff.ExpiresAt));
     }
 
@@ -134,7 +137,7 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
             await db.StringSetAsync(_freeze, JsonSerializer.Serialize(freeze));
         }
 
-        await WaitForReplicasAsync();
+        await ReplicaAcknowledgement.EnsureAsync(_redis, _options, "revocation");
         await _subscriber.PublishAsync(_notify, "freeze");
     }
 
@@ -142,20 +145,6 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         await _redis.GetDatabase().ExecuteAsync("XTRIM", _stream, "MINID", "~", olderThan.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) + "-0");
 
     public void Dispose() => _subscriber.Unsubscribe(_notify);
-
-    private async Task WaitForReplicasAsync()
-    {
-        if (_options.MinReplicas <= 0)
-        {
-            return;
-        }
-
-        var acknowledged = (long)await _redis.GetDatabase().ExecuteAsync("WAIT", _options.MinReplicas, (long)_options.ReplicaTimeout.TotalMilliseconds);
-        if (acknowledged < _options.MinReplicas)
-        {
-            throw new RedisException($"Only {acknowledged} of {_options.MinReplicas} replicas acknowledged the revocation in time.");
-        }
-    }
 }
 
 /// <summary>The stored form of a revocation (one JSON field per stream entry).</summary>

@@ -39,7 +39,10 @@ public sealed class BrokerOptions
 
     public Core.Revocation.RevocationOptions Revocation { get; set; } = new();
 
-    /// <summary>Redis replicas that must acknowledge a revocation before it is reported done (WAIT).</summary>
+    /// <summary>
+    /// Redis replicas that must acknowledge a write before it is reported done (WAIT): revocations,
+    /// the epoch, the freeze and approval requests and decisions.
+    /// </summary>
     public int RevocationMinReplicas { get; set; }
 
     public ObservabilitySettings Observability { get; set; } = new();

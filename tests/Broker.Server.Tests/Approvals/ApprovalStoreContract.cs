@@ -115,4 +115,34 @@ public sealed class InMemoryApprovalStoreTests : ApprovalStoreContract
 public sealed class RedisApprovalStoreTests(RedisFixture redis) : ApprovalStoreContract
 {
     protected override IApprovalStore CreateStore() => new RedisApprovalStore(redis.Connection, new RedisKeys(RedisFixture.NewPrefix()));
+
+    /// <summary>
+    /// With replicas required and none attached (this Redis has none), a new request and a
+    /// decision are not confirmed: the store throws rather than answer on the primary alone.
+    /// </summary>
+    [Fact]
+    public async Task Requests_and_decisions_fail_when_replicas_do_not_acknowledge_them()
+    {
+        var keys = new RedisKeys(RedisFixture.NewPrefix());
+        var strict = new RedisApprovalStore(redis.Connection, keys, new RedisRevocationOptions { MinReplicas = 1, ReplicaTimeout = TimeSpan.FromMilliseconds(50) });
+        var lenient = new RedisApprovalStore(redis.Connection, keys);
+        var now = DateTimeOffset.UtcNow;
+        var scopes = new[] { "deploy:prod" };
+        ApprovalRequest NewRequest() => new(
+            ApprovalRequest.NewId(),
+            ApprovalRequest.ComputeDigest("spiffe://example.org/agents/a", "t-1", TaskPhase.Execution, scopes, "https://api.example.org", 300, "low", "why"),
+            "spiffe://example.org/agents/a", "t-1", TaskPhase.Execution, scopes, "https://api.example.org", 300, "low", "why", null, "olga", "sha256:p",
+            now, now + TimeSpan.FromMinutes(15),
+            [new ApprovalGate(scopes, ["approver"], 1)]);
+
+        var created = await Assert.ThrowsAsync<StackExchange.Redis.RedisException>(async () => await strict.CreateAsync(NewRequest(), now + TimeSpan.FromHours(1), default));
+        Assert.Contains("0 of 1 replicas", created.Message, StringComparison.Ordinal);
+
+        var request = NewRequest();
+        await lenient.CreateAsync(request, now + TimeSpan.FromHours(1), default);
+        await Assert.ThrowsAsync<StackExchange.Redis.RedisException>(async () => await strict.DenyAsync(request.Id, "bob", "no", now, default));
+
+        // A refused change writes nothing, so there is nothing to wait for.
+        Assert.Equal(ApprovalChangeStatus.NotFound, (await strict.ApproveAsync("missing", "bob", [0], now, default)).Outcome);
+    }
 }
