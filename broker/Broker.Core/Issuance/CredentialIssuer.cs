@@ -301,6 +301,15 @@ public sealed partial class CredentialIssuer
             ApprovalDigest = approved?.Request.Digest,
         };
 
+        // A revoked task is ended even when the task record saying so was lost (a Redis failover
+        // can drop that write; the revocation itself waited for replicas): the index is
+        // authoritative, and answers in O(1) from memory.
+        if (_revocations.Index.IsRevoked(new Broker.Revocation.TokenFacts(claims.TokenId, identity.WorkloadId, request.TaskId, phase.ToWire(), claims.IssuedAt), out var revokedBy)
+            && revokedBy == Broker.Revocation.RevocationKind.Task)
+        {
+            throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
+        }
+
         if (approved is not null)
         {
             // Single use, atomically across nodes: only the caller that consumes it gets a token.

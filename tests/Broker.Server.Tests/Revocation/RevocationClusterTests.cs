@@ -57,6 +57,31 @@ public sealed class RevocationClusterTests(RedisFixture redis) : IAsyncLifetime
         Assert.Equal("TASK_ENDED", again.Reason);
     }
 
+    /// <summary>
+    /// A failover can drop the task record ("ended") written after the revocation waited for
+    /// replicas. The revocation alone still ends the task at every node.
+    /// </summary>
+    [Fact]
+    public async Task A_revoked_task_stays_ended_even_when_its_task_record_is_lost()
+    {
+        var token = (await _a.Client.IssueCredentialAsync(_a.Request(task: "lost-record"))).AccessToken;
+        await _a.RevokeAsync("contain", new Broker.V1.RevocationSelector { TaskId = "lost-record" });
+        var credentialsB = new CredentialService.CredentialServiceClient(_others[0].Channel);
+        await EventuallyInactiveAsync(B, token);
+
+        Assert.True(await redis.Connection.GetDatabase().KeyDeleteAsync(new Broker.Redis.RedisKeys(_prefix).Task("lost-record")));
+
+        foreach (var client in new[] { _a.Client, credentialsB })
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(async () => await client.IssueCredentialAsync(_a.Request(task: "lost-record")));
+            Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+            Assert.Equal("TASK_ENDED", Broker.Client.BrokerRefusal.From(refused).Reason);
+        }
+
+        // The refusal left no task record behind either.
+        Assert.False(await redis.Connection.GetDatabase().KeyExistsAsync(new Broker.Redis.RedisKeys(_prefix).Task("lost-record")));
+    }
+
     [Fact]
     public async Task Resource_server_with_the_sdk_on_a_third_node_refuses_a_token_revoked_at_the_first()
     {
