@@ -52,7 +52,10 @@ public sealed class RedisApprovalStore : IApprovalStore
         """;
 
     // KEYS: approval, pending index. ARGV: now ms, id.
-    private const string ExpireScript = Prelude + "\n" + """
+    private const string ExpireScript = """
+        -- A request whose hash outlived its retention leaves the pending index too.
+        if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) end
+        """ + "\n" + Prelude + "\n" + """
         if not expired then return {2, st} end
         redis.call('HSET', KEYS[1], 'st', 'expired', 'dat', ARGV[1])
         redis.call('ZREM', KEYS[2], ARGV[2])
@@ -126,6 +129,13 @@ public sealed class RedisApprovalStore : IApprovalStore
         }
 
         return records;
+    }
+
+    public async ValueTask<IReadOnlyList<string>> ListLapsedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
+    {
+        // The pending index holds requests until they are decided or marked expired.
+        var ids = await _redis.GetDatabase().SortedSetRangeByScoreAsync(_keys.ApprovalsPending, double.NegativeInfinity, Ms(now), Exclude.None, skip: 0, take: limit);
+        return [.. ids.Select(id => id.ToString())];
     }
 
     public ValueTask<ApprovalChange> ApproveAsync(string id, string approver, IReadOnlyList<int> gates, DateTimeOffset now, CancellationToken cancellationToken) =>

@@ -110,8 +110,31 @@ public sealed partial class ApprovalService
         await SharedState.CallAsync(_metrics, "approval.list_pending", () => _store.ListPendingAsync(_time.GetUtcNow(), limit, cancellationToken));
 
     /// <summary>
+    /// Marks requests that expired while nobody looked at them, so each still gets its one
+    /// <c>approval.expired</c> record (every node sweeps; the store lets one of them win).
+    /// </summary>
+    public async Task SweepLapsedAsync(int limit, CancellationToken cancellationToken)
+    {
+        var lapsed = await SharedState.CallAsync(_metrics, "approval.list_lapsed", () => _store.ListLapsedAsync(_time.GetUtcNow(), limit, cancellationToken));
+        var context = new RequestContext("approval-sweep", null);
+        foreach (var id in lapsed)
+        {
+            try
+            {
+                _ = await GetAsync(id, context, cancellationToken);
+            }
+            catch (BrokerException ex) when (ex.Reason is BrokerErrors.ApprovalNotFound or BrokerErrors.ApprovalIdInvalid)
+            {
+                // Gone after its retention, or not ours to parse: drop it from the pending index.
+                await SharedState.CallAsync(_metrics, "approval.expire", () => _store.ExpireAsync(id, _time.GetUtcNow(), cancellationToken));
+            }
+        }
+    }
+
+    /// <summary>
     /// The request as it stands now. A request found past its expiry is marked expired (and
-    /// audited, once across all nodes) here: by whichever waiter, lister or approver sees it first.
+    /// audited, once across all nodes) here: by whichever waiter, lister or approver sees it
+    /// first, or by the sweep (<see cref="SweepLapsedAsync"/>).
     /// </summary>
     public async Task<ApprovalRecord> GetAsync(string id, RequestContext context, CancellationToken cancellationToken)
     {

@@ -15,6 +15,9 @@ public interface IApprovalStore
     /// <summary>Requests still pending at <paramref name="now"/>, soonest to expire first.</summary>
     ValueTask<IReadOnlyList<ApprovalRecord>> ListPendingAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
 
+    /// <summary>Ids of requests still marked pending whose expiry has passed by <paramref name="now"/> (nobody has looked at them since), oldest first.</summary>
+    ValueTask<IReadOnlyList<string>> ListLapsedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
+
     /// <summary>
     /// Records <paramref name="approver"/>'s yes toward each gate in <paramref name="gates"/>
     /// (indexes into <see cref="ApprovalRequest.Gates"/>); when every gate has its quorum the

@@ -46,6 +46,20 @@ public sealed class InMemoryApprovalStore : IApprovalStore
         }
     }
 
+    public ValueTask<IReadOnlyList<string>> ListLapsedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            IReadOnlyList<string> ids = _entries.Values
+                .Where(e => e.Status == ApprovalStatus.Pending && e.Request.ExpiresAt <= now)
+                .OrderBy(e => e.Request.ExpiresAt)
+                .Take(limit)
+                .Select(e => e.Request.Id)
+                .ToList();
+            return ValueTask.FromResult(ids);
+        }
+    }
+
     public ValueTask<ApprovalChange> ApproveAsync(string id, string approver, IReadOnlyList<int> gates, DateTimeOffset now, CancellationToken cancellationToken) =>
         Change(id, now, e =>
         {

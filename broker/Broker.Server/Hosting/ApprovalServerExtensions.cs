@@ -17,6 +17,8 @@ internal static class ApprovalServerExtensions
 
         services.TryAddSingleton<IApprovalStore, InMemoryApprovalStore>();
         services.AddSingleton<ApprovalService>();
+        services.AddSingleton<ApprovalSweeper>();
+        services.AddHostedService(sp => sp.GetRequiredService<ApprovalSweeper>());
         return services;
     }
 

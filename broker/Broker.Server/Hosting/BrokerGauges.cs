@@ -1,4 +1,3 @@
-using Broker.Core.Approvals;
 using Broker.Core.Audit;
 using Broker.Core.Diagnostics;
 using Broker.Core.Revocation;
@@ -13,7 +12,7 @@ namespace Broker.Server.Hosting;
 /// </summary>
 internal sealed class BrokerGauges
 {
-    public BrokerGauges(BrokerMetrics metrics, RevocationFeed feed, FileAuditSink audit, PendingApprovalsProbe approvals, TimeProvider time)
+    public BrokerGauges(BrokerMetrics metrics, RevocationFeed feed, FileAuditSink audit, ApprovalSweeper approvals, TimeProvider time)
     {
         var meter = metrics.Meter;
         meter.CreateObservableGauge(
@@ -46,45 +45,5 @@ internal sealed class BrokerGauges
             () => approvals.Pending is { } pending ? [new Measurement<long>(pending)] : Array.Empty<Measurement<long>>(),
             unit: "{request}",
             description: "Approval requests waiting for a human, fleet-wide (every node reports the same value: use max, not sum).");
-    }
-}
-
-/// <summary>Counts the fleet's pending approvals in shared state now and then, so a scrape never waits on Redis.</summary>
-internal sealed partial class PendingApprovalsProbe(ApprovalService approvals, ILogger<PendingApprovalsProbe> logger) : BackgroundService
-{
-    internal static readonly TimeSpan Interval = TimeSpan.FromSeconds(10);
-
-    /// <summary>More than this many pending requests reads as this many: the gauge is for alerting, not accounting.</summary>
-    private const int Limit = 10_000;
-
-    private long _pending = -1;
-
-    /// <summary>The last count read, or null before the first read succeeded.</summary>
-    public long? Pending => Interlocked.Read(ref _pending) is var value and >= 0 ? value : null;
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(Interval);
-        do
-        {
-            try
-            {
-                var pending = await approvals.ListAsync(Limit, stoppingToken);
-                Interlocked.Exchange(ref _pending, pending.Count);
-            }
-            catch (Broker.Core.Errors.BrokerException ex)
-            {
-                // Unknown is reported as absent, not as zero.
-                Interlocked.Exchange(ref _pending, -1);
-                Log.ProbeFailed(logger, ex.Reason);
-            }
-        }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(EventId = 7100, Level = LogLevel.Debug, Message = "Counting pending approvals failed: {Reason}")]
-        public static partial void ProbeFailed(ILogger logger, string reason);
     }
 }

@@ -46,6 +46,8 @@ public sealed class BrokerOptions
     public int RevocationMinReplicas { get; set; }
 
     public ObservabilitySettings Observability { get; set; } = new();
+
+    public ApprovalSettings Approvals { get; set; } = new();
 }
 
 public sealed class AuditSettings
@@ -64,6 +66,12 @@ public sealed class AuditSettings
 
     /// <summary>Approximate bound of the mirror stream (<c>XADD MAXLEN ~ N</c>).</summary>
     public int MirrorMaxLength { get; set; } = 1_000_000;
+}
+
+public sealed class ApprovalSettings
+{
+    /// <summary>How often each node marks (and audits) requests that expired unseen and counts pending ones.</summary>
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 public sealed class RedisSettings

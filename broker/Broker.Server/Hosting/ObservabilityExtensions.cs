@@ -20,8 +20,6 @@ internal static class ObservabilityExtensions
 
     public static WebApplicationBuilder AddBrokerObservability(this WebApplicationBuilder builder, BrokerOptions options)
     {
-        builder.Services.AddSingleton<PendingApprovalsProbe>();
-        builder.Services.AddHostedService(sp => sp.GetRequiredService<PendingApprovalsProbe>());
         builder.Services.AddSingleton<BrokerGauges>();
 
         var otlp = !string.IsNullOrWhiteSpace(builder.Configuration[OtlpEndpointVariable]);

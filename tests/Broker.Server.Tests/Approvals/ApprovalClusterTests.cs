@@ -35,7 +35,8 @@ public sealed class ApprovalClusterTests(RedisFixture redis) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix);
+        // Every node sweeps for requests that expired unseen; quickly here, so tests need not wait 10 s.
+        _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix, settings: new Dictionary<string, string?> { ["Broker:Approvals:SweepInterval"] = "00:00:00.200" });
         var policy = (await File.ReadAllTextAsync(_a.PolicyPath))
             .Replace("match: spiffe://example.org/agents/*", "match: spiffe://example.org/agents/*\n    owner: olga", StringComparison.Ordinal)
             .Replace("scopes: [repo:read, deploy:staging]", "scopes: [repo:read, deploy:staging, deploy:prod, payments:write, db:drop]", StringComparison.Ordinal)
@@ -271,6 +272,29 @@ public sealed class ApprovalClusterTests(RedisFixture redis) : IAsyncLifetime
         var late = await RefusedApprovalAsync(async () => await Approvals.ApproveAsync(new ApproveRequest { ApprovalId = pending.ApprovalId }, _a.As("dora", "approver", "dba")));
         Assert.Equal("APPROVAL_EXPIRED", late.Reason);
         Assert.Single(await AllAuditAsync(), l => l.Contains("\"approval.expired\"", StringComparison.Ordinal) && l.Contains(pending.ApprovalId, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_request_nobody_looks_at_is_audited_as_expired_exactly_once()
+    {
+        var pending = await PendingAsync(B, Ask("drop-unseen", "", "db:drop"));
+        bool Expired(string line) => line.Contains("\"approval.expired\"", StringComparison.Ordinal) && line.Contains(pending.ApprovalId, StringComparison.Ordinal);
+
+        // No waiter, lister or approver touches it: the sweep on either node records the expiry.
+        Assert.True(await EventuallyAsync(async () => (await AllAuditAsync()).Any(Expired)), "no approval.expired record");
+
+        // Both nodes keep sweeping; the store lets one of them win, once.
+        var sweeps = DateTime.UtcNow + TimeSpan.FromSeconds(1);
+        while (DateTime.UtcNow < sweeps)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Single(await AllAuditAsync(), Expired);
+        var listed = await Approvals.ListApprovalsAsync(new ListApprovalsRequest(), _a.As("ann", "approver"));
+        Assert.DoesNotContain(listed.Approvals, a => a.ApprovalId == pending.ApprovalId);
+        var info = await Approvals.GetApprovalAsync(new GetApprovalRequest { ApprovalId = pending.ApprovalId }, _a.As("ann", "approver"));
+        Assert.Equal(ApprovalState.Expired, info.State);
     }
 
     [Fact]

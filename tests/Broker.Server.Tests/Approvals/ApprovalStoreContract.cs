@@ -104,6 +104,27 @@ public abstract class ApprovalStoreContract
         Assert.Equal(ApprovalChangeStatus.WrongState, (await store.ExpireAsync(request.Id, Time.GetUtcNow(), default)).Outcome);
         Assert.Equal(ApprovalStatus.Expired, (await store.GetAsync(request.Id, default))!.Status);
     }
+
+    [Fact]
+    public async Task Requests_that_expired_unseen_are_listed_as_lapsed_until_marked()
+    {
+        var store = CreateStore();
+        var lapsing = await CreateAsync(store, validity: TimeSpan.FromSeconds(30));
+        var live = await CreateAsync(store, validity: TimeSpan.FromMinutes(10));
+        var denied = await CreateAsync(store, validity: TimeSpan.FromSeconds(30));
+        await store.DenyAsync(denied.Id, "bob", "no", Time.GetUtcNow(), default);
+
+        Assert.DoesNotContain(lapsing.Id, await store.ListLapsedAsync(Time.GetUtcNow(), 100, default));
+        Time.Advance(TimeSpan.FromMinutes(1));
+
+        var lapsed = await store.ListLapsedAsync(Time.GetUtcNow(), 100, default);
+        Assert.Contains(lapsing.Id, lapsed);
+        Assert.DoesNotContain(live.Id, lapsed);
+        Assert.DoesNotContain(denied.Id, lapsed);
+
+        Assert.Equal(ApprovalChangeStatus.Applied, (await store.ExpireAsync(lapsing.Id, Time.GetUtcNow(), default)).Outcome);
+        Assert.DoesNotContain(lapsing.Id, await store.ListLapsedAsync(Time.GetUtcNow(), 100, default));
+    }
 }
 
 public sealed class InMemoryApprovalStoreTests : ApprovalStoreContract
