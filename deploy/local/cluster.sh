@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # A local multi-node Broker cluster on loopback, without containers: one redis-server (AOF,
-# appendfsync always) and N broker nodes in production mode that share the issuer, the signing
-# key, the audit checkpoint key, the policy and Redis. Same shape as deploy/compose/compose.yaml
-# minus the Redis replica and the sentinels (see docs/operations.md).
+# appendfsync always), N broker nodes in production mode that share the issuer, the signing
+# key, the audit checkpoint key, the policy and Redis, and the sample resource server
+# (samples/Broker.SampleResourceServer) accepting their tokens. Same shape as
+# deploy/compose/compose.yaml minus the Redis replica and the sentinels (see docs/operations.md).
 #
-#   deploy/local/cluster.sh start [N]   start Redis and N nodes (default 3), print addresses
-#   deploy/local/cluster.sh status      show what runs and each node's /healthz
+#   deploy/local/cluster.sh start [N]   start Redis, N nodes (default 3) and the resource server
+#   deploy/local/cluster.sh status      show what runs and each process's /healthz
 #   deploy/local/cluster.sh stop        end exactly the processes start wrote to the PID file
 #
 # Environment:
@@ -13,9 +14,16 @@
 #                       default ${TMPDIR:-/tmp}/broker-cluster. start refuses if a cluster
 #                       from this folder is still running.
 #   BROKER_DLL          a built Broker.Server.dll; default: build broker/Broker.Server (Release).
-#   BROKER_BASE_PORT    first port; Redis gets it, node i gets BASE+2i-1 (gRPC) and BASE+2i (HTTP).
-#                       Default: a free range chosen at random.
-#   BROKER_START_TIMEOUT  seconds to wait for every node's /healthz (default 60).
+#   BROKER_SAMPLE_DLL   a built Broker.SampleResourceServer.dll; default: build
+#                       samples/Broker.SampleResourceServer (Release).
+#   BROKER_BASE_PORT    first port; Redis gets it, node i gets BASE+2i-1 (gRPC) and BASE+2i (HTTP),
+#                       the resource server BASE+2N+1. Default: a free range chosen at random.
+#   BROKER_START_TIMEOUT  seconds to wait for every process's /healthz (default 60).
+#
+# The resource server takes tokens for audience https://api.local.test from the cluster's issuer
+# and follows revocations on node-1's WatchRevocations stream; revoking at any node reaches it.
+# GET /repo needs scope repo:read; POST /deployments/staging needs phase execution and
+# deploy:staging. Its /healthz is 200 only while its revocation state is current.
 #
 # Operators: a production node authenticates admin calls (revoke, approvals) with an OIDC IdP.
 # This cluster points Broker:Operators:Authority at an unreachable loopback placeholder, so
@@ -37,7 +45,7 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Is the process with this PID still the one we started? (guards against PID reuse)
 is_ours() {
   local pid=$1 name=$2
-  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$name"
+  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$name"
 }
 
 running() {
@@ -133,6 +141,15 @@ start() {
   [ -f "$dll" ] || die "BROKER_DLL '$dll' does not exist"
   dll=$(cd "$(dirname "$dll")" && pwd)/$(basename "$dll")
 
+  local sample_dll=${BROKER_SAMPLE_DLL:-}
+  if [ -z "$sample_dll" ]; then
+    echo "Building samples/Broker.SampleResourceServer (Release)..."
+    dotnet build "$repo/samples/Broker.SampleResourceServer" -c Release -v quiet -nologo >/dev/null
+    sample_dll="$repo/samples/Broker.SampleResourceServer/bin/Release/net10.0/Broker.SampleResourceServer.dll"
+  fi
+  [ -f "$sample_dll" ] || die "BROKER_SAMPLE_DLL '$sample_dll' does not exist"
+  sample_dll=$(cd "$(dirname "$sample_dll")" && pwd)/$(basename "$sample_dll")
+
   # A fresh cluster: old keys, data and audit of a stopped cluster in this folder are replaced.
   rm -rf "$dir"
   mkdir -p "$dir/redis" "$dir/logs"
@@ -145,14 +162,14 @@ start() {
     for try in $(seq 1 50); do
       base=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
       free=1
-      for p in $(seq "$base" $((base + 2 * nodes))); do
+      for p in $(seq "$base" $((base + 2 * nodes + 1))); do
         if port_in_use "$p"; then free=0; break; fi
       done
       [ "$free" -eq 1 ] && break
     done
     [ "$free" -eq 1 ] || die "found no free port range; set BROKER_BASE_PORT"
   fi
-  local redis_port=$base
+  local redis_port=$base resource_port=$((base + 2 * nodes + 1))
 
   make_keys
   write_policy
@@ -217,26 +234,24 @@ start() {
 }
 EOF
 
-  local timeout=${BROKER_START_TIMEOUT:-60} deadline code
+  local timeout=${BROKER_START_TIMEOUT:-60} deadline
   deadline=$((SECONDS + timeout))
   for i in $(seq 1 "$nodes"); do
-    while :; do
-      code=$(healthz $((base + 2 * i)))
-      [ "$code" = 200 ] && break
-      if ! is_ours "$(awk -v n="node-$i" '$3 == n {print $1}' "$pids")" Broker.Server; then
-        echo "node-$i exited; its log ($dir/logs/node-$i.log):" >&2
-        tail -n 20 "$dir/logs/node-$i.log" >&2 || true
-        stop >/dev/null
-        exit 1
-      fi
-      if [ "$SECONDS" -ge "$deadline" ]; then
-        echo "node-$i did not become healthy within ${timeout}s (last /healthz: $code); see $dir/logs/node-$i.log" >&2
-        stop >/dev/null
-        exit 1
-      fi
-      sleep 0.25
-    done
+    wait_healthy "node-$i" Broker.Server $((base + 2 * i)) "$deadline" "$timeout"
   done
+
+  # The sample resource server, once the nodes serve discovery, JWKS and the revocation stream.
+  (
+    cd "$dir"
+    export ASPNETCORE_ENVIRONMENT=Production DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
+    export Sample__Issuer="$issuer"
+    export Sample__Audience="https://api.local.test"
+    export Sample__RevocationAddress="http://127.0.0.1:$((base + 1))"
+    export Kestrel__Endpoints__Http__Url="http://127.0.0.1:$resource_port"
+    exec setsid dotnet "$sample_dll" </dev/null >"$dir/logs/resource-server.log" 2>&1
+  ) &
+  echo "$! Broker.SampleResourceServer resource-server http=$resource_port" >>"$pids"
+  wait_healthy resource-server Broker.SampleResourceServer "$resource_port" "$deadline" "$timeout"
 
   echo "Broker cluster up: $nodes node(s), state in $dir"
   echo "  redis     127.0.0.1:$redis_port (AOF, appendfsync always; epoch key ${key_prefix}revocations:epoch set)"
@@ -244,18 +259,43 @@ EOF
     echo "  node-$i    gRPC http://127.0.0.1:$((base + 2 * i - 1))   HTTP http://127.0.0.1:$((base + 2 * i))/healthz"
   done
   echo "  issuer    $issuer (discovery and JWKS on every node's HTTP port)"
+  echo "  resource-server  http://127.0.0.1:$resource_port   GET /repo (repo:read), POST /deployments/staging (execution, deploy:staging); audience https://api.local.test, revocations from node-1"
   echo "  operators $authority$([ -z "${BROKER_OPERATOR_AUTHORITY:-}" ] && echo '  (placeholder: admin calls need a real IdP)')"
   echo "  PIDs      $pids"
   echo "Try:  SVID=\$(brokerctl dev svid --dev-dir $dir --agent spiffe://$trust_domain/agents/demo)"
-  echo "      brokerctl issue --svid \"\$SVID\" --broker http://127.0.0.1:$((base + 1)) --task t-1 --phase planning --scope repo:read --audience https://api.local.test"
+  echo "      TOKEN=\$(brokerctl issue --svid \"\$SVID\" --broker http://127.0.0.1:$((base + 1)) --task t-1 --phase planning --scope repo:read --audience https://api.local.test --token-only)"
+  echo "      curl -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:$resource_port/repo"
   echo "Stop: $0 stop"
+}
+
+# Wait until a process we started answers /healthz 200; on exit or timeout show its log, stop
+# everything and fail.
+wait_healthy() { # label pid-file-name port deadline timeout
+  local label=$1 name=$2 port=$3 deadline=$4 timeout=$5 code
+  while :; do
+    code=$(healthz "$port")
+    [ "$code" = 200 ] && return 0
+    if ! is_ours "$(awk -v n="$label" '$3 == n {print $1}' "$pids")" "$name"; then
+      echo "$label exited; its log ($dir/logs/$label.log):" >&2
+      tail -n 20 "$dir/logs/$label.log" >&2 || true
+      stop >/dev/null
+      exit 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "$label did not become healthy within ${timeout}s (last /healthz: $code); see $dir/logs/$label.log" >&2
+      stop >/dev/null
+      exit 1
+    fi
+    sleep 0.25
+  done
 }
 
 stop() {
   [ -f "$pids" ] || { echo "no cluster PID file at $pids"; return 0; }
   local pid name rest ended=0
-  # Brokers first, Redis last, so nodes do not log a Redis outage on the way down.
-  for pass in Broker.Server redis-server; do
+  # The resource server first, then brokers, Redis last, so nothing logs an outage of what it
+  # depends on on the way down.
+  for pass in Broker.SampleResourceServer Broker.Server redis-server; do
     while read -r pid name rest; do
       [ "$name" = "$pass" ] || continue
       if is_ours "$pid" "$name"; then

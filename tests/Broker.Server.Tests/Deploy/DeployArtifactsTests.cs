@@ -3,6 +3,7 @@ using System.Net;
 using System.Text.RegularExpressions;
 using Broker.Core.Policy;
 using Broker.Redis;
+using Broker.Server.Tests.Infrastructure;
 using Broker.Testing;
 using StackExchange.Redis;
 using YamlDotNet.Core;
@@ -384,19 +385,24 @@ public sealed partial class DeployArtifactsTests
     // ---- the local cluster script ---------------------------------------------------------
 
     /// <summary>
-    /// cluster.sh brings up Redis and two production-mode nodes sharing issuer, key and Redis;
-    /// both answer /healthz 200 (the epoch was set, state and audit are healthy) and publish the
-    /// same JWKS; stop ends exactly the PIDs it wrote.
+    /// cluster.sh brings up Redis, two production-mode nodes sharing issuer, key and Redis, and
+    /// the sample resource server; every one answers /healthz 200 (the epoch was set, state and
+    /// audit are healthy, the resource server holds a revocation snapshot) and the nodes publish
+    /// the same JWKS. A token issued at node-1 is accepted by the resource server; revoked at
+    /// node-2, it is refused there within a bounded wait. stop ends exactly the PIDs it wrote.
     /// </summary>
     [Fact]
-    public async Task Local_cluster_script_starts_two_healthy_nodes_and_stops_them()
+    public async Task Local_cluster_script_starts_nodes_and_resource_server_which_refuses_a_token_revoked_at_another_node()
     {
         var dir = Path.Combine(Directory.CreateTempSubdirectory("broker-cluster-test-").FullName, "cluster");
+        await using var idp = await TestOperatorIdp.StartAsync();
         var env = new Dictionary<string, string>
         {
             ["BROKER_CLUSTER_DIR"] = dir,
             ["BROKER_DLL"] = ServerDll(),
+            ["BROKER_SAMPLE_DLL"] = SampleResourceServerDll(),
             ["BROKER_START_TIMEOUT"] = "90",
+            ["BROKER_OPERATOR_AUTHORITY"] = idp.Issuer,
         };
         List<(int Pid, string Name)> pids = [];
         try
@@ -405,7 +411,7 @@ public sealed partial class DeployArtifactsTests
             Assert.True(code == 0, $"cluster.sh start exited {code}:\n{output}\n{Logs(dir)}");
 
             pids = File.ReadAllLines(Path.Combine(dir, "pids")).Select(l => l.Split(' ')).Select(p => (int.Parse(p[0], System.Globalization.CultureInfo.InvariantCulture), p[1])).ToList();
-            Assert.Equal(["Broker.Server", "Broker.Server", "redis-server"], pids.Select(p => p.Name).Order());
+            Assert.Equal(["Broker.SampleResourceServer", "Broker.Server", "Broker.Server", "redis-server"], pids.Select(p => p.Name).Order());
             Assert.All(pids, p => Assert.True(IsAlive(p.Pid), $"{p.Name} {p.Pid} runs"));
 
             var healthUrls = HealthUrl().Matches(output).Select(m => m.Value).ToList();
@@ -421,9 +427,17 @@ public sealed partial class DeployArtifactsTests
 
             Assert.Equal(jwks[0], jwks[1]); // one signing key for the cluster
 
+            await AssertResourceServerFollowsRevocationAsync(dir, output, idp, http);
+
+            var (statusCode, statusOutput) = await RunScriptAsync(env, TimeSpan.FromSeconds(30), "status");
+            Assert.True(statusCode == 0, statusOutput);
+            Assert.Equal(4, statusOutput.Split('\n').Count(l => l.StartsWith("running", StringComparison.Ordinal)));
+            Assert.Contains("Broker.SampleResourceServer resource-server", statusOutput, StringComparison.Ordinal);
+            Assert.DoesNotContain("/healthz 503", statusOutput, StringComparison.Ordinal);
+
             var (stopCode, stopOutput) = await RunScriptAsync(env, TimeSpan.FromSeconds(60), "stop");
             Assert.True(stopCode == 0, stopOutput);
-            Assert.Contains("3 process(es) ended", stopOutput, StringComparison.Ordinal);
+            Assert.Contains("4 process(es) ended", stopOutput, StringComparison.Ordinal);
             await WaitUntilAsync(() => Task.FromResult(pids.All(p => !IsAlive(p.Pid))), "every cluster process to exit");
             Assert.False(File.Exists(Path.Combine(dir, "pids")));
 
@@ -449,6 +463,90 @@ public sealed partial class DeployArtifactsTests
 
             Directory.Delete(Path.GetDirectoryName(dir)!, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// An agent of the cluster's trust domain gets a repo:read token at node-1; the resource
+    /// server answers 200 with that token's id; a responder revokes the token at node-2; the
+    /// resource server (on node-1's revocation stream) answers 401 "token revoked" within 10 s.
+    /// </summary>
+    private static async Task AssertResourceServerFollowsRevocationAsync(string dir, string output, TestOperatorIdp idp, HttpClient http)
+    {
+        var grpc = NodeGrpc().Matches(output).ToDictionary(m => m.Groups["node"].Value, m => m.Groups["url"].Value);
+        var resource = ResourceServerUrl().Match(output);
+        Assert.True(resource.Success, $"cluster.sh start names the resource server:\n{output}");
+        var resourceUrl = resource.Groups["url"].Value;
+
+        // The SVID the way SPIRE would sign it, with the trust-domain key the script generated.
+        using var trustKey = System.Security.Cryptography.ECDsa.Create();
+        trustKey.ImportFromPem(File.ReadAllText(Path.Combine(dir, "trust", "trust.key.pem")));
+        var now = DateTimeOffset.UtcNow;
+        var svid = SignEs256(trustKey, $$"""{"alg":"ES256","kid":"cluster-trust-1","typ":"JWT"}""",
+            $$"""{"sub":"spiffe://cluster.local.test/agents/smoke","aud":"spiffe://cluster.local.test/broker","iat":{{now.ToUnixTimeSeconds()}},"exp":{{now.AddMinutes(5).ToUnixTimeSeconds()}}}""");
+
+        using var node1 = Grpc.Net.Client.GrpcChannel.ForAddress(grpc["node-1"]);
+        using var node2 = Grpc.Net.Client.GrpcChannel.ForAddress(grpc["node-2"]);
+        var issued = await new Broker.V1.CredentialService.CredentialServiceClient(node1).IssueCredentialAsync(new Broker.V1.IssueCredentialRequest
+        {
+            TaskId = "smoke-" + Guid.NewGuid().ToString("N")[..8],
+            Phase = Broker.V1.Phase.Planning,
+            Scopes = { "repo:read" },
+            Audience = "https://api.local.test",
+            Attestation = new Broker.V1.AttestationProof { JwtSvid = svid },
+        });
+
+        async Task<HttpResponseMessage> GetRepoAsync()
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(resourceUrl + "/repo"));
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", issued.AccessToken);
+            return await http.SendAsync(request);
+        }
+
+        using (var accepted = await GetRepoAsync())
+        {
+            var body = await accepted.Content.ReadAsStringAsync();
+            Assert.True(accepted.StatusCode == HttpStatusCode.OK, $"{(int)accepted.StatusCode} {body}");
+            using var json = System.Text.Json.JsonDocument.Parse(body);
+            Assert.Equal(issued.TokenId, json.RootElement.GetProperty("token_id").GetString());
+            Assert.Equal("spiffe://cluster.local.test/agents/smoke", json.RootElement.GetProperty("sub").GetString());
+            Assert.Equal("planning", json.RootElement.GetProperty("phase").GetString());
+        }
+
+        // Authenticated but not allowed: a planning token may not deploy (403, not 401).
+        using (var request = new HttpRequestMessage(HttpMethod.Post, new Uri(resourceUrl + "/deployments/staging")))
+        {
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", issued.AccessToken);
+            using var forbidden = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
+        }
+
+        var responder = new Grpc.Core.Metadata { { "authorization", "Bearer " + idp.Token("smoke-responder", ["responder"]) } };
+        await new Broker.V1.AdminService.AdminServiceClient(node2).RevokeAsync(
+            new Broker.V1.RevokeRequest { Reason = "local cluster smoke test", Selectors = { new Broker.V1.RevocationSelector { TokenId = issued.TokenId } } },
+            responder);
+        var revokedAt = Stopwatch.StartNew();
+
+        while (true)
+        {
+            using var response = await GetRepoAsync();
+            if (response.StatusCode == HttpStatusCode.Unauthorized)
+            {
+                Assert.Contains("token revoked", response.Headers.WwwAuthenticate.ToString(), StringComparison.Ordinal);
+                break;
+            }
+
+            Assert.True(response.StatusCode == HttpStatusCode.OK, $"before the revocation arrives the token is still accepted, got {(int)response.StatusCode}");
+            Assert.True(revokedAt.Elapsed < TimeSpan.FromSeconds(10), "the resource server still accepted the token 10 s after the revocation returned OK");
+            await Task.Delay(20);
+        }
+    }
+
+    private static string SignEs256(System.Security.Cryptography.ECDsa key, string headerJson, string payloadJson)
+    {
+        var input = System.Buffers.Text.Base64Url.EncodeToString(System.Text.Encoding.UTF8.GetBytes(headerJson)) + "."
+            + System.Buffers.Text.Base64Url.EncodeToString(System.Text.Encoding.UTF8.GetBytes(payloadJson));
+        var signature = key.SignData(System.Text.Encoding.ASCII.GetBytes(input), System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+        return input + "." + System.Buffers.Text.Base64Url.EncodeToString(signature);
     }
 
     // ---- helpers ----------------------------------------------------------------------
@@ -536,6 +634,13 @@ public sealed partial class DeployArtifactsTests
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
         var dll = Path.Combine(Repo, "broker", "Broker.Server", "bin", configuration, "net10.0", "Broker.Server.dll");
         return File.Exists(dll) ? dll : Path.Combine(AppContext.BaseDirectory, "Broker.Server.dll");
+    }
+
+    private static string SampleResourceServerDll()
+    {
+        // Built with the test project (a build-only project reference), in the same configuration.
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
+        return Path.Combine(Repo, "samples", "Broker.SampleResourceServer", "bin", configuration, "net10.0", "Broker.SampleResourceServer.dll");
     }
 
     private static async Task<(int Code, string Output)> RunScriptAsync(Dictionary<string, string> env, TimeSpan timeout, params string[] args)
@@ -660,6 +765,12 @@ public sealed partial class DeployArtifactsTests
 
     [GeneratedRegex(@"http://127\.0\.0\.1:[0-9]+/healthz")]
     private static partial Regex HealthUrl();
+
+    [GeneratedRegex(@"^  (?<node>node-[0-9]+) +gRPC (?<url>http://127\.0\.0\.1:[0-9]+)", RegexOptions.Multiline)]
+    private static partial Regex NodeGrpc();
+
+    [GeneratedRegex(@"^  resource-server +(?<url>http://127\.0\.0\.1:[0-9]+)", RegexOptions.Multiline)]
+    private static partial Regex ResourceServerUrl();
 
     [GeneratedRegex(@"ProjectReference Include=""\.\./(?<name>[A-Za-z.]+)/")]
     private static partial Regex ProjectReference();
