@@ -73,13 +73,20 @@ public sealed class RedisApprovalStore : IApprovalStore
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
     private readonly RedisRevocationOptions _replication;
+    private readonly RedisChannel _changes;
 
     public RedisApprovalStore(IConnectionMultiplexer redis, RedisKeys keys, RedisRevocationOptions? replication = null)
     {
         _redis = redis;
         _keys = keys;
         _replication = replication ?? new RedisRevocationOptions();
+        _changes = RedisChannel.Literal(keys.ApprovalChannel);
+
+        // A hint only: waiters re-read the request, and still poll now and then.
+        redis.GetSubscriber().Subscribe(_changes, (_, id) => Changed?.Invoke(id.ToString()));
     }
+
+    public event Action<string>? Changed;
 
     public async ValueTask CreateAsync(ApprovalRequest request, DateTimeOffset keepUntil, CancellationToken cancellationToken)
     {
@@ -139,18 +146,18 @@ public sealed class RedisApprovalStore : IApprovalStore
     }
 
     public ValueTask<ApprovalChange> ApproveAsync(string id, string approver, IReadOnlyList<int> gates, DateTimeOffset now, CancellationToken cancellationToken) =>
-        RunAsync(ApproveScript, [_keys.Approval(id), _keys.ApprovalsPending], [Ms(now), approver, string.Join(',', gates), id]);
+        RunAsync(id, ApproveScript, [_keys.Approval(id), _keys.ApprovalsPending], [Ms(now), approver, string.Join(',', gates), id]);
 
     public ValueTask<ApprovalChange> DenyAsync(string id, string approver, string reason, DateTimeOffset now, CancellationToken cancellationToken) =>
-        RunAsync(DenyScript, [_keys.Approval(id), _keys.ApprovalsPending], [Ms(now), approver, reason, id]);
+        RunAsync(id, DenyScript, [_keys.Approval(id), _keys.ApprovalsPending], [Ms(now), approver, reason, id]);
 
     public ValueTask<ApprovalChange> ExpireAsync(string id, DateTimeOffset now, CancellationToken cancellationToken) =>
-        RunAsync(ExpireScript, [_keys.Approval(id), _keys.ApprovalsPending], [Ms(now), id]);
+        RunAsync(id, ExpireScript, [_keys.Approval(id), _keys.ApprovalsPending], [Ms(now), id]);
 
     public ValueTask<ApprovalChange> ConsumeAsync(string id, string tokenId, DateTimeOffset now, CancellationToken cancellationToken) =>
-        RunAsync(ConsumeScript, [_keys.Approval(id)], [Ms(now), tokenId]);
+        RunAsync(id, ConsumeScript, [_keys.Approval(id)], [Ms(now), tokenId]);
 
-    private async ValueTask<ApprovalChange> RunAsync(string script, RedisKey[] keys, RedisValue[] args)
+    private async ValueTask<ApprovalChange> RunAsync(string id, string script, RedisKey[] keys, RedisValue[] args)
     {
         var result = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(script, keys, args))!;
         var outcome = (int)result[0] switch
@@ -167,6 +174,7 @@ public sealed class RedisApprovalStore : IApprovalStore
             // A vote, denial or use lost in a failover could let a denied request be approved
             // again or a single-use approval be used twice.
             await ReplicaAcknowledgement.EnsureAsync(_redis, _replication, "approval decision");
+            await _redis.GetSubscriber().PublishAsync(_changes, id, CommandFlags.FireAndForget);
         }
 
         return new ApprovalChange(outcome, string.IsNullOrEmpty(status) ? null : ApprovalStatusNames.Parse(status));

@@ -49,4 +49,7 @@ public sealed class RedisKeys
 
     /// <summary>Pending approval ids scored by expiry (ms), for listing.</summary>
     public RedisKey ApprovalsPending => _prefix + "approvals:pending";
+
+    /// <summary>Pub/sub channel announcing approval changes (the request id) to waiting agents on every node.</summary>
+    public string ApprovalChannel => _prefix + "approvals:notify";
 }

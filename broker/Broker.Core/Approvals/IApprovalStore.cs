@@ -7,6 +7,9 @@ namespace Broker.Core.Approvals;
 /// </summary>
 public interface IApprovalStore
 {
+    /// <summary>Raised on every node (best effort) after a request was approved, denied, expired or used on any node.</summary>
+    event Action<string>? Changed;
+
     /// <summary>Stores a new pending request; it is kept (for show and audit) until <paramref name="keepUntil"/>.</summary>
     ValueTask CreateAsync(ApprovalRequest request, DateTimeOffset keepUntil, CancellationToken cancellationToken);
 

@@ -6,6 +6,8 @@ public sealed class InMemoryApprovalStore : IApprovalStore
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
 
+    public event Action<string>? Changed;
+
     public ValueTask CreateAsync(ApprovalRequest request, DateTimeOffset keepUntil, CancellationToken cancellationToken)
     {
         lock (_lock)
@@ -115,8 +117,10 @@ public sealed class InMemoryApprovalStore : IApprovalStore
 
             e.Status = ApprovalStatus.Expired;
             e.DecidedAt = now;
-            return ValueTask.FromResult(new ApprovalChange(ApprovalChangeStatus.Applied, e.Status));
         }
+
+        Changed?.Invoke(id);
+        return ValueTask.FromResult(new ApprovalChange(ApprovalChangeStatus.Applied, ApprovalStatus.Expired));
     }
 
     public ValueTask<ApprovalChange> ConsumeAsync(string id, string tokenId, DateTimeOffset now, CancellationToken cancellationToken) =>
@@ -135,6 +139,7 @@ public sealed class InMemoryApprovalStore : IApprovalStore
     // Shared checks: unknown, and expired (a pending or approved request past its expiry changes no more).
     private ValueTask<ApprovalChange> Change(string id, DateTimeOffset now, Func<Entry, ApprovalChange> change)
     {
+        ApprovalChange result;
         lock (_lock)
         {
             if (!_entries.TryGetValue(id, out var e))
@@ -147,8 +152,16 @@ public sealed class InMemoryApprovalStore : IApprovalStore
                 return ValueTask.FromResult(new ApprovalChange(ApprovalChangeStatus.Expired, ApprovalStatus.Expired));
             }
 
-            return ValueTask.FromResult(change(e));
+            result = change(e);
         }
+
+        // Outside the lock: waiters woken here read the store again.
+        if (result.Outcome == ApprovalChangeStatus.Applied)
+        {
+            Changed?.Invoke(id);
+        }
+
+        return ValueTask.FromResult(result);
     }
 
     private sealed class Entry(ApprovalRequest request, DateTimeOffset keepUntil)

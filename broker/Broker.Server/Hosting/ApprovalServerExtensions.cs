@@ -17,6 +17,7 @@ internal static class ApprovalServerExtensions
 
         services.TryAddSingleton<IApprovalStore, InMemoryApprovalStore>();
         services.AddSingleton<ApprovalService>();
+        services.AddSingleton<ApprovalWakeups>();
         services.AddSingleton<ApprovalSweeper>();
         services.AddHostedService(sp => sp.GetRequiredService<ApprovalSweeper>());
         return services;

@@ -1,4 +1,5 @@
 using Broker.Core;
+using Broker.Core.Approvals;
 using Broker.Core.Attestation;
 using Broker.Core.Errors;
 using Broker.Core.Issuance;
@@ -13,15 +14,20 @@ namespace Broker.Server.Services;
 /// <summary>Thin adapter from the wire contract to <see cref="CredentialIssuer"/>.</summary>
 internal sealed class CredentialGrpcService : CredentialService.CredentialServiceBase
 {
-    /// <summary>How often a waiting agent's approval is looked up in shared state (any node may record the vote).</summary>
-    internal static readonly TimeSpan ApprovalPollInterval = TimeSpan.FromMilliseconds(200);
+    /// <summary>
+    /// How often a waiting agent's approval is read again without a change notification (any
+    /// node may record the vote; notifications are best effort).
+    /// </summary>
+    internal static readonly TimeSpan ApprovalPollInterval = TimeSpan.FromSeconds(2);
 
     private readonly CredentialIssuer _issuer;
+    private readonly ApprovalWakeups _wakeups;
     private readonly TimeProvider _time;
 
-    public CredentialGrpcService(CredentialIssuer issuer, TimeProvider time)
+    public CredentialGrpcService(CredentialIssuer issuer, ApprovalWakeups wakeups, TimeProvider time)
     {
         _issuer = issuer;
+        _wakeups = wakeups;
         _time = time;
     }
 
@@ -76,9 +82,11 @@ internal sealed class CredentialGrpcService : CredentialService.CredentialServic
         var identity = await _issuer.AttestWaiterAsync(ToEvidence(request.Attestation, context), call, context.CancellationToken);
         var sentVotes = -1;
 
-        // Polls shared state, so the vote may land on any node and the agent may reconnect to any node.
+        // Reads shared state on every change notification (and now and then without one), so the
+        // vote may land on any node and the agent may reconnect to any node.
         while (true)
         {
+            var changed = _wakeups.NextChange(request.ApprovalId);
             var progress = await _issuer.CheckApprovalAsync(request.ApprovalId, identity, call, context.CancellationToken);
             var approval = progress.Record.Request;
             if (progress.Credential is { } issued)
@@ -95,7 +103,13 @@ internal sealed class CredentialGrpcService : CredentialService.CredentialServic
 
             var untilExpiry = approval.ExpiresAt - _time.GetUtcNow();
             var wait = untilExpiry > TimeSpan.Zero && untilExpiry < ApprovalPollInterval ? untilExpiry : ApprovalPollInterval;
-            await Task.Delay(wait, _time, context.CancellationToken);
+            using (var poll = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken))
+            {
+                await Task.WhenAny(changed, Task.Delay(wait, _time, poll.Token));
+                await poll.CancelAsync();
+            }
+
+            context.CancellationToken.ThrowIfCancellationRequested();
         }
     }
 

@@ -13,6 +13,9 @@ public abstract class ApprovalStoreContract
 
     protected abstract IApprovalStore CreateStore();
 
+    /// <summary>Another view of the same state, as another node would have it.</summary>
+    protected abstract IApprovalStore PeerOf(IApprovalStore store);
+
     private async Task<ApprovalRequest> CreateAsync(IApprovalStore store, int quorum = 1, TimeSpan? validity = null)
     {
         var now = Time.GetUtcNow();
@@ -125,17 +128,49 @@ public abstract class ApprovalStoreContract
         Assert.Equal(ApprovalChangeStatus.Applied, (await store.ExpireAsync(lapsing.Id, Time.GetUtcNow(), default)).Outcome);
         Assert.DoesNotContain(lapsing.Id, await store.ListLapsedAsync(Time.GetUtcNow(), 100, default));
     }
+
+    [Fact]
+    public async Task Applied_changes_are_announced_to_every_node_and_refused_ones_are_not()
+    {
+        var store = CreateStore();
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        PeerOf(store).Changed += seen.Enqueue;
+        var approved = await CreateAsync(store);
+        var untouched = await CreateAsync(store);
+
+        Assert.Equal(ApprovalChangeStatus.Applied, (await store.ApproveAsync(approved.Id, "bob", [0], Time.GetUtcNow(), default)).Outcome);
+        Assert.NotEqual(ApprovalChangeStatus.Applied, (await store.ApproveAsync(untouched.Id + "x", "bob", [0], Time.GetUtcNow(), default)).Outcome);
+        Assert.Equal(ApprovalChangeStatus.Applied, (await store.ConsumeAsync(approved.Id, "tok", Time.GetUtcNow(), default)).Outcome);
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (seen.Count(id => id == approved.Id) < 2 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.Equal(2, seen.Count(id => id == approved.Id));
+        Assert.DoesNotContain(untouched.Id, seen);
+        Assert.DoesNotContain(untouched.Id + "x", seen);
+    }
 }
 
 public sealed class InMemoryApprovalStoreTests : ApprovalStoreContract
 {
     protected override IApprovalStore CreateStore() => new InMemoryApprovalStore();
+
+    protected override IApprovalStore PeerOf(IApprovalStore store) => store;
 }
 
 [Collection(RedisCollection.Name)]
 public sealed class RedisApprovalStoreTests(RedisFixture redis) : ApprovalStoreContract
 {
-    protected override IApprovalStore CreateStore() => new RedisApprovalStore(redis.Connection, new RedisKeys(RedisFixture.NewPrefix()));
+    private RedisKeys _keys = new(RedisFixture.NewPrefix());
+
+    protected override IApprovalStore CreateStore() => new RedisApprovalStore(redis.Connection, _keys = new RedisKeys(RedisFixture.NewPrefix()));
+
+    /// <summary>A second connection, as another node has.</summary>
+    protected override IApprovalStore PeerOf(IApprovalStore store) =>
+        new RedisApprovalStore(StackExchange.Redis.ConnectionMultiplexer.Connect(redis.Server.Configuration), _keys);
 
     /// <summary>
     /// With replicas required and none attached (this Redis has none), a new request and a
