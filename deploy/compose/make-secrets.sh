@@ -3,6 +3,7 @@
 #   secrets/signing.pem                 token-signing key (EC P-256), shared by every node
 #   secrets/audit-checkpoint.key.pem    audit checkpoint key (never the signing key); .pub.pem for verify
 #   secrets/tls.crt, tls.key, ca.crt    TLS for the brokers (SANs broker, broker-1..3, localhost)
+#   secrets/resource-server.crt, .key   TLS for the sample resource server (SANs resource-server, localhost)
 #   secrets/trust.key.pem               stand-in for SPIRE: signs JWT-SVIDs of compose.local.test
 #   policy/bundles/compose.local.test.jwks   that trust domain's JWT bundle, read by the policy
 # Existing files are kept (delete secrets/ to start over). In production these come from your
@@ -30,6 +31,15 @@ if [ ! -f secrets/tls.crt ]; then
   rm -f secrets/tls.csr secrets/tls.ext secrets/ca.srl
 fi
 
+if [ ! -f secrets/resource-server.crt ]; then
+  ec_key secrets/resource-server.key
+  openssl req -new -key secrets/resource-server.key -subj "/CN=resource-server" -out secrets/resource-server.csr 2>/dev/null
+  printf 'subjectAltName=DNS:resource-server,DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >secrets/resource-server.ext
+  openssl x509 -req -in secrets/resource-server.csr -CA secrets/ca.crt -CAkey secrets/ca.key -CAcreateserial \
+    -days 365 -extfile secrets/resource-server.ext -out secrets/resource-server.crt 2>/dev/null
+  rm -f secrets/resource-server.csr secrets/resource-server.ext secrets/ca.srl
+fi
+
 # JWT bundle of the trust domain: the public point of trust.key.pem as a JWK.
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 hex_to_b64url() { printf "$(sed 's/../\\x&/g' <<<"$1")" | b64url; }
@@ -37,8 +47,8 @@ point=$(openssl pkey -in secrets/trust.key.pem -pubout -outform DER | tail -c 65
 printf '{"keys":[{"kty":"EC","crv":"P-256","x":"%s","y":"%s","kid":"compose-trust-1","use":"jwt-svid","alg":"ES256"}]}\n' \
   "$(hex_to_b64url "${point:2:64}")" "$(hex_to_b64url "${point:66:64}")" >policy/bundles/compose.local.test.jwks
 
-# The broker runs as UID 1654 and reads these through bind mounts: demo keys are world-readable
+# The broker and the resource server run as UID 1654 and reads these through bind mounts: demo keys are world-readable
 # inside a folder only you can enter. Use real secret storage (Kubernetes Secrets, Vault) beyond a laptop.
-chmod 644 secrets/*.pem secrets/*.crt secrets/tls.key
+chmod 644 secrets/*.pem secrets/*.crt secrets/tls.key secrets/resource-server.key
 chmod 600 secrets/ca.key
 echo "secrets written to $(pwd)/secrets; trust bundle in $(pwd)/policy/bundles"

@@ -74,6 +74,23 @@ public sealed partial class DeployArtifactsTests
         {
             Assert.Contains($"broker/{project}/{project}.csproj", copied, StringComparison.Ordinal);
         }
+
+        // The sample resource server's stage: its own build with the SDK's project closure, a
+        // non-root runtime with a health check. The broker stays the last (default) stage.
+        var sample = Stage(instructions, "resource-server");
+        var sampleUser = Assert.Single(sample, i => i.Op == "USER").Args.Split(':')[0];
+        Assert.True(int.TryParse(sampleUser, out var sampleUid) && sampleUid > 0, "the resource server runs as a numeric non-root UID");
+        Assert.Contains("/healthz", Assert.Single(sample, i => i.Op == "HEALTHCHECK").Args, StringComparison.Ordinal);
+        Assert.Contains("Broker.SampleResourceServer.dll", Assert.Single(sample, i => i.Op == "ENTRYPOINT").Args, StringComparison.Ordinal);
+        var sampleEnv = string.Join(' ', sample.Where(i => i.Op == "ENV").Select(i => i.Args));
+        Assert.Contains("Sample__HealthOnlyPort=8080", sampleEnv, StringComparison.Ordinal);
+        Assert.Contains("Kestrel__Endpoints__Health__Url=http://0.0.0.0:8080", sampleEnv, StringComparison.Ordinal);
+        var sampleBuild = string.Join(' ', Stage(instructions, "resource-server-build").Where(i => i.Op == "COPY").Select(i => i.Args));
+        Assert.Contains("samples/Broker.SampleResourceServer/Broker.SampleResourceServer.csproj", sampleBuild, StringComparison.Ordinal);
+        foreach (var project in ProjectClosure("Broker.ResourceServer").Distinct())
+        {
+            Assert.Contains($"broker/{project}/{project}.csproj", sampleBuild, StringComparison.Ordinal);
+        }
     }
 
     // ---- Kubernetes -------------------------------------------------------------------
@@ -281,6 +298,37 @@ public sealed partial class DeployArtifactsTests
             var secrets = ((List<object>)broker["secrets"]).Cast<string>().ToHashSet();
             Assert.Superset(new HashSet<string> { "broker-signing-key", "broker-audit-checkpoint-key" }, secrets);
         }
+
+        // The sample resource server: the Dockerfile's resource-server stage, health-checked,
+        // trusting the brokers' issuer and following revocations from the brokers' alias.
+        var resourceServer = Service("resource-server");
+        var build = (Dictionary<object, object>)resourceServer["build"];
+        Assert.Equal("deploy/container/Dockerfile", build["dockerfile"]);
+        Assert.Equal("../..", build["context"]);
+        Assert.NotEmpty(Stage(DockerInstructions(Path.Combine(DeployDir, "container", "Dockerfile")), (string)build["target"]));
+        Assert.NotEmpty(Flatten(((Dictionary<object, object>)resourceServer["healthcheck"])["test"]));
+        Assert.Equal("true", resourceServer["read_only"].ToString());
+        Assert.Superset(brokers.Cast<object>().ToHashSet(), ((Dictionary<object, object>)resourceServer["depends_on"]).Keys.ToHashSet());
+
+        var rsEnv = ((Dictionary<object, object>)resourceServer["environment"]).ToDictionary(e => (string)e.Key, e => e.Value?.ToString() ?? "");
+        var brokerEnv = ((Dictionary<object, object>)Service("broker-1")["environment"]).ToDictionary(e => (string)e.Key, e => e.Value?.ToString() ?? "");
+        Assert.Equal(brokerEnv["Broker__Issuer"], rsEnv["Sample__Issuer"]);
+        var revocationAddress = new Uri(rsEnv["Sample__RevocationAddress"]);
+        Assert.Equal("https", revocationAddress.Scheme);
+        Assert.Equal(new Uri(brokerEnv["Kestrel__Endpoints__Grpc__Url"]).Port, revocationAddress.Port);
+        foreach (var name in brokers)
+        {
+            var networks = (Dictionary<object, object>)Service(name)["networks"];
+            var aliases = (List<object>)((Dictionary<object, object>)networks["default"])["aliases"];
+            Assert.Contains(revocationAddress.Host, aliases.Cast<string>());
+            Assert.Contains(new Uri(rsEnv["Sample__Issuer"]).Host, aliases.Cast<string>());
+        }
+
+        var rsAudience = rsEnv["Sample__Audience"];
+        Assert.Contains($"audiences: [{rsAudience}]", File.ReadAllText(Path.Combine(composeDir, "policy", "policy.yaml")), StringComparison.Ordinal);
+        var declaredSecrets = ((Dictionary<object, object>)compose["secrets"]).Keys.Cast<string>().ToHashSet();
+        Assert.Subset(declaredSecrets, ((List<object>)resourceServer["secrets"]).Cast<string>().ToHashSet());
+        Assert.StartsWith("/run/secrets/", rsEnv["Sample__CaCertificatePath"], StringComparison.Ordinal);
 
         // The compose policy validates once make-secrets.sh has written its trust bundle.
         var policyDir = Directory.CreateTempSubdirectory("broker-compose-policy-").FullName;
@@ -581,6 +629,15 @@ public sealed partial class DeployArtifactsTests
         Assert.Equal("", current); // no dangling continuation
         return result;
     }
+
+    /// <summary>The instructions of the stage named <paramref name="name"/> (FROM ... AS name), up to the next FROM.</summary>
+    private static List<DockerInstruction> Stage(List<DockerInstruction> instructions, string name) =>
+        instructions
+            .SkipWhile(i => !(i.Op == "FROM" && i.Args.EndsWith(" AS " + name, StringComparison.OrdinalIgnoreCase)))
+            .Select((i, index) => (i, index))
+            .TakeWhile(x => x.index == 0 || x.i.Op != "FROM")
+            .Select(x => x.i)
+            .ToList();
 
     private static IEnumerable<string> ProjectClosure(string project)
     {
