@@ -28,12 +28,11 @@ public sealed class SampleOptions
     public int HealthOnlyPort { get; set; }
 
     /// <summary>
-    /// HTTPS for discovery, JWKS and the revocation stream, unless both brokers' addresses are
-    /// loopback (a cluster on this machine). There is no setting that turns it off elsewhere.
+    /// HTTPS for discovery, JWKS and the revocation stream, unless an address is plain http,
+    /// which <see cref="Problems"/> accepts only on loopback (a cluster on this machine). There is
+    /// no setting that turns it off.
     /// </summary>
-    public bool RequireHttpsMetadata =>
-        !(Uri.TryCreate(Issuer, UriKind.Absolute, out var issuer) && issuer.IsLoopback
-          && Uri.TryCreate(RevocationAddress, UriKind.Absolute, out var revocation) && revocation.IsLoopback);
+    public bool RequireHttpsMetadata => !(IsPlainHttp(Issuer) || IsPlainHttp(RevocationAddress));
 
     /// <summary>Every problem at once, each starting with its id; empty when the options are usable.</summary>
     public List<string> Problems()
@@ -74,6 +73,9 @@ public sealed class SampleOptions
 
         return problems;
     }
+
+    private static bool IsPlainHttp(string value) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttp;
 
     private static bool IsHttpUrl(string value, out Uri uri) =>
         Uri.TryCreate(value, UriKind.Absolute, out uri!) && (uri.Scheme == Uri.UriSchemeHttps || uri.Scheme == Uri.UriSchemeHttp);
