@@ -50,6 +50,9 @@ public sealed class RedisKeys
     /// <summary>Pending approval ids scored by expiry (ms), for listing.</summary>
     public RedisKey ApprovalsPending => _prefix + "approvals:pending";
 
+    /// <summary>Pub/sub channel announcing that risk changed somewhere (no payload): every node drops its cached risk views.</summary>
+    public string RiskChannel => _prefix + "risk:notify";
+
     /// <summary>Pub/sub channel announcing approval changes (the request id) to waiting agents on every node.</summary>
     public string ApprovalChannel => _prefix + "approvals:notify";
 }
