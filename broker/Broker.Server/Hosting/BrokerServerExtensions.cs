@@ -189,6 +189,7 @@ public static class BrokerServerExtensions
             }
         }
 
+        app.UseBrokerMetricsListener();
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapGrpcService<CredentialGrpcService>();

@@ -71,21 +71,42 @@ internal static class ObservabilityExtensions
         return builder;
     }
 
+    /// <summary>
+    /// With a dedicated metrics port, that listener answers the scrape path and nothing else, and
+    /// no other listener answers it. The choice is by the port the connection arrived on, never
+    /// by the Host header, which callers write. Runs before authentication and routing.
+    /// </summary>
+    public static WebApplication UseBrokerMetricsListener(this WebApplication app)
+    {
+        var settings = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BrokerOptions>>().Value.Observability;
+        if (string.IsNullOrEmpty(settings.PrometheusPath) || settings.MetricsPort is not { } port)
+        {
+            return app;
+        }
+
+        app.UseOpenTelemetryPrometheusScrapingEndpoint(http => http.Connection.LocalPort == port && http.Request.Path == settings.PrometheusPath);
+        app.Use((http, next) =>
+        {
+            if (http.Connection.LocalPort == port || http.Request.Path.StartsWithSegments(settings.PrometheusPath, StringComparison.Ordinal))
+            {
+                http.Response.StatusCode = StatusCodes.Status404NotFound;
+                return Task.CompletedTask;
+            }
+
+            return next(http);
+        });
+        return app;
+    }
+
     public static WebApplication MapBrokerObservability(this WebApplication app)
     {
         // Gauges read live node state; created once the state they observe exists.
         _ = app.Services.GetRequiredService<BrokerGauges>();
 
         var settings = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BrokerOptions>>().Value.Observability;
-        if (!string.IsNullOrEmpty(settings.PrometheusPath))
+        if (!string.IsNullOrEmpty(settings.PrometheusPath) && settings.MetricsPort is null)
         {
-            var endpoint = app.MapPrometheusScrapingEndpoint(settings.PrometheusPath);
-            if (settings.MetricsPort is { } port)
-            {
-                // Scrapes answer only on the metrics listener, so the NetworkPolicy can admit the
-                // monitoring namespace to that port alone.
-                endpoint.RequireHost($"*:{port}");
-            }
+            app.MapPrometheusScrapingEndpoint(settings.PrometheusPath);
         }
 
         return app;
@@ -102,6 +123,6 @@ public sealed class ObservabilitySettings
     /// <summary>Path of the Prometheus scrape endpoint on the HTTP listeners; empty turns it off.</summary>
     public string PrometheusPath { get; set; } = "/metrics";
 
-    /// <summary>When set, the scrape endpoint answers only on this port (a dedicated metrics listener).</summary>
+    /// <summary>When set, the scrape endpoint answers only on this port, which answers nothing else (a dedicated metrics listener).</summary>
     public int? MetricsPort { get; set; }
 }

@@ -166,9 +166,22 @@ public sealed class ObservabilityTests(RedisFixture redis) : IAsyncLifetime
         var onMetricsPort = await _http.GetAsync(new Uri($"http://127.0.0.1:{metricsPort}/metrics"));
         var onPublicPort = await _http.GetAsync(new Uri(node.HttpAddress + "/metrics"));
 
+        // The Host header is the caller's to write: it must not open the endpoint elsewhere.
+        using var forged = new HttpRequestMessage(HttpMethod.Get, new Uri(node.HttpAddress + "/metrics"));
+        forged.Headers.Host = $"127.0.0.1:{metricsPort}";
+        var forgedHost = await _http.SendAsync(forged);
+
+        // The metrics listener serves nothing but the scrape.
+        var otherOnMetricsPort = await _http.GetAsync(new Uri($"http://127.0.0.1:{metricsPort}/.well-known/jwks.json"));
+        var ssfOnMetricsPort = await _http.PostAsync(new Uri($"http://127.0.0.1:{metricsPort}/ssf/events"), new StringContent("x"));
+
         Assert.Equal(System.Net.HttpStatusCode.OK, onMetricsPort.StatusCode);
         Assert.Contains("broker_revocation_current", await onMetricsPort.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(System.Net.HttpStatusCode.NotFound, onPublicPort.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, forgedHost.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, otherOnMetricsPort.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, ssfOnMetricsPort.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await _http.GetAsync(new Uri(node.HttpAddress + "/.well-known/jwks.json"))).StatusCode);
     }
 
     private async Task<Dictionary<string, double>> ScrapeAsync(BrokerTestHost host)
