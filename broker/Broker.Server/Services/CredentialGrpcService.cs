@@ -86,7 +86,7 @@ internal sealed class CredentialGrpcService : CredentialService.CredentialServic
         // vote may land on any node and the agent may reconnect to any node.
         while (true)
         {
-            var changed = _wakeups.NextChange(request.ApprovalId);
+            using var wakeup = _wakeups.Register(request.ApprovalId);
             var progress = await _issuer.CheckApprovalAsync(request.ApprovalId, identity, call, context.CancellationToken);
             var approval = progress.Record.Request;
             if (progress.Credential is { } issued)
@@ -105,7 +105,7 @@ internal sealed class CredentialGrpcService : CredentialService.CredentialServic
             var wait = untilExpiry > TimeSpan.Zero && untilExpiry < ApprovalPollInterval ? untilExpiry : ApprovalPollInterval;
             using (var poll = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken))
             {
-                await Task.WhenAny(changed, Task.Delay(wait, _time, poll.Token));
+                await Task.WhenAny(wakeup.Changed, Task.Delay(wait, _time, poll.Token));
                 await poll.CancelAsync();
             }
 

@@ -395,6 +395,9 @@ public sealed class ApprovalClusterTests(RedisFixture redis) : IAsyncLifetime
         var pending = await PendingAsync(A, Ask("deploy-mine"));
         var other = A.WaitForApproval(new WaitForApprovalRequest { ApprovalId = pending.ApprovalId, Attestation = new AttestationProof { JwtSvid = _a.Svid("/agents/other") } }, deadline: DateTime.UtcNow + Bound);
         Assert.Equal("APPROVAL_NOT_YOURS", (await FinishAsync(other)).Refusal!.Reason);
+
+        // Refused waits leave no wake-up registration behind (agents choose the ids they send).
+        Assert.Equal(0, _a.Host.Services.GetRequiredService<Broker.Core.Approvals.ApprovalWakeups>().Watched);
     }
 
     private static async Task<string[]> AuditLinesAsync(BrokerTestHost host)
