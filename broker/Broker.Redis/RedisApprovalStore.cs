@@ -37,8 +37,8 @@ public sealed class RedisApprovalStore : IApprovalStore
             return {0, 'pending'}
           end
         end
+        -- Stays in the index until used, denied or expired, so an approval nobody uses is swept too.
         redis.call('HSET', KEYS[1], 'st', 'approved', 'dat', ARGV[1])
-        redis.call('ZREM', KEYS[2], ARGV[4])
         return {0, 'approved'}
         """;
 
@@ -62,11 +62,12 @@ public sealed class RedisApprovalStore : IApprovalStore
         return {0, 'expired'}
         """;
 
-    // KEYS: approval. ARGV: now ms, token id.
+    // KEYS: approval, pending index. ARGV: now ms, token id, id.
     private const string ConsumeScript = Prelude + "\n" + """
         if expired then return {3, 'expired'} end
         if st ~= 'approved' then return {2, st} end
         redis.call('HSET', KEYS[1], 'st', 'consumed', 'tok', ARGV[2])
+        redis.call('ZREM', KEYS[2], ARGV[3])
         return {0, 'consumed'}
         """;
 
@@ -140,7 +141,7 @@ public sealed class RedisApprovalStore : IApprovalStore
 
     public async ValueTask<IReadOnlyList<string>> ListLapsedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
     {
-        // The pending index holds requests until they are decided or marked expired.
+        // The index holds requests until they are used, denied or marked expired (approved ones too).
         var ids = await _redis.GetDatabase().SortedSetRangeByScoreAsync(_keys.ApprovalsPending, double.NegativeInfinity, Ms(now), Exclude.None, skip: 0, take: limit);
         return [.. ids.Select(id => id.ToString())];
     }
@@ -155,7 +156,7 @@ public sealed class RedisApprovalStore : IApprovalStore
         RunAsync(id, ExpireScript, [_keys.Approval(id), _keys.ApprovalsPending], [Ms(now), id]);
 
     public ValueTask<ApprovalChange> ConsumeAsync(string id, string tokenId, DateTimeOffset now, CancellationToken cancellationToken) =>
-        RunAsync(id, ConsumeScript, [_keys.Approval(id)], [Ms(now), tokenId]);
+        RunAsync(id, ConsumeScript, [_keys.Approval(id), _keys.ApprovalsPending], [Ms(now), tokenId, id]);
 
     private async ValueTask<ApprovalChange> RunAsync(string id, string script, RedisKey[] keys, RedisValue[] args)
     {

@@ -18,7 +18,7 @@ public interface IApprovalStore
     /// <summary>Requests still pending at <paramref name="now"/>, soonest to expire first.</summary>
     ValueTask<IReadOnlyList<ApprovalRecord>> ListPendingAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
 
-    /// <summary>Ids of requests still marked pending whose expiry has passed by <paramref name="now"/> (nobody has looked at them since), oldest first.</summary>
+    /// <summary>Ids of requests still pending or approved-but-unused whose expiry has passed by <paramref name="now"/> and that nobody has marked expired yet, oldest first.</summary>
     ValueTask<IReadOnlyList<string>> ListLapsedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken);
 
     /// <summary>

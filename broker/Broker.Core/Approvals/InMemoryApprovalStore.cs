@@ -53,7 +53,7 @@ public sealed class InMemoryApprovalStore : IApprovalStore
         lock (_lock)
         {
             IReadOnlyList<string> ids = _entries.Values
-                .Where(e => e.Status == ApprovalStatus.Pending && e.Request.ExpiresAt <= now)
+                .Where(e => e.Status is ApprovalStatus.Pending or ApprovalStatus.Approved && e.Request.ExpiresAt <= now)
                 .OrderBy(e => e.Request.ExpiresAt)
                 .Take(limit)
                 .Select(e => e.Request.Id)

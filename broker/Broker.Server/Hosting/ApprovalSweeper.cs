@@ -12,7 +12,7 @@ namespace Broker.Server.Hosting;
 internal sealed partial class ApprovalSweeper(ApprovalService approvals, IOptions<BrokerOptions> options, ILogger<ApprovalSweeper> logger) : BackgroundService
 {
     /// <summary>More than this many requests per pass are left for the next pass; the gauge then reads this many.</summary>
-    private const int Limit = 10_000;
+    private const int Limit = 1_000;
 
     private long _pending = -1;
 
@@ -30,11 +30,12 @@ internal sealed partial class ApprovalSweeper(ApprovalService approvals, IOption
                 var pending = await approvals.ListAsync(Limit, stoppingToken);
                 Interlocked.Exchange(ref _pending, pending.Count);
             }
-            catch (BrokerException ex)
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
-                // Unknown is reported as absent, not as zero; the next pass tries again.
+                // Unknown is reported as absent, not as zero; the next pass tries again. Nothing
+                // here may stop the host.
                 Interlocked.Exchange(ref _pending, -1);
-                Log.SweepFailed(logger, ex.Reason);
+                Log.SweepFailed(logger, ex is BrokerException broker ? broker.Reason : ex.GetType().Name, ex is BrokerException ? null : ex);
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
@@ -43,6 +44,6 @@ internal sealed partial class ApprovalSweeper(ApprovalService approvals, IOption
     private static partial class Log
     {
         [LoggerMessage(EventId = 7100, Level = LogLevel.Warning, Message = "Approval sweep failed: {Reason}; retrying next pass")]
-        public static partial void SweepFailed(ILogger logger, string reason);
+        public static partial void SweepFailed(ILogger logger, string reason, Exception? exception);
     }
 }

@@ -9,6 +9,11 @@ public static class StartupValidation
     public static IReadOnlyList<string> Problems(BrokerOptions options)
     {
         var problems = new List<string>();
+        if (options.Approvals.SweepInterval <= TimeSpan.Zero)
+        {
+            problems.Add("BRK1013: Broker:Approvals:SweepInterval must be a positive duration, e.g. 00:00:10.");
+        }
+
         if (options.Dev)
         {
             return problems;

@@ -116,6 +116,11 @@ public abstract class ApprovalStoreContract
         var live = await CreateAsync(store, validity: TimeSpan.FromMinutes(10));
         var denied = await CreateAsync(store, validity: TimeSpan.FromSeconds(30));
         await store.DenyAsync(denied.Id, "bob", "no", Time.GetUtcNow(), default);
+        var unused = await CreateAsync(store, validity: TimeSpan.FromSeconds(30));
+        await store.ApproveAsync(unused.Id, "bob", [0], Time.GetUtcNow(), default);
+        var used = await CreateAsync(store, validity: TimeSpan.FromSeconds(30));
+        await store.ApproveAsync(used.Id, "bob", [0], Time.GetUtcNow(), default);
+        await store.ConsumeAsync(used.Id, "tok", Time.GetUtcNow(), default);
 
         Assert.DoesNotContain(lapsing.Id, await store.ListLapsedAsync(Time.GetUtcNow(), 100, default));
         Time.Advance(TimeSpan.FromMinutes(1));
@@ -124,6 +129,8 @@ public abstract class ApprovalStoreContract
         Assert.Contains(lapsing.Id, lapsed);
         Assert.DoesNotContain(live.Id, lapsed);
         Assert.DoesNotContain(denied.Id, lapsed);
+        Assert.Contains(unused.Id, lapsed);
+        Assert.DoesNotContain(used.Id, lapsed);
 
         Assert.Equal(ApprovalChangeStatus.Applied, (await store.ExpireAsync(lapsing.Id, Time.GetUtcNow(), default)).Outcome);
         Assert.DoesNotContain(lapsing.Id, await store.ListLapsedAsync(Time.GetUtcNow(), 100, default));

@@ -29,6 +29,17 @@ public sealed class StartupTests
         Assert.Equal(accepted, !problems.Any(p => p.StartsWith("BRK1001", StringComparison.Ordinal)));
     }
 
+    [Theory]
+    [InlineData("00:00:00", true)]
+    [InlineData("-00:00:01", true)]
+    [InlineData("00:00:10", false)]
+    public void A_non_positive_approval_sweep_interval_is_refused_even_in_dev(string interval, bool refused)
+    {
+        var options = new BrokerOptions { Dev = true, Approvals = { SweepInterval = TimeSpan.Parse(interval, System.Globalization.CultureInfo.InvariantCulture) } };
+
+        Assert.Equal(refused, StartupValidation.Problems(options).Any(p => p.StartsWith("BRK1013", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public async Task Server_process_refuses_to_start_without_redis_and_trust_and_says_why()
     {
