@@ -146,6 +146,7 @@ public sealed partial class DeployArtifactsTests
         // outage never restarts the fleet. Both names are ones the broker answers.
         Assert.False(Map(Map(container, "readinessProbe"), "grpc").Children.ContainsKey("service"));
         Assert.Equal(Broker.Server.Hosting.HealthServices.Liveness, Str(Map(Map(container, "livenessProbe"), "grpc")["service"]));
+        Assert.Equal(Broker.Server.Hosting.HealthServices.Liveness, Str(Map(Map(container, "startupProbe"), "grpc")["service"]));
 
         // Prometheus scrapes a dedicated listener the broker confines /metrics to.
         var metricsUrl = new Uri(EnvValue("Kestrel__Endpoints__Metrics__Url"));
