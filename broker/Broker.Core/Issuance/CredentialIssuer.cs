@@ -64,23 +64,34 @@ public sealed partial class CredentialIssuer
     }
 
     /// <summary>Issues a credential, or, when the request names a gated scope, opens an approval request and answers pending.</summary>
-    public async Task<IssueOutcome> IssueAsync(IssueRequest request, CancellationToken cancellationToken)
+    public Task<IssueOutcome> IssueAsync(IssueRequest request, CancellationToken cancellationToken) =>
+        ObservedAsync(request, null, async activity =>
+        {
+            var policy = _policy.Current;
+            var identity = await AttestAsync(request.Evidence, request.Context, policy.Digest, cancellationToken);
+            activity?.SetTag("broker.agent", identity.WorkloadId);
+            return await IssueOrRefuseAsync(request, identity, policy, null, cancellationToken);
+        });
+
+    /// <summary>
+    /// One issuance as operators see it: a <c>broker.issue</c> span and the issuance histogram by
+    /// phase and outcome (issued, pending, refused, cancelled, error).
+    /// </summary>
+    private async Task<IssueOutcome> ObservedAsync(IssueRequest request, string? approvalId, Func<System.Diagnostics.Activity?, Task<IssueOutcome>> issue)
     {
         var phase = request.Phase?.ToWire() ?? "unspecified";
         using var activity = BrokerActivity.Source.StartActivity("broker.issue");
         activity?.SetTag("broker.phase", phase);
         activity?.SetTag("broker.task_id", AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength));
+        activity?.SetTag("broker.approval_id", approvalId);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var outcome = "error";
         try
         {
-            var policy = _policy.Current;
-            var identity = await AttestAsync(request.Evidence, request.Context, policy.Digest, cancellationToken);
-            activity?.SetTag("broker.agent", identity.WorkloadId);
-            var result = await IssueOrRefuseAsync(request, identity, policy, null, cancellationToken);
+            var result = await issue(activity);
             outcome = result.Pending is null ? "issued" : "pending";
             activity?.SetTag("broker.token_id", result.Credential?.TokenId);
-            activity?.SetTag("broker.approval_id", result.Pending?.Id);
+            activity?.SetTag("broker.approval_id", result.Pending?.Id ?? approvalId);
             return result;
         }
         catch (BrokerException ex)
@@ -88,6 +99,12 @@ public sealed partial class CredentialIssuer
             outcome = "refused";
             activity?.SetTag("broker.reason", ex.Reason);
             activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.Reason);
+            throw;
+        }
+        catch (OperationCanceledException)
+        {
+            // The caller went away (deadline or cancel): not a broker fault.
+            outcome = "cancelled";
             throw;
         }
         finally
@@ -142,7 +159,11 @@ public sealed partial class CredentialIssuer
             approval.PopPublicKeyJwk,
             approval.Justification,
             context);
-        var outcome = await IssueOrRefuseAsync(request, identity, _policy.Current, record, cancellationToken);
+        var outcome = await ObservedAsync(request, approval.Id, activity =>
+        {
+            activity?.SetTag("broker.agent", identity.WorkloadId);
+            return IssueOrRefuseAsync(request, identity, _policy.Current, record, cancellationToken);
+        });
         return new ApprovalProgress(record, outcome.Credential);
     }
 
@@ -233,6 +254,15 @@ public sealed partial class CredentialIssuer
         var justification = RequestValidator.ValidateText(request.Justification, "justification", IssuanceOptions.MaxJustificationLength);
         var jkt = string.IsNullOrEmpty(request.PopPublicKeyJwk) ? null : ProofOfPossessionKey.Thumbprint(request.PopPublicKeyJwk);
 
+        // A revoked task is ended even when the task record saying so was lost (a Redis failover
+        // can drop that write; the revocation itself waited for replicas). The index answers in
+        // O(1) from memory, before a revoked task can reach risk, approvers or shared state.
+        if (_revocations.Index.IsRevoked(new Broker.Revocation.TokenFacts("", identity.WorkloadId, request.TaskId, phase.ToWire(), _time.GetUtcNow()), out var revokedBy)
+            && revokedBy == Broker.Revocation.RevocationKind.Task)
+        {
+            throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
+        }
+
         var phaseRule = PolicyDecision.Authorize(policy, identity.WorkloadId, phase, scopes, request.Audience);
         await _risk.CheckAsync(identity.WorkloadId, request.TaskId, phase, phaseRule, cancellationToken);
         var maxTtl = phaseRule.MaxTtl < _options.MaxTokenLifetime ? phaseRule.MaxTtl : _options.MaxTokenLifetime;
@@ -300,15 +330,6 @@ public sealed partial class CredentialIssuer
             ApprovalId = approved?.Request.Id,
             ApprovalDigest = approved?.Request.Digest,
         };
-
-        // A revoked task is ended even when the task record saying so was lost (a Redis failover
-        // can drop that write; the revocation itself waited for replicas): the index is
-        // authoritative, and answers in O(1) from memory.
-        if (_revocations.Index.IsRevoked(new Broker.Revocation.TokenFacts(claims.TokenId, identity.WorkloadId, request.TaskId, phase.ToWire(), claims.IssuedAt), out var revokedBy)
-            && revokedBy == Broker.Revocation.RevocationKind.Task)
-        {
-            throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
-        }
 
         if (approved is not null)
         {

@@ -32,6 +32,7 @@ public sealed partial class RevocationFeed : BackgroundService
     private string? _cursor;
     private string? _epoch;
     private bool _lost;
+    private bool _caughtUp;
     private volatile IssuanceFreeze? _freeze;
     private long _confirmedAtTicks;
     private DateTimeOffset _lastPrune;
@@ -105,12 +106,18 @@ public sealed partial class RevocationFeed : BackgroundService
     /// <summary>Reads the log now; true when the node is current afterwards.</summary>
     public async Task<bool> SyncAsync(CancellationToken cancellationToken)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             while (true)
             {
-                var started = System.Diagnostics.Stopwatch.GetTimestamp();
-                var page = await _store.ReadAfterAsync(_cursor, PageSize, cancellationToken);
+                started = System.Diagnostics.Stopwatch.GetTimestamp();
+                RevocationPage page;
+                using (BrokerActivity.Source.StartActivity("broker.state revocation.read", System.Diagnostics.ActivityKind.Client))
+                {
+                    page = await _store.ReadAfterAsync(_cursor, PageSize, cancellationToken);
+                }
+
                 _metrics.StateCall("revocation.read", succeeded: true, System.Diagnostics.Stopwatch.GetElapsedTime(started));
                 if (page.Epoch is null)
                 {
@@ -145,6 +152,7 @@ public sealed partial class RevocationFeed : BackgroundService
                 _freeze = page.Freeze;
                 if (page.Entries.Count < PageSize)
                 {
+                    _caughtUp = true;
                     break;
                 }
             }
@@ -155,7 +163,7 @@ public sealed partial class RevocationFeed : BackgroundService
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            _metrics.StateCall("revocation.read", succeeded: false, TimeSpan.Zero);
+            _metrics.StateCall("revocation.read", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
             Log.ReadFailed(_logger, ex);
             return false;
         }
@@ -204,9 +212,9 @@ public sealed partial class RevocationFeed : BackgroundService
         var now = _time.GetUtcNow();
         var applied = new List<RevocationEntry>(entries.Count);
 
-        // A read from the start (node start, epoch rebuild) replays old entries: their age is
-        // not propagation lag.
-        var incremental = _cursor is not null;
+        // A read from the start (node start, epoch rebuild) replays old entries, page after
+        // page: their age is not propagation lag. Only entries read once caught up count.
+        var incremental = _caughtUp;
         lock (_liveLock)
         {
             foreach (var entry in entries)
@@ -240,6 +248,7 @@ public sealed partial class RevocationFeed : BackgroundService
             Index.Clear();
             _live.Clear();
             _cursor = null;
+            _caughtUp = false;
         }
 
         Reset?.Invoke();

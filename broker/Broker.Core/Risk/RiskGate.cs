@@ -40,6 +40,7 @@ public sealed partial class RiskGate
         var stance = rule.OnUnknownRisk ?? RiskLevels.DefaultStance(phase);
         RiskView view;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        using var activity = BrokerActivity.Source.StartActivity("broker.state risk.get", System.Diagnostics.ActivityKind.Client);
         try
         {
             view = await _store.GetAsync(workloadId, taskId, _time.GetUtcNow(), cancellationToken);
