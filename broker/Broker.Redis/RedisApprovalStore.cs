@@ -10,7 +10,7 @@ namespace Broker.Redis;
 /// as JSON and never rewritten; votes, decisions and consumption are one Lua script each, so a
 /// vote is counted once and an approval is consumed by exactly one caller.
 /// </summary>
-public sealed class RedisApprovalStore : IApprovalStore
+public sealed class RedisApprovalStore : IApprovalStore, IDisposable
 {
     // Hash fields: req (request JSON), st (status), exp (expiry ms), gn (gates), q<i> (quorum of
     // gate i), c<i> (votes toward gate i), v:<approver> ("ms|gate,gate"), by, why, dat (decided
@@ -73,23 +73,23 @@ public sealed class RedisApprovalStore : IApprovalStore
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
-    private readonly RedisRevocationOptions _replication;
+    private readonly RedisDurableWrites _durable;
     private readonly RedisChannel _changes;
 
-    public RedisApprovalStore(IConnectionMultiplexer redis, RedisKeys keys, RedisRevocationOptions? replication = null)
+    public RedisApprovalStore(IConnectionMultiplexer redis, RedisKeys keys, RedisDurableWrites durable)
     {
         _redis = redis;
         _keys = keys;
-        _replication = replication ?? new RedisRevocationOptions();
+        _durable = durable;
         _changes = RedisChannel.Literal(keys.ApprovalChannel);
 
         // A hint only: waiters re-read the request, and still poll now and then.
-        redis.GetSubscriber().Subscribe(_changes, (_, id) => Changed?.Invoke(id.ToString()));
+        redis.GetSubscriber().Subscribe(_changes, OnChanged);
     }
 
     public event Action<string>? Changed;
 
-    public async ValueTask CreateAsync(ApprovalRequest request, DateTimeOffset keepUntil, CancellationToken cancellationToken)
+    public async ValueTask<bool> CreateAsync(ApprovalRequest request, DateTimeOffset keepUntil, CancellationToken cancellationToken)
     {
         var key = _keys.Approval(request.Id);
         var fields = new List<HashEntry>
@@ -104,17 +104,32 @@ public sealed class RedisApprovalStore : IApprovalStore
             fields.Add(new HashEntry("q" + i.ToString(CultureInfo.InvariantCulture), request.Gates[i].Quorum));
         }
 
-        var tx = _redis.GetDatabase().CreateTransaction();
-        tx.AddCondition(Condition.KeyNotExists(key));
-        _ = tx.HashSetAsync(key, [.. fields]);
-        _ = tx.KeyExpireAsync(key, keepUntil.UtcDateTime);
-        _ = tx.SortedSetAddAsync(_keys.ApprovalsPending, request.Id, Ms(request.ExpiresAt));
-        if (!await tx.ExecuteAsync())
+        bool created;
+        var confirmed = true;
+        try
+        {
+            created = await _durable.WriteAsync("approval request", db =>
+            {
+                var tx = db.CreateTransaction();
+                tx.AddCondition(Condition.KeyNotExists(key));
+                _ = tx.HashSetAsync(key, [.. fields]);
+                _ = tx.KeyExpireAsync(key, keepUntil.UtcDateTime);
+                _ = tx.SortedSetAddAsync(_keys.ApprovalsPending, request.Id, Ms(request.ExpiresAt));
+                return tx.ExecuteAsync();
+            });
+        }
+        catch (ReplicationUnconfirmedException ex)
+        {
+            created = (bool)ex.Result!;
+            confirmed = false;
+        }
+
+        if (!created)
         {
             throw new InvalidOperationException("Approval id collision.");
         }
 
-        await ReplicaAcknowledgement.EnsureAsync(_redis, _replication, "approval request");
+        return confirmed;
     }
 
     public async ValueTask<ApprovalRecord?> GetAsync(string id, CancellationToken cancellationToken)
@@ -160,7 +175,19 @@ public sealed class RedisApprovalStore : IApprovalStore
 
     private async ValueTask<ApprovalChange> RunAsync(string id, string script, RedisKey[] keys, RedisValue[] args)
     {
-        var result = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(script, keys, args))!;
+        RedisResult[] result;
+        var confirmed = true;
+        try
+        {
+            result = (RedisResult[])(await _durable.WriteAsync("approval decision", db => db.ScriptEvaluateAsync(script, keys, args)))!;
+        }
+        catch (ReplicationUnconfirmedException ex)
+        {
+            // In force on the primary, not yet on replicas: the caller audits it and says so.
+            result = (RedisResult[])((RedisResult)ex.Result!)!;
+            confirmed = false;
+        }
+
         var outcome = (int)result[0] switch
         {
             0 => ApprovalChangeStatus.Applied,
@@ -170,16 +197,22 @@ public sealed class RedisApprovalStore : IApprovalStore
             _ => ApprovalChangeStatus.AlreadyVoted,
         };
         var status = (string?)result[1];
-        if (outcome == ApprovalChangeStatus.Applied)
+        if (outcome != ApprovalChangeStatus.Applied)
         {
-            // A vote, denial or use lost in a failover could let a denied request be approved
-            // again or a single-use approval be used twice.
-            await ReplicaAcknowledgement.EnsureAsync(_redis, _replication, "approval decision");
-            await _redis.GetSubscriber().PublishAsync(_changes, id, CommandFlags.FireAndForget);
+            // Nothing was written, so there is nothing to confirm.
+            return new ApprovalChange(outcome, string.IsNullOrEmpty(status) ? null : ApprovalStatusNames.Parse(status));
         }
 
-        return new ApprovalChange(outcome, string.IsNullOrEmpty(status) ? null : ApprovalStatusNames.Parse(status));
+        await _redis.GetSubscriber().PublishAsync(_changes, id, CommandFlags.FireAndForget);
+
+        // A vote, denial or use lost in a failover could let a denied request be approved again
+        // or a single-use approval be used twice: the caller is told when it is not confirmed.
+        return new ApprovalChange(outcome, string.IsNullOrEmpty(status) ? null : ApprovalStatusNames.Parse(status), confirmed);
     }
+
+    public void Dispose() => _redis.GetSubscriber().Unsubscribe(_changes, OnChanged);
+
+    private void OnChanged(RedisChannel channel, RedisValue id) => Changed?.Invoke(id.ToString());
 
     private static ApprovalRecord Parse(HashEntry[] entries)
     {

@@ -51,17 +51,17 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         """;
 
     private readonly IConnectionMultiplexer _redis;
-    private readonly RedisRevocationOptions _options;
+    private readonly RedisDurableWrites _durable;
     private readonly RedisKey _stream;
     private readonly RedisKey _epoch;
     private readonly RedisKey _freeze;
     private readonly RedisChannel _notify;
     private readonly ISubscriber _subscriber;
 
-    public RedisRevocationStore(IConnectionMultiplexer redis, RedisKeys keys, RedisRevocationOptions options)
+    public RedisRevocationStore(IConnectionMultiplexer redis, RedisKeys keys, RedisDurableWrites durable)
     {
         _redis = redis;
-        _options = options;
+        _durable = durable;
         _stream = keys.RevocationStream;
         _epoch = keys.RevocationEpoch;
         _freeze = keys.IssuanceFreeze;
@@ -77,18 +77,26 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         RedisResult result;
         try
         {
-            result = await _redis.GetDatabase().ScriptEvaluateAsync(
+            result = await _durable.WriteAsync("revocation", db => db.ScriptEvaluateAsync(
                 AppendScript,
                 [_stream, _epoch, _notify.ToString()],
-                drafts.Select(d => (RedisValue)RevocationJson.Serialize(d)).ToArray());
+                drafts.Select(d => (RedisValue)RevocationJson.Serialize(d)).ToArray()));
         }
         catch (RedisServerException ex) when (ex.Message.Contains("EPOCH_MISSING", StringComparison.Ordinal))
         {
             throw new RevocationStateLostException();
         }
+        catch (ReplicationUnconfirmedException ex)
+        {
+            throw new RevocationUnconfirmedException(Entries(drafts, (RedisResult)ex.Result!));
+        }
 
-        await ReplicaAcknowledgement.EnsureAsync(_redis, _options, "revocation");
-        var ids = (RedisResult[])result!;
+        return Entries(drafts, result);
+    }
+
+    private static List<RevocationEntry> Entries(IReadOnlyList<RevocationDraft> drafts, RedisResult appended)
+    {
+        var ids = (RedisResult[])appended!;
         return drafts.Select((d, i) => new RevocationEntry(ids[i].ToString(), d.Selector, d.Actor, d.Reason, d.RevokedAt, d.ExpiresAt)).ToList();
     }
 
@@ -117,27 +125,18 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
     public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, CancellationToken cancellationToken)
     {
         var epoch = Guid.NewGuid().ToString("N");
-        var id = (await _redis.GetDatabase().ScriptEvaluateAsync(
+        var id = (await _durable.WriteAsync("revocation epoch", db => db.ScriptEvaluateAsync(
             RestoreScript,
             [_stream, _epoch, _notify.ToString()],
-            [epoch, RevocationJson.Serialize(cutoff)])).ToString();
-        await ReplicaAcknowledgement.EnsureAsync(_redis, _options, "revocation");
+            [epoch, RevocationJson.Serialize(cutoff)]))).ToString();
         return (epoch, new RevocationEntry(id, cutoff.Selector, cutoff.Actor, cutoff.Reason, cutoff.RevokedAt, cutoff.ExpiresAt));
     }
 
     public async Task SetFreezeAsync(IssuanceFreeze? freeze, CancellationToken cancellationToken)
     {
-        var db = _redis.GetDatabase();
-        if (freeze is null)
-        {
-            await db.KeyDeleteAsync(_freeze);
-        }
-        else
-        {
-            await db.StringSetAsync(_freeze, JsonSerializer.Serialize(freeze));
-        }
-
-        await ReplicaAcknowledgement.EnsureAsync(_redis, _options, "revocation");
+        await _durable.WriteAsync("freeze", db => freeze is null
+            ? db.KeyDeleteAsync(_freeze)
+            : db.StringSetAsync(_freeze, JsonSerializer.Serialize(freeze)));
         await _subscriber.PublishAsync(_notify, "freeze");
     }
 

@@ -90,18 +90,19 @@ public sealed partial class ApprovalService
             now + gates.Min(g => g.Validity),
             gates.Select(g => new ApprovalGate(g.Scopes.Order(StringComparer.Ordinal).ToArray(), g.Approvers.Order(StringComparer.Ordinal).ToArray(), g.Quorum)).ToArray());
 
-        await SharedState.CallAsync(_metrics, "approval.create", () => _store.CreateAsync(approval, approval.ExpiresAt + Retention, cancellationToken));
+        var confirmed = await SharedState.CallAsync(_metrics, "approval.create", () => _store.CreateAsync(approval, approval.ExpiresAt + Retention, cancellationToken));
         await AuditOrFailAsync(Event(AuditEventTypes.ApprovalRequested, approval, request.Context.CorrelationId, AuditOutcomes.Success) with
         {
             Actor = identity.WorkloadId,
             AttestationKind = identity.Kind.ToString(),
             TrustSource = identity.TrustSource,
             ExpiresAt = approval.ExpiresAt,
-            Detail = AuditText.Bound(text, IssuanceOptions.MaxJustificationLength),
+            Detail = Unconfirmed(AuditText.Bound(text, IssuanceOptions.MaxJustificationLength), confirmed),
             Peer = request.Context.Peer,
         }, cancellationToken);
         Log.Requested(_logger, approval.Id, identity.WorkloadId, request.TaskId, string.Join(' ', sorted));
         _metrics.ApprovalTransition("opened");
+        ThrowIfUnconfirmed(confirmed, "approval request");
         return approval;
     }
 
@@ -178,7 +179,7 @@ public sealed partial class ApprovalService
             await AuditOrFailAsync(Event(AuditEventTypes.ApprovalApproved, request, context.CorrelationId, AuditOutcomes.Success) with
             {
                 Actor = approver.Actor,
-                Detail = change.Status == ApprovalStatus.Approved ? $"vote {votes}: quorum reached" : $"vote {votes}: waiting for more approvers",
+                Detail = Unconfirmed(change.Status == ApprovalStatus.Approved ? $"vote {votes}: quorum reached" : $"vote {votes}: waiting for more approvers", change.Confirmed),
                 Peer = context.Peer,
             }, cancellationToken);
             Log.Approved(_logger, id, approver.Name, change.Status == ApprovalStatus.Approved);
@@ -187,6 +188,7 @@ public sealed partial class ApprovalService
                 _metrics.ApprovalTransition("approved");
             }
 
+            ThrowIfUnconfirmed(change.Confirmed, "vote");
             return await GetAsync(id, context, cancellationToken);
         }
         catch (BrokerException ex) when (ex.Reason != BrokerErrors.AuditUnavailable && ex.Reason != BrokerErrors.StateUnavailable)
@@ -219,11 +221,12 @@ public sealed partial class ApprovalService
         {
             Actor = approver.Actor,
             Reason = BrokerErrors.ApprovalDenied,
-            Detail = AuditText.Bound(why, MaxReasonLength),
+            Detail = Unconfirmed(AuditText.Bound(why, MaxReasonLength), change.Confirmed),
             Peer = context.Peer,
         }, cancellationToken);
         Log.Denied(_logger, id, approver.Name);
         _metrics.ApprovalTransition("denied");
+        ThrowIfUnconfirmed(change.Confirmed, "denial");
         return await GetAsync(id, context, cancellationToken);
     }
 
@@ -237,9 +240,28 @@ public sealed partial class ApprovalService
         {
             Actor = identity.WorkloadId,
             TokenId = tokenId,
-            Detail = "approved by " + string.Join(", ", record.Votes.Select(v => "operator:" + v.Approver)),
+            Detail = Unconfirmed("approved by " + string.Join(", ", record.Votes.Select(v => "operator:" + v.Approver)), change.Confirmed),
             Peer = context.Peer,
         }, cancellationToken);
+
+        // Used up but maybe not on a replica: no token is handed out on it.
+        ThrowIfUnconfirmed(change.Confirmed, "use of the approval");
+    }
+
+    /// <summary>Marks an audit detail whose change Redis replicas did not confirm.</summary>
+    private static string? Unconfirmed(string? detail, bool confirmed) =>
+        confirmed ? detail : string.IsNullOrEmpty(detail) ? "replication unconfirmed" : detail + " (replication unconfirmed)";
+
+    /// <summary>
+    /// The change is in force and audited, but the configured replicas did not confirm it: the
+    /// caller hears UNAVAILABLE, never OK, because a failover could still lose it.
+    /// </summary>
+    private static void ThrowIfUnconfirmed(bool confirmed, string what)
+    {
+        if (!confirmed)
+        {
+            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, $"The {what} is recorded, but Redis replicas did not confirm it in time, so a failover could lose it. Check its state before retrying.");
+        }
     }
 
     /// <summary>The worst current risk level of the agent and task, or <c>unknown</c>.</summary>

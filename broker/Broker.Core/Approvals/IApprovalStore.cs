@@ -10,8 +10,11 @@ public interface IApprovalStore
     /// <summary>Raised on every node (best effort) after a request was approved, denied, expired or used on any node.</summary>
     event Action<string>? Changed;
 
-    /// <summary>Stores a new pending request; it is kept (for show and audit) until <paramref name="keepUntil"/>.</summary>
-    ValueTask CreateAsync(ApprovalRequest request, DateTimeOffset keepUntil, CancellationToken cancellationToken);
+    /// <summary>
+    /// Stores a new pending request; it is kept (for show and audit) until <paramref name="keepUntil"/>.
+    /// False when it is stored but the configured replicas did not confirm it (it may be lost in a failover).
+    /// </summary>
+    ValueTask<bool> CreateAsync(ApprovalRequest request, DateTimeOffset keepUntil, CancellationToken cancellationToken);
 
     ValueTask<ApprovalRecord?> GetAsync(string id, CancellationToken cancellationToken);
 
@@ -51,4 +54,5 @@ public enum ApprovalChangeStatus
 }
 
 /// <param name="Status">The request's status after the call (or as found, when refused).</param>
-public readonly record struct ApprovalChange(ApprovalChangeStatus Outcome, ApprovalStatus? Status);
+/// <param name="Confirmed">False when the change is in force but the configured replicas did not confirm it (it may be lost in a failover).</param>
+public readonly record struct ApprovalChange(ApprovalChangeStatus Outcome, ApprovalStatus? Status, bool Confirmed = true);

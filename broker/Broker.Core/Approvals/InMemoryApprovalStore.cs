@@ -8,7 +8,7 @@ public sealed class InMemoryApprovalStore : IApprovalStore
 
     public event Action<string>? Changed;
 
-    public ValueTask CreateAsync(ApprovalRequest request, DateTimeOffset keepUntil, CancellationToken cancellationToken)
+    public ValueTask<bool> CreateAsync(ApprovalRequest request, DateTimeOffset keepUntil, CancellationToken cancellationToken)
     {
         lock (_lock)
         {
@@ -23,7 +23,7 @@ public sealed class InMemoryApprovalStore : IApprovalStore
             }
         }
 
-        return ValueTask.CompletedTask;
+        return ValueTask.FromResult(true);
     }
 
     public ValueTask<ApprovalRecord?> GetAsync(string id, CancellationToken cancellationToken)

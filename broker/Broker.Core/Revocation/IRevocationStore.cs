@@ -42,3 +42,13 @@ public sealed record IssuanceFreeze(string Actor, string Reason, DateTimeOffset 
 
 /// <summary>The store has no epoch: its data was lost, so what was revoked is unknown.</summary>
 public sealed class RevocationStateLostException() : Exception("The revocation epoch is missing: revocation state was lost.");
+
+/// <summary>
+/// The revocations were appended and are in force, but the configured replicas did not confirm
+/// them in time: a failover could lose them. <see cref="Entries"/> are what was appended.
+/// </summary>
+public sealed class RevocationUnconfirmedException(IReadOnlyList<RevocationEntry> entries)
+    : Exception("The revocation was appended but replicas did not confirm it in time.")
+{
+    public IReadOnlyList<RevocationEntry> Entries { get; } = entries;
+}

@@ -71,7 +71,7 @@ public sealed class Revoker
 
         var now = _time.GetUtcNow();
         var drafts = selectors.Select(s => Draft(Validate(s, now), actor, reason, now)).ToList();
-        var entries = await AppendAsync(drafts, cancellationToken);
+        var (entries, confirmed) = await AppendAsync(drafts, cancellationToken);
 
         // A revoked task is also ended, so the agent cannot simply ask again.
         foreach (var entry in entries.Where(e => e.Selector.Kind == RevocationKind.Task))
@@ -81,8 +81,10 @@ public sealed class Revoker
 
         foreach (var entry in entries)
         {
-            await AuditAsync(entry, context, cancellationToken);
+            await AuditAsync(entry, context, confirmed, cancellationToken);
         }
+
+        ThrowIfUnconfirmed(confirmed);
 
         return entries;
     }
@@ -91,12 +93,13 @@ public sealed class Revoker
     internal async Task<IReadOnlyList<RevocationEntry>> RevokeInternalAsync(RevocationSelector selector, string reason, RequestContext context, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
-        var entries = await AppendAsync([Draft(selector, BrokerActor, reason, now)], cancellationToken);
+        var (entries, confirmed) = await AppendAsync([Draft(selector, BrokerActor, reason, now)], cancellationToken);
         foreach (var entry in entries)
         {
-            await AuditAsync(entry, context, cancellationToken);
+            await AuditAsync(entry, context, confirmed, cancellationToken);
         }
 
+        ThrowIfUnconfirmed(confirmed);
         return entries;
     }
 
@@ -115,7 +118,7 @@ public sealed class Revoker
         var cutoff = Draft(RevocationSelector.IssuedBeforeTime(second), actor, "revocation state restored: " + AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength), now);
         var restored = await _store.RestoreEpochAsync(cutoff, cancellationToken);
         _feed.ApplyLocal([restored.Cutoff]);
-        await AuditAsync(restored.Cutoff, context, cancellationToken);
+        await AuditAsync(restored.Cutoff, context, confirmed: true, cancellationToken);
         return restored;
     }
 
@@ -162,15 +165,23 @@ public sealed class Revoker
         return state;
     }
 
-    private async Task<IReadOnlyList<RevocationEntry>> AppendAsync(IReadOnlyList<RevocationDraft> drafts, CancellationToken cancellationToken)
+    /// <summary>Appends and applies locally; <c>Confirmed</c> is false when the entries are in force but replicas did not confirm them.</summary>
+    private async Task<(IReadOnlyList<RevocationEntry> Entries, bool Confirmed)> AppendAsync(IReadOnlyList<RevocationDraft> drafts, CancellationToken cancellationToken)
     {
         IReadOnlyList<RevocationEntry> entries;
+        var confirmed = true;
         using var activity = BrokerActivity.Source.StartActivity("broker.state revocation.append", System.Diagnostics.ActivityKind.Client);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             entries = await _store.AppendAsync(drafts, cancellationToken);
             _metrics.StateCall("revocation.append", succeeded: true, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+        catch (RevocationUnconfirmedException ex)
+        {
+            _metrics.StateCall("revocation.append", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            entries = ex.Entries;
+            confirmed = false;
         }
         catch (RevocationStateLostException)
         {
@@ -184,7 +195,16 @@ public sealed class Revoker
         }
 
         _feed.ApplyLocal(entries);
-        return entries;
+        return (entries, confirmed);
+    }
+
+    /// <summary>In force and audited, but not on the replicas: the caller hears UNAVAILABLE, never OK.</summary>
+    private static void ThrowIfUnconfirmed(bool confirmed)
+    {
+        if (!confirmed)
+        {
+            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The revocation is in force, but Redis replicas did not confirm it in time, so a failover could lose it. Retry; revoking again is harmless.");
+        }
     }
 
     private RevocationSelector Validate(RevocationSelector selector, DateTimeOffset now)
@@ -251,7 +271,7 @@ public sealed class Revoker
         return new RevocationDraft(selector, actor, reason, now, coversUntil + _options.MaxTokenLifetime + _options.ClockSkew);
     }
 
-    private async Task AuditAsync(RevocationEntry entry, RequestContext context, CancellationToken cancellationToken)
+    private async Task AuditAsync(RevocationEntry entry, RequestContext context, bool confirmed, CancellationToken cancellationToken)
     {
         try
         {
@@ -265,7 +285,7 @@ public sealed class Revoker
                     PolicyDigest = _policy.Current.Digest,
                     Outcome = AuditOutcomes.Success,
                     Actor = entry.Actor,
-                    Detail = AuditText.Bound(entry.Reason, IssuanceOptions.MaxJustificationLength),
+                    Detail = AuditText.Bound(entry.Reason, IssuanceOptions.MaxJustificationLength) + (confirmed ? "" : " (replication unconfirmed)"),
                     Selector = entry.Selector.ToString(),
                     RevocationId = entry.Id,
                     TokenId = entry.Selector.Kind == RevocationKind.Token ? entry.Selector.Value : null,

@@ -132,6 +132,16 @@ public static class BrokerServerExtensions
             services.AddSingleton(new RedisKeys(options.Redis.KeyPrefix));
             services.AddSingleton<ICredentialStore, RedisCredentialStore>();
             services.AddSingleton(new RedisRevocationOptions { MinReplicas = options.RevocationMinReplicas });
+            services.AddSingleton(sp => new RedisDurableWrites(
+                sp.GetRequiredService<IConnectionMultiplexer>(),
+                sp.GetRequiredService<RedisRevocationOptions>(),
+                () =>
+                {
+                    var config = ConfigurationOptions.Parse(options.Redis.Configuration);
+                    config.AbortOnConnectFail = false;
+                    config.ClientName = "broker-durable-writes";
+                    return ConnectionMultiplexer.Connect(config);
+                }));
             services.AddSingleton<IRevocationStore, RedisRevocationStore>();
         }
 

@@ -173,39 +173,42 @@ public sealed class RedisApprovalStoreTests(RedisFixture redis) : ApprovalStoreC
 {
     private RedisKeys _keys = new(RedisFixture.NewPrefix());
 
-    protected override IApprovalStore CreateStore() => new RedisApprovalStore(redis.Connection, _keys = new RedisKeys(RedisFixture.NewPrefix()));
+    private readonly RedisDurableWrites _writes = new(redis.Connection, new RedisRevocationOptions());
+
+    protected override IApprovalStore CreateStore() => new RedisApprovalStore(redis.Connection, _keys = new RedisKeys(RedisFixture.NewPrefix()), _writes);
 
     /// <summary>A second connection, as another node has.</summary>
     protected override IApprovalStore PeerOf(IApprovalStore store) =>
-        new RedisApprovalStore(StackExchange.Redis.ConnectionMultiplexer.Connect(redis.Server.Configuration), _keys);
+        new RedisApprovalStore(StackExchange.Redis.ConnectionMultiplexer.Connect(redis.Server.Configuration), _keys, _writes);
 
     /// <summary>
     /// With replicas required and none attached (this Redis has none), a new request and a
-    /// decision are not confirmed: the store throws rather than answer on the primary alone.
+    /// decision are in force on the primary but unconfirmed, and the store says so instead of
+    /// reporting success or hiding that they happened.
     /// </summary>
     [Fact]
-    public async Task Requests_and_decisions_fail_when_replicas_do_not_acknowledge_them()
+    public async Task Requests_and_decisions_that_replicas_do_not_confirm_are_reported_unconfirmed()
     {
         var keys = new RedisKeys(RedisFixture.NewPrefix());
-        var strict = new RedisApprovalStore(redis.Connection, keys, new RedisRevocationOptions { MinReplicas = 1, ReplicaTimeout = TimeSpan.FromMilliseconds(50) });
-        var lenient = new RedisApprovalStore(redis.Connection, keys);
+        using var strictWrites = new RedisDurableWrites(redis.Connection, new RedisRevocationOptions { MinReplicas = 1, ReplicaTimeout = TimeSpan.FromMilliseconds(50) });
+        using var strict = new RedisApprovalStore(redis.Connection, keys, strictWrites);
         var now = DateTimeOffset.UtcNow;
         var scopes = new[] { "deploy:prod" };
-        ApprovalRequest NewRequest() => new(
+        var request = new ApprovalRequest(
             ApprovalRequest.NewId(),
             ApprovalRequest.ComputeDigest("spiffe://example.org/agents/a", "t-1", TaskPhase.Execution, scopes, "https://api.example.org", 300, "low", "why"),
             "spiffe://example.org/agents/a", "t-1", TaskPhase.Execution, scopes, "https://api.example.org", 300, "low", "why", null, "olga", "sha256:p",
             now, now + TimeSpan.FromMinutes(15),
             [new ApprovalGate(scopes, ["approver"], 1)]);
 
-        var created = await Assert.ThrowsAsync<StackExchange.Redis.RedisException>(async () => await strict.CreateAsync(NewRequest(), now + TimeSpan.FromHours(1), default));
-        Assert.Contains("0 of 1 replicas", created.Message, StringComparison.Ordinal);
+        Assert.False(await strict.CreateAsync(request, now + TimeSpan.FromHours(1), default));
+        Assert.NotNull(await strict.GetAsync(request.Id, default));
 
-        var request = NewRequest();
-        await lenient.CreateAsync(request, now + TimeSpan.FromHours(1), default);
-        await Assert.ThrowsAsync<StackExchange.Redis.RedisException>(async () => await strict.DenyAsync(request.Id, "bob", "no", now, default));
+        var denied = await strict.DenyAsync(request.Id, "bob", "no", now, default);
+        Assert.Equal(new ApprovalChange(ApprovalChangeStatus.Applied, ApprovalStatus.Denied, Confirmed: false), denied);
+        Assert.Equal(ApprovalStatus.Denied, (await strict.GetAsync(request.Id, default))!.Status);
 
-        // A refused change writes nothing, so there is nothing to wait for.
-        Assert.Equal(ApprovalChangeStatus.NotFound, (await strict.ApproveAsync("missing", "bob", [0], now, default)).Outcome);
+        // A refused change wrote nothing: nothing to confirm.
+        Assert.Equal(new ApprovalChange(ApprovalChangeStatus.NotFound, null), await strict.ApproveAsync("missing", "bob", [0], now, default));
     }
 }
