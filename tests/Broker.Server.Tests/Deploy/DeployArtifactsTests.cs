@@ -412,7 +412,7 @@ public sealed partial class DeployArtifactsTests
                 Assert.Equal("v", (string?)await direct.GetDatabase().StringGetAsync(key));
             }
 
-            // The broker's WaitForReplicasAsync issues WAIT this way (RevocationMinReplicas > 0).
+            // RedisDurableWrites issues WAIT this way (RevocationMinReplicas > 0).
             var acknowledged = (long)await redis.GetDatabase().ExecuteAsync("WAIT", 1, 2000);
             Assert.Equal(1, acknowledged);
 
