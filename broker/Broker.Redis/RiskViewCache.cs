@@ -20,16 +20,17 @@ internal sealed class RiskViewCache : IDisposable
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisChannel _changes;
     private readonly long _maxAgeTicks;
+    private readonly bool _enabled;
     private long _generation;
-    private volatile bool _announcementsFlow;
+    private volatile bool _suspended;
 
     public RiskViewCache(IConnectionMultiplexer redis, RedisChannel changes, TimeSpan maxAge)
     {
         _redis = redis;
         _changes = changes;
         _maxAgeTicks = maxAge.Ticks;
-        _announcementsFlow = maxAge > TimeSpan.Zero && redis.IsConnected;
-        if (maxAge <= TimeSpan.Zero)
+        _enabled = maxAge > TimeSpan.Zero;
+        if (!_enabled)
         {
             return;
         }
@@ -44,7 +45,7 @@ internal sealed class RiskViewCache : IDisposable
 
     public bool TryGet(string? agent, string? task, long nowTicks, out RiskView view)
     {
-        if (_announcementsFlow && _views.TryGetValue((agent, task), out var entry) && nowTicks - entry.ReadAt < _maxAgeTicks)
+        if (Usable && _views.TryGetValue((agent, task), out var entry) && nowTicks - entry.ReadAt < _maxAgeTicks)
         {
             view = entry.View;
             return true;
@@ -56,7 +57,7 @@ internal sealed class RiskViewCache : IDisposable
 
     public void Keep(string? agent, string? task, RiskView view, long generation, long readAtTicks)
     {
-        if (!_announcementsFlow || generation != Generation)
+        if (!Usable || generation != Generation)
         {
             return;
         }
@@ -75,6 +76,9 @@ internal sealed class RiskViewCache : IDisposable
         }
     }
 
+    /// <summary>Announcements can reach this node: enabled, no connection failure since the last restore, connected.</summary>
+    private bool Usable => _enabled && !_suspended && _redis.IsConnected;
+
     /// <summary>Forgets every view (a change was made here or announced from another node).</summary>
     public void Invalidate()
     {
@@ -91,13 +95,13 @@ internal sealed class RiskViewCache : IDisposable
     private void OnConnectionFailed(object? sender, ConnectionFailedEventArgs e)
     {
         // Announcements may be lost while any connection is down: serve nothing from the copy.
-        _announcementsFlow = false;
+        _suspended = true;
         Invalidate();
     }
 
     private void OnConnectionRestored(object? sender, ConnectionFailedEventArgs e)
     {
         Invalidate();
-        _announcementsFlow = _redis.IsConnected;
+        _suspended = false;
     }
 }

@@ -38,6 +38,41 @@ public sealed class RedisRiskStoreTests(RedisFixture redis) : RiskStoreContract
         Assert.Null((await EventuallyAsync(() => reader.GetAsync(agent, "t-1", now, default), v => v.Agent.Current is null)).Agent.Current);
     }
 
+    /// <summary>The point of the copy: repeated gate reads for the same agent and task cost Redis one read.</summary>
+    [Fact]
+    public async Task Repeated_reads_for_the_same_agent_and_task_are_answered_from_the_copy()
+    {
+        using var store = new RedisRiskStore(redis.Connection, new RedisKeys(RedisFixture.NewPrefix()), TimeSpan.FromHours(1));
+        await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration + ",allowAdmin=true");
+        var server = admin.GetServer(admin.GetEndPoints()[0]);
+        var now = DateTimeOffset.UtcNow;
+        await store.GetAsync("spiffe://example.org/agents/hot", "t-hot", now, default);
+
+        var before = await ScriptCallsAsync(server);
+        for (var i = 0; i < 50; i++)
+        {
+            await store.GetAsync("spiffe://example.org/agents/hot", "t-hot", now, default);
+        }
+
+        Assert.Equal(before, await ScriptCallsAsync(server));
+        await store.GetAsync("spiffe://example.org/agents/other", "t-hot", now, default);
+        Assert.True(await ScriptCallsAsync(server) > before, "a different agent is read from Redis");
+    }
+
+    private static async Task<long> ScriptCallsAsync(StackExchange.Redis.IServer server)
+    {
+        // Every script call (EVAL, EVALSHA) on this Redis, from INFO commandstats.
+        var stats = (await server.InfoAsync("commandstats")).SelectMany(g => g).ToList();
+        long calls = 0;
+        foreach (var stat in stats.Where(s => s.Key is "cmdstat_evalsha" or "cmdstat_eval"))
+        {
+            var field = stat.Value.Split(',').First(f => f.StartsWith("calls=", StringComparison.Ordinal));
+            calls += long.Parse(field["calls=".Length..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return calls;
+    }
+
     /// <summary>A cached view never outlives the signal in it: the lapse is applied when it is served.</summary>
     [Fact]
     public async Task A_cached_view_drops_a_signal_that_lapsed_since_it_was_read()
