@@ -24,17 +24,7 @@ public sealed class LogHygieneTests(RedisFixture redis) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _scenario = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix);
-        _node = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
-        {
-            PolicyPath = _scenario.PolicyPath,
-            Audience = BrokerScenario.Audience,
-            RedisConfiguration = redis.Server.Configuration,
-            RedisKeyPrefix = _prefix,
-            OperatorAuthority = _scenario.Operators.Issuer,
-            SigningKeyFiles = [_scenario.SigningKeyFile],
-            Issuer = _scenario.Host.Issuer,
-            MinimumLogLevel = LogLevel.Trace,
-        });
+        _node = await _scenario.StartPeerAsync(redis.Server.Configuration, _prefix, node => node with { MinimumLogLevel = LogLevel.Trace });
         _node.Services.GetRequiredService<ILoggerFactory>().AddProvider(_logs);
         _channel = _node.CreateChannel();
     }

@@ -152,13 +152,8 @@ public sealed class ObservabilityTests(RedisFixture redis) : IAsyncLifetime
     public async Task Metrics_endpoint_can_be_confined_to_a_dedicated_port()
     {
         var metricsPort = Broker.Testing.RedisServer.FreePort();
-        await using var node = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
+        await using var node = await _a.StartPeerAsync(redis.Server.Configuration, _prefix, peer => peer with
         {
-            PolicyPath = _a.PolicyPath,
-            Audience = BrokerScenario.Audience,
-            RedisConfiguration = redis.Server.Configuration,
-            RedisKeyPrefix = _prefix,
-            OperatorAuthority = _a.Operators.Issuer,
             Settings = new Dictionary<string, string?> { ["Broker:Observability:MetricsPort"] = metricsPort.ToString(CultureInfo.InvariantCulture) },
             ExtraHttpPorts = [metricsPort],
         });

@@ -48,18 +48,25 @@ public sealed class BrokerScenario : IAsyncDisposable
     /// <summary>Configuration every node of this scenario's cluster gets (e.g. <c>Broker:RevocationMinReplicas</c>).</summary>
     public IReadOnlyDictionary<string, string?>? Settings { get; private init; }
 
-    /// <summary>Another node of this scenario's cluster: same Redis keyspace, policy, signing key, issuer, operator IdP and settings.</summary>
-    public Task<BrokerTestHost> StartPeerAsync(string redisConfiguration, string redisPrefix) => BrokerTestHost.StartAsync(new BrokerTestHostOptions
+    /// <summary>
+    /// Another node of this scenario's cluster: same Redis keyspace, policy, signing key, issuer,
+    /// operator IdP and settings, with whatever <paramref name="adjust"/> changes for this node.
+    /// </summary>
+    public Task<BrokerTestHost> StartPeerAsync(string redisConfiguration, string redisPrefix, Func<BrokerTestHostOptions, BrokerTestHostOptions>? adjust = null)
     {
-        Settings = Settings,
-        PolicyPath = PolicyPath,
-        Audience = Audience,
-        RedisConfiguration = redisConfiguration,
-        RedisKeyPrefix = redisPrefix,
-        OperatorAuthority = Operators.Issuer,
-        SigningKeyFiles = [SigningKeyFile],
-        Issuer = Host.Issuer,
-    });
+        var options = new BrokerTestHostOptions
+        {
+            Settings = Settings,
+            PolicyPath = PolicyPath,
+            Audience = Audience,
+            RedisConfiguration = redisConfiguration,
+            RedisKeyPrefix = redisPrefix,
+            OperatorAuthority = Operators.Issuer,
+            SigningKeyFiles = [SigningKeyFile],
+            Issuer = Host.Issuer,
+        };
+        return BrokerTestHost.StartAsync(adjust is null ? options : adjust(options));
+    }
 
     /// <summary>Revokes with a responder token, returning what the broker recorded.</summary>
     public async Task<RevokeResponse> RevokeAsync(string reason, params Broker.V1.RevocationSelector[] selectors)

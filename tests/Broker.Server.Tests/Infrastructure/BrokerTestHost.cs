@@ -14,7 +14,7 @@ using Broker.Testing;
 namespace Broker.Server.Tests.Infrastructure;
 
 /// <summary>How to start one broker node for a test.</summary>
-public sealed class BrokerTestHostOptions
+public sealed record BrokerTestHostOptions
 {
     /// <summary>Policy file the node loads (required).</summary>
     public required string PolicyPath { get; init; }

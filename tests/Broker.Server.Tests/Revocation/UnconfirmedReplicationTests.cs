@@ -20,15 +20,8 @@ public sealed class UnconfirmedReplicationTests(RedisFixture redis) : IAsyncLife
     public async Task InitializeAsync()
     {
         _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix);
-        _strict = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
+        _strict = await _a.StartPeerAsync(redis.Server.Configuration, _prefix, node => node with
         {
-            PolicyPath = _a.PolicyPath,
-            Audience = BrokerScenario.Audience,
-            RedisConfiguration = redis.Server.Configuration,
-            RedisKeyPrefix = _prefix,
-            OperatorAuthority = _a.Operators.Issuer,
-            SigningKeyFiles = [_a.SigningKeyFile],
-            Issuer = _a.Host.Issuer,
             Settings = new Dictionary<string, string?> { ["Broker:RevocationMinReplicas"] = "1" },
         });
         _strictChannel = _strict.CreateChannel();
