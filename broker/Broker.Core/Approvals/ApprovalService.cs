@@ -31,14 +31,16 @@ public sealed partial class ApprovalService
 
     private readonly IApprovalStore _store;
     private readonly BrokerMetrics _metrics;
+    private readonly IApprovalNotifier _notifier;
     private readonly IAuditSink _audit;
     private readonly IRiskStore _risk;
     private readonly TimeProvider _time;
     private readonly ILogger<ApprovalService> _logger;
 
-    public ApprovalService(IApprovalStore store, IAuditSink audit, IRiskStore risk, TimeProvider time, ILogger<ApprovalService> logger, BrokerMetrics metrics)
+    public ApprovalService(IApprovalStore store, IAuditSink audit, IRiskStore risk, TimeProvider time, ILogger<ApprovalService> logger, BrokerMetrics metrics, IApprovalNotifier? notifier = null)
     {
         _metrics = metrics;
+        _notifier = notifier ?? new NoApprovalNotifier();
         _store = store;
         _audit = audit;
         _risk = risk;
@@ -101,7 +103,7 @@ public sealed partial class ApprovalService
             Peer = request.Context.Peer,
         }, cancellationToken);
         Log.Requested(_logger, approval.Id, identity.WorkloadId, request.TaskId, string.Join(' ', sorted));
-        _metrics.ApprovalTransition("opened");
+        Transitioned("opened", approval, identity.WorkloadId);
         ThrowIfUnconfirmed(confirmed, "approval request");
         return approval;
     }
@@ -147,7 +149,7 @@ public sealed partial class ApprovalService
             var change = await SharedState.CallAsync(_metrics, "approval.expire", () => _store.ExpireAsync(id, _time.GetUtcNow(), cancellationToken));
             if (change.Outcome == ApprovalChangeStatus.Applied)
             {
-                _metrics.ApprovalTransition("expired");
+                Transitioned("expired", record.Request, null);
                 await AuditOrFailAsync(Event(AuditEventTypes.ApprovalExpired, record.Request, context.CorrelationId, AuditOutcomes.Failure) with { Reason = BrokerErrors.ApprovalExpired }, cancellationToken);
             }
 
@@ -185,7 +187,7 @@ public sealed partial class ApprovalService
             Log.Approved(_logger, id, approver.Name, change.Status == ApprovalStatus.Approved);
             if (change.Status == ApprovalStatus.Approved)
             {
-                _metrics.ApprovalTransition("approved");
+                Transitioned("approved", request, approver.Actor);
             }
 
             ThrowIfUnconfirmed(change.Confirmed, "vote");
@@ -225,7 +227,7 @@ public sealed partial class ApprovalService
             Peer = context.Peer,
         }, cancellationToken);
         Log.Denied(_logger, id, approver.Name);
-        _metrics.ApprovalTransition("denied");
+        Transitioned("denied", request, approver.Actor);
         ThrowIfUnconfirmed(change.Confirmed, "denial");
         return await GetAsync(id, context, cancellationToken);
     }
@@ -235,7 +237,7 @@ public sealed partial class ApprovalService
     {
         var change = await SharedState.CallAsync(_metrics, "approval.consume", () => _store.ConsumeAsync(record.Request.Id, tokenId, _time.GetUtcNow(), cancellationToken));
         ThrowUnlessApplied(change, "use");
-        _metrics.ApprovalTransition("consumed");
+        Transitioned("consumed", record.Request, identity.WorkloadId);
         await AuditOrFailAsync(Event(AuditEventTypes.ApprovalConsumed, record.Request, context.CorrelationId, AuditOutcomes.Success) with
         {
             Actor = identity.WorkloadId,
@@ -246,6 +248,13 @@ public sealed partial class ApprovalService
 
         // Used up but maybe not on a replica: no token is handed out on it.
         ThrowIfUnconfirmed(change.Confirmed, "use of the approval");
+    }
+
+    /// <summary>Counts the move and tells whoever watches approvals (never blocking).</summary>
+    private void Transitioned(string transition, ApprovalRequest request, string? actor)
+    {
+        _metrics.ApprovalTransition(transition);
+        _notifier.Notify(new ApprovalNotice(transition, request, actor, _time.GetUtcNow()));
     }
 
     /// <summary>Marks an audit detail whose change Redis replicas did not confirm.</summary>

@@ -24,6 +24,7 @@ public sealed class BrokerMetrics
     private readonly Histogram<long> _auditBatch;
     private readonly Histogram<double> _propagationLag;
     private readonly Counter<long> _approvalTransitions;
+    private readonly Counter<long> _approvalNotifications;
 
     public BrokerMetrics(IMeterFactory meterFactory)
     {
@@ -61,6 +62,10 @@ public sealed class BrokerMetrics
             "broker.approvals.transitions",
             unit: "{request}",
             description: "Approval requests opened, approved, denied, expired and consumed on this node.");
+        _approvalNotifications = Meter.CreateCounter<long>(
+            "broker.approvals.notifications",
+            unit: "{notice}",
+            description: "Approval webhook notices by outcome: delivered, failed (after retries) or dropped (queue full).");
     }
 
     /// <summary>The meter, for gauges the host observes (revocation staleness, audit writability, pending approvals).</summary>
@@ -82,6 +87,9 @@ public sealed class BrokerMetrics
     }
 
     public void RevocationApplied(TimeSpan lag) => _propagationLag.Record(Math.Max(0, lag.TotalSeconds));
+
+    public void ApprovalNotification(string outcome) =>
+        _approvalNotifications.Add(1, new KeyValuePair<string, object?>("broker.outcome", outcome));
 
     public void ApprovalTransition(string transition) =>
         _approvalTransitions.Add(1, new KeyValuePair<string, object?>("broker.transition", transition));

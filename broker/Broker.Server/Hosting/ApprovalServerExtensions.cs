@@ -16,6 +16,15 @@ internal static class ApprovalServerExtensions
         }
 
         services.TryAddSingleton<IApprovalStore, InMemoryApprovalStore>();
+        if (!string.IsNullOrEmpty(options.Approvals.WebhookUrl))
+        {
+            services.AddHttpClient(nameof(ApprovalWebhook));
+            services.AddSingleton<ApprovalWebhook>();
+            services.AddSingleton<IApprovalNotifier>(sp => sp.GetRequiredService<ApprovalWebhook>());
+            services.AddHostedService(sp => sp.GetRequiredService<ApprovalWebhook>());
+        }
+
+        services.TryAddSingleton<IApprovalNotifier, NoApprovalNotifier>();
         services.AddSingleton<ApprovalService>();
         services.AddSingleton<ApprovalWakeups>();
         services.AddSingleton<ApprovalSweeper>();

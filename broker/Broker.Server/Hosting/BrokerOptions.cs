@@ -72,6 +72,12 @@ public sealed class ApprovalSettings
 {
     /// <summary>How often each node marks (and audits) requests that expired unseen and counts pending ones.</summary>
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Where to POST signed notices of approval moves (https://, or http:// on loopback); empty: none.</summary>
+    public string WebhookUrl { get; set; } = "";
+
+    /// <summary>File holding the webhook's shared HMAC key (at least 32 bytes); required with <see cref="WebhookUrl"/>.</summary>
+    public string WebhookKeyPath { get; set; } = "";
 }
 
 public sealed class RedisSettings

@@ -14,6 +14,20 @@ public static class StartupValidation
             problems.Add("BRK1013: Broker:Approvals:SweepInterval must be a positive duration, e.g. 00:00:10.");
         }
 
+        if (!string.IsNullOrEmpty(options.Approvals.WebhookUrl))
+        {
+            if (!Uri.TryCreate(options.Approvals.WebhookUrl, UriKind.Absolute, out var hook)
+                || !(hook.Scheme == Uri.UriSchemeHttps || (hook.Scheme == Uri.UriSchemeHttp && hook.IsLoopback)))
+            {
+                problems.Add("BRK1014: Broker:Approvals:WebhookUrl must be an https:// URL (http:// only on loopback).");
+            }
+
+            if (string.IsNullOrWhiteSpace(options.Approvals.WebhookKeyPath) || !File.Exists(options.Approvals.WebhookKeyPath) || new FileInfo(options.Approvals.WebhookKeyPath).Length < 32)
+            {
+                problems.Add("BRK1014: Broker:Approvals:WebhookKeyPath must name a file holding the webhook's shared HMAC key, at least 32 bytes.");
+            }
+        }
+
         if (options.Dev)
         {
             return problems;

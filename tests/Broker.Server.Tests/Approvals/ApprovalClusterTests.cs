@@ -21,6 +21,8 @@ public sealed class ApprovalClusterTests(RedisFixture redis) : IAsyncLifetime
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(15);
 
     private readonly string _prefix = RedisFixture.NewPrefix();
+    private readonly byte[] _webhookKey = new byte[32];
+    private WebhookReceiver _webhook = null!;
     private BrokerScenario _a = null!;
     private BrokerTestHost? _bHost;
     private GrpcChannel _bChannel = null!;
@@ -35,8 +37,18 @@ public sealed class ApprovalClusterTests(RedisFixture redis) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        // Every node sweeps for requests that expired unseen; quickly here, so tests need not wait 10 s.
-        _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix, settings: new Dictionary<string, string?> { ["Broker:Approvals:SweepInterval"] = "00:00:00.200" });
+        // Every node sweeps for requests that expired unseen (quickly here, so tests need not wait
+        // 10 s) and posts every approval move to a webhook.
+        _webhook = await WebhookReceiver.StartAsync();
+        System.Security.Cryptography.RandomNumberGenerator.Fill(_webhookKey);
+        var keyPath = Path.Combine(Directory.CreateTempSubdirectory("broker-webhook-").FullName, "webhook.key");
+        await File.WriteAllBytesAsync(keyPath, _webhookKey);
+        _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix, settings: new Dictionary<string, string?>
+        {
+            ["Broker:Approvals:SweepInterval"] = "00:00:00.200",
+            ["Broker:Approvals:WebhookUrl"] = _webhook.Url.ToString(),
+            ["Broker:Approvals:WebhookKeyPath"] = keyPath,
+        });
         var policy = (await File.ReadAllTextAsync(_a.PolicyPath))
             .Replace("match: spiffe://example.org/agents/*", "match: spiffe://example.org/agents/*\n    owner: olga", StringComparison.Ordinal)
             .Replace("scopes: [repo:read, deploy:staging]", "scopes: [repo:read, deploy:staging, deploy:prod, payments:write, db:drop]", StringComparison.Ordinal)
@@ -75,6 +87,7 @@ public sealed class ApprovalClusterTests(RedisFixture redis) : IAsyncLifetime
         }
 
         await _a.DisposeAsync();
+        await _webhook.DisposeAsync();
     }
 
     private IssueCredentialRequest Ask(string task, string justification = "", params string[] scopes)
@@ -272,6 +285,80 @@ public sealed class ApprovalClusterTests(RedisFixture redis) : IAsyncLifetime
         var late = await RefusedApprovalAsync(async () => await Approvals.ApproveAsync(new ApproveRequest { ApprovalId = pending.ApprovalId }, _a.As("dora", "approver", "dba")));
         Assert.Equal("APPROVAL_EXPIRED", late.Reason);
         Assert.Single(await AllAuditAsync(), l => l.Contains("\"approval.expired\"", StringComparison.Ordinal) && l.Contains(pending.ApprovalId, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Each_move_is_posted_to_the_webhook_signed_and_retried_after_a_refusal()
+    {
+        _webhook.RefuseNext(1);
+        var svid = _a.Svid(AgentPath);
+        var ask = Ask("deploy-hooked", "hotfix for INC-42");
+        ask.Attestation = new AttestationProof { JwtSvid = svid };
+        var pending = await PendingAsync(B, ask);
+        await Approvals.ApproveAsync(new ApproveRequest { ApprovalId = pending.ApprovalId }, _a.As("ann", "approver"));
+
+        var opened = await NoticeAsync(pending.ApprovalId, "approval.opened");
+        var approved = await NoticeAsync(pending.ApprovalId, "approval.approved");
+
+        // The first post was refused and retried.
+        Assert.True(_webhook.Refused >= 1);
+        foreach (var (body, signature) in new[] { opened, approved })
+        {
+            // Receivers verify t + "." + raw body with the shared key.
+            var parts = signature!.Split(',').Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+            var signed = System.Text.Encoding.UTF8.GetBytes(parts["t"] + "." + body);
+            Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(_webhookKey, signed)), parts["v1"]);
+            Assert.InRange(long.Parse(parts["t"], System.Globalization.CultureInfo.InvariantCulture), DateTimeOffset.UtcNow.AddMinutes(-1).ToUnixTimeSeconds(), DateTimeOffset.UtcNow.ToUnixTimeSeconds());
+            Assert.DoesNotContain(svid.Split('.')[2], body, StringComparison.Ordinal);
+        }
+
+        var openedJson = JsonDocument.Parse(opened.Body).RootElement;
+        Assert.Equal(pending.RequestDigest, openedJson.GetProperty("request_digest").GetString());
+        Assert.Equal(Agent, openedJson.GetProperty("agent").GetString());
+        Assert.Equal("hotfix for INC-42", openedJson.GetProperty("justification").GetString());
+        Assert.Equal(["deploy:prod"], openedJson.GetProperty("scopes").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal("operator:ann", JsonDocument.Parse(approved.Body).RootElement.GetProperty("actor").GetString());
+    }
+
+    [Fact]
+    public async Task A_webhook_that_keeps_refusing_never_fails_the_request_and_is_counted_as_failed()
+    {
+        _webhook.RefuseNext(1000);
+        try
+        {
+            var pending = await PendingAsync(B, Ask("deploy-hook-down"));
+            Assert.StartsWith("apr_", pending.ApprovalId, StringComparison.Ordinal);
+
+            // Four attempts (1 + 2 + 4 s apart), then given up, logged and counted; the audit log has the request.
+            using var http = new HttpClient();
+            Assert.True(
+                await EventuallyAsync(async () => PrometheusText.Sum(PrometheusText.Parse(await http.GetStringAsync(new Uri(_bHost!.HttpAddress + "/metrics"))), "broker_approvals_notifications_total", ("broker_outcome", "failed")) >= 1),
+                "the failed notice was not counted");
+            Assert.Contains(await AuditLinesAsync(_bHost!), l => l.Contains("\"approval.requested\"", StringComparison.Ordinal) && l.Contains(pending.ApprovalId, StringComparison.Ordinal));
+        }
+        finally
+        {
+            _webhook.RefuseNext(0);
+        }
+    }
+
+    private async Task<(string Body, string? Signature)> NoticeAsync(string approvalId, string type)
+    {
+        (string Body, string? Signature) found = default;
+        Assert.True(
+            await EventuallyAsync(() => Task.FromResult(_webhook.Received.Any(r =>
+            {
+                var json = JsonDocument.Parse(r.Body).RootElement;
+                var match = json.GetProperty("approval_id").GetString() == approvalId && json.GetProperty("type").GetString() == type;
+                if (match)
+                {
+                    found = r;
+                }
+
+                return match;
+            }))),
+            $"no {type} notice for {approvalId}");
+        return found;
     }
 
     [Fact]
