@@ -40,6 +40,25 @@ public sealed class StartupTests
         Assert.Equal(refused, StartupValidation.Problems(options).Any(p => p.StartsWith("BRK1013", StringComparison.Ordinal)));
     }
 
+    [Theory]
+    [InlineData("https://chat.example.org/hooks/broker", 32, false)]
+    [InlineData("http://127.0.0.1:9000/hook", 32, false)]
+    [InlineData("http://chat.example.org/hooks/broker", 32, true)]
+    [InlineData("https://chat.example.org/hooks/broker", 16, true)]
+    [InlineData("https://chat.example.org/hooks/broker", -1, true)]
+    public void An_approval_webhook_needs_https_and_a_real_key(string url, int keyBytes, bool refused)
+    {
+        var keyPath = Path.Combine(Directory.CreateTempSubdirectory("broker-hook-").FullName, "key");
+        if (keyBytes >= 0)
+        {
+            File.WriteAllBytes(keyPath, new byte[keyBytes]);
+        }
+
+        var options = new BrokerOptions { Dev = true, Approvals = { WebhookUrl = url, WebhookKeyPath = keyPath } };
+
+        Assert.Equal(refused, StartupValidation.Problems(options).Any(p => p.StartsWith("BRK1014", StringComparison.Ordinal)));
+    }
+
     [Fact]
     public async Task Server_process_refuses_to_start_without_redis_and_trust_and_says_why()
     {
