@@ -29,6 +29,81 @@ public sealed class AuditRemoteTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Tail_follow_prints_records_as_the_broker_writes_them_until_interrupted()
+    {
+        var stdout = new SyncWriter();
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var context = new Broker.Cli.CliContext(stdout, new StringWriter(), new StringReader(""), TimeProvider.System, _ => null);
+        var following = Broker.Cli.BrokerCtl.RunAsync(["audit", "tail", "--dev", "--dev-dir", _broker.Directory, "-n", "1", "--follow", "--output", "json"], context, stop.Token);
+
+        // Written after the follow began: it must arrive on the open stream.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!stdout.Text.Contains("follow-later", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+        {
+            var issued = await Cli.RunAsync("issue", "--dev", "--dev-dir", _broker.Directory, "--agent", "spiffe://dev.local/agents/demo", "--task", "follow-later",
+                "--phase", "planning", "--scope", "repo:read", "--audience", "https://api.dev.local", "--token-only");
+            Assert.Equal(0, issued.ExitCode);
+            await Task.Delay(200);
+        }
+
+        Assert.Contains(stdout.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.Contains("\"type\":\"credential.issued\"", StringComparison.Ordinal) && l.Contains("follow-later", StringComparison.Ordinal));
+        Assert.False(following.IsCompleted, "--follow ended by itself");
+
+        await stop.CancelAsync();
+        Assert.Equal(0, await following);
+    }
+
+    [Fact]
+    public async Task Tail_follow_on_files_is_a_usage_error()
+    {
+        var run = await Cli.RunAsync("audit", "tail", Path.Combine(_broker.Directory, "audit"), "--follow");
+
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("tail -f", run.Error, StringComparison.Ordinal);
+    }
+
+    /// <summary>A writer the test can read while the command is still writing to it.</summary>
+    private sealed class SyncWriter : StringWriter
+    {
+        private readonly Lock _lock = new();
+
+        public string Text
+        {
+            get
+            {
+                lock (_lock)
+                {
+                    return ToString();
+                }
+            }
+        }
+
+        public override void Write(char value)
+        {
+            lock (_lock)
+            {
+                base.Write(value);
+            }
+        }
+
+        public override void Write(string? value)
+        {
+            lock (_lock)
+            {
+                base.Write(value);
+            }
+        }
+
+        public override void WriteLine(string? value)
+        {
+            lock (_lock)
+            {
+                base.WriteLine(value);
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_path_and_a_broker_together_are_a_usage_error()
     {
         var run = await Cli.RunAsync("audit", "query", _broker.Directory, "--dev", "--dev-dir", _broker.Directory);

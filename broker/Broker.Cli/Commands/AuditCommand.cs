@@ -126,24 +126,60 @@ internal static class AuditCommand
     {
         var paths = OptionalPathsArgument();
         var count = new Option<int>("--lines", "-n") { Description = "How many of the newest records to print.", DefaultValueFactory = _ => 20 };
+        var follow = new Option<bool>("--follow", "-f") { Description = "From a broker (no PATH): keep the stream open and print records as the node writes them, until interrupted (Ctrl+C). On files, use tail -f." };
         var output = OutputFormat.CreateOption();
         var operatorOptions = new OperatorOptions();
         var command = new Command("tail", "Print the newest records (across nodes, by time; from a broker: that node's records).");
         command.Arguments.Add(paths);
         command.Options.Add(count);
+        command.Options.Add(follow);
         command.Options.Add(output);
         AddRemote(command, paths, operatorOptions);
         help.Add(command, """
             Examples:
               brokerctl audit tail .dev/audit -n 5
               brokerctl audit tail --dev -n 5
+              brokerctl audit tail --broker https://broker.example.org:5443 --token-file ~/.broker/auditor.jwt -f --output json
             """);
         command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
         {
             List<AuditLine> newest;
             if (parseResult.GetValue(paths) is { Length: > 0 } files)
             {
+                if (parseResult.GetValue(follow))
+                {
+                    throw CliException.Usage("--follow reads from a broker (leave out PATH); on files use tail -f.");
+                }
+
                 newest = AuditFilter.Newest(Read(files), parseResult.GetValue(count));
+            }
+            else if (parseResult.GetValue(follow))
+            {
+                var (address, token) = operatorOptions.Resolve(parseResult, context);
+                using var api = new AuditApi(address, token);
+                var format = parseResult.GetValue(output)!;
+                var first = Math.Clamp(parseResult.GetValue(count), 1, 10_000);
+                return await api.CallAsync(
+                    async (client, options) =>
+                    {
+                        // Each record as it arrives: JSON Lines, or one table row per record.
+                        using var call = client.Tail(new TailAuditRequest { Lines = first, Follow = true }, options);
+                        try
+                        {
+                            await foreach (var record in call.ResponseStream.ReadAllAsync(cancellationToken))
+                            {
+                                Write(context, FromWire([record]), format, header: false);
+                                await context.Out.FlushAsync(cancellationToken);
+                            }
+                        }
+                        catch (Exception ex) when (cancellationToken.IsCancellationRequested && ex is OperationCanceledException or RpcException)
+                        {
+                            // Interrupted by the operator: a normal end.
+                        }
+
+                        return ExitCodes.Success;
+                    },
+                    cancellationToken);
             }
             else
             {
@@ -277,7 +313,7 @@ internal static class AuditCommand
         }
     }
 
-    private static void Write(CliContext context, List<AuditLine> records, string output)
+    private static void Write(CliContext context, List<AuditLine> records, string output, bool header = true)
     {
         if (output == OutputFormat.Json)
         {
@@ -292,7 +328,7 @@ internal static class AuditCommand
 
         OutputFormat.WriteColumns(
             context.Out,
-            ["TIME", "NODE", "SEQ", "TYPE", "OUTCOME", "SUBJECT", "TASK", "TOKEN", "ACTOR", "REASON"],
+            header ? ["TIME", "NODE", "SEQ", "TYPE", "OUTCOME", "SUBJECT", "TASK", "TOKEN", "ACTOR", "REASON"] : null,
             records.Select(r => (IReadOnlyList<string>)
             [
                 r.Event.Time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture),

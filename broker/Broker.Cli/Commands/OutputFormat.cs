@@ -30,10 +30,16 @@ internal static class OutputFormat
     }
 
     /// <summary>A header row and aligned columns, two spaces apart; the last column is not padded.</summary>
-    public static void WriteColumns(TextWriter output, IReadOnlyList<string> headers, IReadOnlyList<IReadOnlyList<string>> rows)
+    /// <param name="headers">Column titles; null writes rows only (e.g. one row at a time while following a stream).</param>
+    public static void WriteColumns(TextWriter output, IReadOnlyList<string>? headers, IReadOnlyList<IReadOnlyList<string>> rows)
     {
-        var widths = headers.Select((header, i) => Math.Max(header.Length, rows.Count == 0 ? 0 : rows.Max(row => row[i].Length))).ToArray();
-        WriteRow(output, headers, widths);
+        var columns = headers?.Count ?? (rows.Count == 0 ? 0 : rows[0].Count);
+        var widths = Enumerable.Range(0, columns).Select(i => Math.Max(headers?[i].Length ?? 0, rows.Count == 0 ? 0 : rows.Max(row => row[i].Length))).ToArray();
+        if (headers is not null)
+        {
+            WriteRow(output, headers, widths);
+        }
+
         foreach (var row in rows)
         {
             WriteRow(output, row, widths);
