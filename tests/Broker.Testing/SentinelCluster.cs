@@ -7,7 +7,7 @@ using System.Text;
 namespace Broker.Testing;
 
 /// <summary>
-/// A Redis primary, one replica and three Sentinels (quorum 2) as real processes on free
+/// A Redis primary, one or more replicas and three Sentinels (quorum 2) as real processes on free
 /// loopback ports, each with its own folder and writable configuration file (Sentinel rewrites
 /// its file; a reconfigured data node does too). Data nodes run AOF with <c>appendfsync always</c>
 /// and <c>min-replicas-to-write 1</c>, as deploy/compose does. Failure detection is fast
@@ -20,44 +20,65 @@ public sealed class SentinelCluster : IAsyncDisposable
 
     private readonly string _work;
 
-    private SentinelCluster(string work, RedisProcess primary, RedisProcess replica, IReadOnlyList<RedisProcess> sentinels)
+    private SentinelCluster(string work, RedisProcess primary, IReadOnlyList<RedisProcess> replicas, IReadOnlyList<RedisProcess> sentinels)
     {
         _work = work;
         InitialPrimary = primary;
-        InitialReplica = replica;
+        InitialReplicas = replicas;
         Sentinels = sentinels;
     }
 
     /// <summary>The data node that was primary when the cluster started.</summary>
     public RedisProcess InitialPrimary { get; }
 
-    /// <summary>The data node that was a replica when the cluster started.</summary>
-    public RedisProcess InitialReplica { get; }
+    /// <summary>The first data node that was a replica when the cluster started.</summary>
+    public RedisProcess InitialReplica => InitialReplicas[0];
+
+    /// <summary>The data nodes that were replicas when the cluster started, in start order.</summary>
+    public IReadOnlyList<RedisProcess> InitialReplicas { get; }
 
     public IReadOnlyList<RedisProcess> Sentinels { get; }
 
-    public IEnumerable<RedisProcess> DataNodes => [InitialPrimary, InitialReplica];
+    public IEnumerable<RedisProcess> DataNodes => [InitialPrimary, .. InitialReplicas];
 
     /// <summary>A StackExchange.Redis configuration string reaching the service through the Sentinels, as deployments use.</summary>
     public string Configuration =>
         string.Join(',', Sentinels.Select(s => $"127.0.0.1:{s.Port}"))
         + $",serviceName={ServiceName},allowAdmin=true,abortConnect=false,connectTimeout=2000,syncTimeout=2000";
 
-    public static async Task<SentinelCluster> StartAsync()
+    /// <summary>
+    /// Starts the primary, <paramref name="replicas"/> replicas and the Sentinels, and waits until
+    /// every replica is in sync and known to every Sentinel. <paramref name="replicaPriorities"/>
+    /// sets each replica's <c>replica-priority</c> (lower is promoted first; Redis's default is
+    /// 100), so a test can decide which replica Sentinel promotes.
+    /// </summary>
+    public static async Task<SentinelCluster> StartAsync(int replicas = 1, IReadOnlyList<int>? replicaPriorities = null)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(replicas, 1);
+        if (replicaPriorities is not null && replicaPriorities.Count != replicas)
+        {
+            throw new ArgumentException($"Give one priority per replica ({replicas}).", nameof(replicaPriorities));
+        }
+
         var executable = RedisServer.FindExecutableOrThrow();
         var work = Directory.CreateTempSubdirectory("broker-sentinel-cluster-").FullName;
         var started = new List<RedisProcess>();
         try
         {
             var primaryPort = RedisServer.FreePort();
-            var primary = DataNode(executable, work, "primary", primaryPort, replicaOf: null);
+            var primary = DataNode(executable, work, "primary", primaryPort, replicaOf: null, priority: null);
             started.Add(primary);
             await primary.StartAsync();
 
-            var replica = DataNode(executable, work, "replica", RedisServer.FreePort(), replicaOf: primaryPort);
-            started.Add(replica);
-            await replica.StartAsync();
+            var replicaNodes = new List<RedisProcess>();
+            for (var i = 0; i < replicas; i++)
+            {
+                var name = replicas == 1 ? "replica" : $"replica-{i + 1}";
+                var replica = DataNode(executable, work, name, RedisServer.FreePort(), replicaOf: primaryPort, priority: replicaPriorities?[i]);
+                started.Add(replica);
+                replicaNodes.Add(replica);
+                await replica.StartAsync();
+            }
 
             var sentinels = new List<RedisProcess>();
             for (var i = 1; i <= 3; i++)
@@ -82,8 +103,8 @@ public sealed class SentinelCluster : IAsyncDisposable
                 await sentinel.StartAsync();
             }
 
-            var cluster = new SentinelCluster(work, primary, replica, sentinels);
-            await cluster.WaitUntilAsync(cluster.IsSettledAsync, TimeSpan.FromSeconds(30), "the replica in sync and every Sentinel aware of the replica and of the two other Sentinels");
+            var cluster = new SentinelCluster(work, primary, replicaNodes, sentinels);
+            await cluster.WaitUntilAsync(cluster.IsSettledAsync, TimeSpan.FromSeconds(30), "every replica in sync and every Sentinel aware of every replica and of the two other Sentinels");
             return cluster;
         }
         catch
@@ -149,14 +170,17 @@ public sealed class SentinelCluster : IAsyncDisposable
 
     private async Task<bool> IsSettledAsync()
     {
-        if (!await InSyncAsync(InitialPrimary, InitialReplica))
+        foreach (var replica in InitialReplicas)
         {
-            return false;
+            if (!await InSyncAsync(InitialPrimary, replica))
+            {
+                return false;
+            }
         }
 
         foreach (var sentinel in Sentinels)
         {
-            if (await sentinel.TryCommandAsync("SENTINEL", "replicas", ServiceName) is not object?[] { Length: >= 1 }
+            if (await sentinel.TryCommandAsync("SENTINEL", "replicas", ServiceName) is not object?[] known || known.Length < InitialReplicas.Count
                 || await sentinel.TryCommandAsync("SENTINEL", "sentinels", ServiceName) is not object?[] { Length: >= 2 })
             {
                 return false;
@@ -179,7 +203,7 @@ public sealed class SentinelCluster : IAsyncDisposable
                 && kv.Value.Contains("state=online", StringComparison.Ordinal));
     }
 
-    private static RedisProcess DataNode(string executable, string work, string name, int port, int? replicaOf)
+    private static RedisProcess DataNode(string executable, string work, string name, int port, int? replicaOf, int? priority)
     {
         var dir = Directory.CreateDirectory(Path.Combine(work, name)).FullName;
         var conf = Path.Combine(dir, "redis.conf");
@@ -195,6 +219,7 @@ public sealed class SentinelCluster : IAsyncDisposable
             min-replicas-to-write 1
             min-replicas-max-lag 10
             {(replicaOf is { } p ? $"replicaof 127.0.0.1 {p}" : "")}
+            {(priority is { } rank ? $"replica-priority {rank}" : "")}
 
             """);
         return new RedisProcess(executable, name, port, dir, conf, sentinel: false);
@@ -313,6 +338,27 @@ public sealed class RedisProcess : IAsyncDisposable
 
     /// <summary>Starts the process again from its (possibly rewritten) configuration file and data.</summary>
     public Task RestartAsync() => StartAsync();
+
+    /// <summary>Deletes the data node's data files (AOF folder, RDB), as a host that lost its disk; only while it is not running.</summary>
+    public void DeleteData()
+    {
+        if (_process is not null)
+        {
+            throw new InvalidOperationException($"{Name} is running: kill it before deleting its data.");
+        }
+
+        foreach (var entry in new DirectoryInfo(Directory).EnumerateFileSystemInfos())
+        {
+            if (entry is DirectoryInfo folder)
+            {
+                folder.Delete(recursive: true);
+            }
+            else if (entry.FullName != ConfigurationFile && entry.Name != "redis.log")
+            {
+                entry.Delete();
+            }
+        }
+    }
 
     /// <summary><c>role</c> from INFO replication ("master", "slave"), or null when it does not answer.</summary>
     public async Task<string?> RoleAsync() => (await InfoAsync("replication")).GetValueOrDefault("role");
