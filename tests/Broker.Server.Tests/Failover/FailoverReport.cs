@@ -2,12 +2,14 @@ namespace Broker.Server.Tests.Failover;
 
 /// <summary>
 /// artifacts/failover-report.txt, one section per failover topology (a section starts with a
-/// "==== title ====" line). A test replaces its own section and keeps the others, so one run of
-/// the failover tests leaves every section and test.sh prints them all.
+/// "==== title ====" line). The first section a test run writes replaces whatever an earlier run
+/// left; later ones in the same run are added (or replace their own title), so one run of the
+/// failover tests leaves one section per test that ran and test.sh prints them all.
 /// </summary>
 internal static class FailoverReport
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
+    private static bool _writtenThisRun;
 
     public static async Task WriteSectionAsync(string title, string section)
     {
@@ -28,7 +30,7 @@ internal static class FailoverReport
         try
         {
             var sections = new SortedDictionary<string, string>(StringComparer.Ordinal);
-            if (File.Exists(path))
+            if (_writtenThisRun && File.Exists(path))
             {
                 foreach (var existing in Split(await File.ReadAllTextAsync(path)))
                 {
@@ -38,6 +40,7 @@ internal static class FailoverReport
 
             sections[title] = section.TrimEnd() + "\n";
             await File.WriteAllTextAsync(path, string.Join('\n', sections.Values));
+            _writtenThisRun = true;
         }
         finally
         {
