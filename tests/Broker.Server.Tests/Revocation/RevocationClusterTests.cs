@@ -278,10 +278,25 @@ public sealed class RevocationClusterTests(RedisFixture redis) : IAsyncLifetime
                 return true;
             }
         });
-        var refused = await _a.RefusedAsync(_a.Request(task: "wiped-2"));
+        // Node A notices on its own next read of the log (within the poll interval); until then a
+        // token it issues predates the restore below, which revokes it.
+        Broker.Client.BrokerRefusal? refused = null;
+        await EventuallyAsync(async () =>
+        {
+            try
+            {
+                await _a.Client.IssueCredentialAsync(_a.Request(task: "wiped-2"));
+                return false;
+            }
+            catch (RpcException ex)
+            {
+                refused = Broker.Client.BrokerRefusal.From(ex);
+                return true;
+            }
+        });
         var revokeRefused = await Assert.ThrowsAsync<RpcException>(async () => await _a.RevokeAsync("x", new Broker.V1.RevocationSelector { TaskId = "wiped" }));
 
-        Assert.Equal("REVOCATION_STATE_LOST", refused.Reason);
+        Assert.Equal("REVOCATION_STATE_LOST", refused!.Reason);
         Assert.Equal("REVOCATION_STATE_LOST", Broker.Client.BrokerRefusal.From(revokeRefused).Reason);
 
         await _a.Admin.RestoreRevocationEpochAsync(new RestoreRevocationEpochRequest { Reason = "redis lost its data" }, _a.As("alice", "responder"));
