@@ -94,6 +94,9 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         return Entries(drafts, result);
     }
 
+    private static RevocationEntry Entry(RevocationDraft draft, RedisResult id) =>
+        new(id.ToString(), draft.Selector, draft.Actor, draft.Reason, draft.RevokedAt, draft.ExpiresAt);
+
     private static List<RevocationEntry> Entries(IReadOnlyList<RevocationDraft> drafts, RedisResult appended)
     {
         var ids = (RedisResult[])appended!;
@@ -125,11 +128,20 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
     public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, CancellationToken cancellationToken)
     {
         var epoch = Guid.NewGuid().ToString("N");
-        var id = (await _durable.WriteAsync("revocation epoch", db => db.ScriptEvaluateAsync(
-            RestoreScript,
-            [_stream, _epoch, _notify.ToString()],
-            [epoch, RevocationJson.Serialize(cutoff)]))).ToString();
-        return (epoch, new RevocationEntry(id, cutoff.Selector, cutoff.Actor, cutoff.Reason, cutoff.RevokedAt, cutoff.ExpiresAt));
+        RedisResult result;
+        try
+        {
+            result = await _durable.WriteAsync("revocation epoch", db => db.ScriptEvaluateAsync(
+                RestoreScript,
+                [_stream, _epoch, _notify.ToString()],
+                [epoch, RevocationJson.Serialize(cutoff)]));
+        }
+        catch (ReplicationUnconfirmedException ex)
+        {
+            throw new RevocationUnconfirmedException([Entry(cutoff, (RedisResult)ex.Result!)]);
+        }
+
+        return (epoch, Entry(cutoff, result));
     }
 
     public async Task SetFreezeAsync(IssuanceFreeze? freeze, CancellationToken cancellationToken)

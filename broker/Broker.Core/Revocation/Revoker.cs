@@ -5,6 +5,7 @@ using Broker.Core.Issuance;
 using Broker.Core.Policy;
 using Broker.Core.State;
 using Broker.Revocation;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Core.Revocation;
@@ -14,12 +15,13 @@ namespace Broker.Core.Revocation;
 /// node at once, ends revoked tasks, and audits who did it and why. Also used by the broker
 /// itself (task ended, phase moved on) with actor <see cref="BrokerActor"/>.
 /// </summary>
-public sealed class Revoker
+public sealed partial class Revoker
 {
     public const string BrokerActor = "broker";
 
     private readonly IRevocationStore _store;
     private readonly BrokerMetrics _metrics;
+    private readonly ILogger<Revoker> _logger;
     private readonly RevocationFeed _feed;
     private readonly ICredentialStore _credentials;
     private readonly IAuditSink _audit;
@@ -35,9 +37,11 @@ public sealed class Revoker
         IPolicyProvider policy,
         IOptions<RevocationOptions> options,
         TimeProvider time,
-        BrokerMetrics metrics)
+        BrokerMetrics metrics,
+        ILogger<Revoker> logger)
     {
         _metrics = metrics;
+        _logger = logger;
         _store = store;
         _feed = feed;
         _credentials = credentials;
@@ -76,7 +80,16 @@ public sealed class Revoker
         // A revoked task is also ended, so the agent cannot simply ask again.
         foreach (var entry in entries.Where(e => e.Selector.Kind == RevocationKind.Task))
         {
-            await _credentials.EndTaskAsync(entry.Selector.Value, owner: null, now, TimeSpan.FromDays(7), cancellationToken);
+            try
+            {
+                await _credentials.EndTaskAsync(entry.Selector.Value, owner: null, now, TimeSpan.FromDays(7), cancellationToken);
+            }
+            catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
+            {
+                // The revocation, already in force, ends the task at issuance by itself; the task
+                // record only says so to readers. The revocation is still audited below.
+                Log.TaskRecordNotWritten(_logger, entry.Selector.Value, ex);
+            }
         }
 
         foreach (var entry in entries)
@@ -116,7 +129,23 @@ public sealed class Revoker
         var now = _time.GetUtcNow();
         var second = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() + 1);
         var cutoff = Draft(RevocationSelector.IssuedBeforeTime(second), actor, "revocation state restored: " + AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength), now);
-        var restored = await _store.RestoreEpochAsync(cutoff, cancellationToken);
+        (string Epoch, RevocationEntry Cutoff) restored;
+        try
+        {
+            restored = await _store.RestoreEpochAsync(cutoff, cancellationToken);
+        }
+        catch (RevocationUnconfirmedException ex)
+        {
+            // The new epoch and its cut-off are in force on the primary: say so, and audit it.
+            _feed.ApplyLocal(ex.Entries);
+            await AuditAsync(ex.Entries[0], context, confirmed: false, cancellationToken);
+            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The epoch was restored, but Redis replicas did not confirm it in time, so a failover could lose it. Run the restore again; a second restore only moves the cut-off later.");
+        }
+        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
+        {
+            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The revocation epoch could not be restored; nothing changed. Retry.", ex);
+        }
+
         _feed.ApplyLocal([restored.Cutoff]);
         await AuditAsync(restored.Cutoff, context, confirmed: true, cancellationToken);
         return restored;
@@ -143,7 +172,7 @@ public sealed class Revoker
         }
         catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
         {
-            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The freeze could not be made durable; it is NOT in force. Retry.", ex);
+            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The freeze change could not be confirmed durable (it may or may not be in force); retry until it answers OK.", ex);
         }
 
         await _feed.SyncAsync(cancellationToken);
@@ -300,5 +329,11 @@ public sealed class Revoker
             // The revocation is already in force everywhere; say that the record is what failed.
             throw BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The revocation is in force, but its audit record could not be written.", ex);
         }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3110, Level = LogLevel.Warning, Message = "Task {TaskId} is revoked, but its ended record could not be written; the revocation still ends it")]
+        public static partial void TaskRecordNotWritten(ILogger logger, string taskId, Exception exception);
     }
 }
