@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Broker.Testing;
 using Grpc.Net.Client;
 
 namespace Broker.Server.Tests.Infrastructure;
@@ -43,9 +42,21 @@ public sealed class BrokerNodeProcess : IAsyncDisposable
 
     public GrpcChannel Channel { get; }
 
-    /// <summary>The server the tests are built against: broker/Broker.Server/bin/&lt;configuration&gt;/net10.0/Broker.Server.dll.</summary>
+    /// <summary>Whether <c>BROKER_DLL</c> names another server build to run (as for deploy/local/cluster.sh), e.g. one with other runtime settings.</summary>
+    public static bool ServerDllOverridden => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("BROKER_DLL"));
+
+    /// <summary>
+    /// <c>BROKER_DLL</c> when set; otherwise the server the tests are built against:
+    /// broker/Broker.Server/bin/&lt;configuration&gt;/net10.0/Broker.Server.dll.
+    /// </summary>
     public static string ServerDll()
     {
+        if (ServerDllOverridden)
+        {
+            var chosen = Path.GetFullPath(Environment.GetEnvironmentVariable("BROKER_DLL")!);
+            return File.Exists(chosen) ? chosen : throw new FileNotFoundException("BROKER_DLL does not exist.", chosen);
+        }
+
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
         var dll = Path.Combine(RepoRoot(), "broker", "Broker.Server", "bin", configuration, "net10.0", "Broker.Server.dll");
         return File.Exists(dll) ? dll : throw new FileNotFoundException($"Build broker/Broker.Server ({configuration}) first.", dll);
