@@ -134,14 +134,14 @@ public sealed class RedisApprovalStore : IApprovalStore, IDisposable
 
     public async ValueTask<ApprovalRecord?> GetAsync(string id, CancellationToken cancellationToken)
     {
-        var entries = await _redis.GetDatabase().HashGetAllAsync(_keys.Approval(id));
+        var entries = await _redis.GetDatabase().HashGetAllAsync(_keys.Approval(id), CommandFlags.DemandMaster);
         return entries.Length == 0 ? null : Parse(entries);
     }
 
     public async ValueTask<IReadOnlyList<ApprovalRecord>> ListPendingAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
     {
         var db = _redis.GetDatabase();
-        var ids = await db.SortedSetRangeByScoreAsync(_keys.ApprovalsPending, Ms(now), double.PositiveInfinity, Exclude.Start, skip: 0, take: limit);
+        var ids = await db.SortedSetRangeByScoreAsync(_keys.ApprovalsPending, Ms(now), double.PositiveInfinity, Exclude.Start, skip: 0, take: limit, flags: CommandFlags.DemandMaster);
         var records = new List<ApprovalRecord>(ids.Length);
         foreach (var id in ids)
         {
@@ -157,7 +157,7 @@ public sealed class RedisApprovalStore : IApprovalStore, IDisposable
     public async ValueTask<IReadOnlyList<string>> ListLapsedAsync(DateTimeOffset now, int limit, CancellationToken cancellationToken)
     {
         // The index holds requests until they are used, denied or marked expired (approved ones too).
-        var ids = await _redis.GetDatabase().SortedSetRangeByScoreAsync(_keys.ApprovalsPending, double.NegativeInfinity, Ms(now), Exclude.None, skip: 0, take: limit);
+        var ids = await _redis.GetDatabase().SortedSetRangeByScoreAsync(_keys.ApprovalsPending, double.NegativeInfinity, Ms(now), Exclude.None, skip: 0, take: limit, flags: CommandFlags.DemandMaster);
         return [.. ids.Select(id => id.ToString())];
     }
 

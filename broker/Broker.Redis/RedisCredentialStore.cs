@@ -98,7 +98,7 @@ public sealed class RedisCredentialStore : ICredentialStore
 
     public async ValueTask<TaskRecord?> GetTaskAsync(string taskId, CancellationToken cancellationToken)
     {
-        var fields = await _redis.GetDatabase().HashGetAllAsync(_keys.Task(taskId));
+        var fields = await _redis.GetDatabase().HashGetAllAsync(_keys.Task(taskId), CommandFlags.DemandMaster);
         if (fields.Length == 0)
         {
             return null;
@@ -115,7 +115,7 @@ public sealed class RedisCredentialStore : ICredentialStore
 
     public async ValueTask<IssuedTokenRecord?> GetTokenAsync(string tokenId, CancellationToken cancellationToken)
     {
-        var fields = await _redis.GetDatabase().HashGetAllAsync(_keys.Token(tokenId));
+        var fields = await _redis.GetDatabase().HashGetAllAsync(_keys.Token(tokenId), CommandFlags.DemandMaster);
         if (fields.Length == 0)
         {
             return null;

@@ -106,10 +106,14 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
     public async Task<RevocationPage> ReadAfterAsync(string? afterId, int max, CancellationToken cancellationToken)
     {
         var start = afterId is null ? "-" : "(" + afterId;
+        // From the primary only: a replica may lack entries that other replicas acknowledged, and
+        // a node reading it would count itself current while missing them. No primary, no read,
+        // and the node turns stale (fails closed) instead.
         var result = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(
             ReadScript,
             [_stream, _epoch, _freeze],
-            [start, max]))!;
+            [start, max],
+            CommandFlags.DemandMaster))!;
         var epoch = result[0].ToString() is { Length: > 0 } value ? value : null;
         var rows = (RedisResult[])result[1]!;
         var entries = new List<RevocationEntry>(rows.Length);

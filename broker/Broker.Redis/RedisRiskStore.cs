@@ -142,7 +142,8 @@ public sealed class RedisRiskStore : IRiskStore, IDisposable
                 agent is null ? none : _keys.RiskFreeze('a', agent),
                 taskId is null ? none : _keys.Risk('t', taskId),
                 taskId is null ? none : _keys.RiskFreeze('t', taskId),
-            ]))!;
+            ],
+            flags: CommandFlags.DemandMaster))!;
         var view = new RiskView(State(result[0], result[1], now), State(result[2], result[3], now));
         _views.Keep(agent, taskId, view, generation, now.UtcTicks);
         return view;
