@@ -51,21 +51,6 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
     private readonly ConcurrentQueue<Scrape> _scrapes = new();
     private readonly ConcurrentQueue<(double AtMs, double LagMs)> _ownLag = new();
 
-    private enum CallKind
-    {
-        Issue,
-        RevokeToken,
-        RevokeTask,
-        IssueRevokedTask,
-    }
-
-    private sealed record Call(int Node, int Lane, CallKind Kind, string Task, double StartMs, double EndMs, StatusCode Status, string? Reason, string? TokenId = null, string? AccessToken = null, string? RevocationId = null)
-    {
-        public bool Ok => Status == StatusCode.OK;
-
-        public string Outcome => Ok ? "OK" : $"{Status}/{Reason ?? "no reason"}";
-    }
-
     /// <summary>One liveness probe: when it was sent, when it was answered, whether it was.</summary>
     private sealed record Probe(int Node, double StartMs, double EndMs, bool Live);
 
@@ -204,7 +189,7 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
 
             inSyncMs = _clock.Elapsed.TotalMilliseconds;
             var killed = killedMs;
-            await SentinelFailoverWorkload.EventuallyAsync(() => Task.FromResult(Recovered(nodes.Count, killed) || lanes.All(l => l.IsCompleted)), TimeSpan.FromSeconds(40), "both nodes to issue and revoke after the failover", throwOnTimeout: false);
+            await SentinelFailoverWorkload.EventuallyAsync(() => Task.FromResult(FailoverCalls.Recovered(_calls, nodes.Count, killed) || lanes.All(l => l.IsCompleted)), TimeSpan.FromSeconds(40), "both nodes to issue and revoke after the failover", throwOnTimeout: false);
             await Task.Delay(AfterRecovery);
         }
         catch (Exception ex)
@@ -324,7 +309,7 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
         }
 
         // 6. Every refusal names a precise, catalogued reason; nothing is INTERNAL or unexplained.
-        foreach (var refused in calls.Where(c => !c.Ok && !IsPrecise(c)))
+        foreach (var refused in calls.Where(c => !c.Ok && !FailoverCalls.IsPrecise(c)))
         {
             violations.Add($"{refused.Kind} at {nodes[refused.Node].Name} at {refused.StartMs:F0} ms answered {refused.Outcome}");
         }
@@ -353,9 +338,9 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
         Assert.NotEmpty(mustBeRevoked);
         for (var n = 0; n < nodes.Count; n++)
         {
-            var firstIssue = FirstOkAfter(calls, n, killedMs, CallKind.Issue);
+            var firstIssue = FailoverCalls.FirstOkAfter(calls, n, killedMs, CallKind.Issue);
             Assert.True(firstIssue is not null, $"{nodes[n].Name} issued during the workload after the kill");
-            Assert.True(FirstOkAfter(calls, n, killedMs, CallKind.RevokeTask, CallKind.RevokeToken) is not null, $"{nodes[n].Name} revoked during the workload after the kill");
+            Assert.True(FailoverCalls.FirstOkAfter(calls, n, killedMs, CallKind.RevokeTask, CallKind.RevokeToken) is not null, $"{nodes[n].Name} revoked during the workload after the kill");
             var window = TimeSpan.FromMilliseconds(firstIssue.EndMs - killedMs);
             Assert.True(window < WindowSanityBound, $"{nodes[n].Name} issued again {window.TotalSeconds:F1} s after the kill (sanity bound {WindowSanityBound.TotalSeconds} s)");
         }
@@ -507,23 +492,6 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
 
     private int OkCount(int node, CallKind kind) => _calls.Count(c => c.Node == node && c.Kind == kind && c.Ok);
 
-    private bool Recovered(int nodes, double killedMs) => Enumerable.Range(0, nodes).All(n =>
-        FirstOkAfter(_calls, n, killedMs, CallKind.Issue) is not null
-        && FirstOkAfter(_calls, n, killedMs, CallKind.RevokeTask, CallKind.RevokeToken) is not null);
-
-    private static Call? FirstOkAfter(IEnumerable<Call> calls, int node, double afterMs, params CallKind[] kinds) =>
-        calls.Where(c => c.Node == node && kinds.Contains(c.Kind) && c.Ok && c.StartMs >= afterMs).MinBy(c => c.EndMs);
-
-    private static readonly HashSet<(StatusCode, string)> Precise =
-    [
-        (StatusCode.Unavailable, "STATE_UNAVAILABLE"),
-        (StatusCode.Unavailable, "REVOCATION_STATE_UNKNOWN"),
-        (StatusCode.Unavailable, "RISK_STATE_UNAVAILABLE"),
-        (StatusCode.FailedPrecondition, "TASK_ENDED"),
-    ];
-
-    private static bool IsPrecise(Call call) => call.Reason is { } reason && Precise.Contains((call.Status, reason));
-
     private static DateTime Deadline() => DateTime.UtcNow + CallDeadline;
 
     private static async Task<bool> HealthyAsync(BrokerNodeProcess node)
@@ -584,12 +552,12 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
 
         report.AppendLine(CultureInfo.InvariantCulture, $"lost (revoked with OK, accepted afterwards by a node): {lost} of {revokedChecked} tokens checked at 2 nodes");
         report.AppendLine(CultureInfo.InvariantCulture, $"issued without confirmed revocation state (token for a task already revoked with OK): {issuedUnconfirmed}");
-        report.AppendLine(CultureInfo.InvariantCulture, $"tokens or revocations missing from their node's audit log: {unaudited}; imprecise refusals (INTERNAL, no reason): {calls.Count(c => !c.Ok && !IsPrecise(c))}; unrevoked tokens still accepted: {keptChecked} checked");
+        report.AppendLine(CultureInfo.InvariantCulture, $"tokens or revocations missing from their node's audit log: {unaudited}; imprecise refusals (INTERNAL, no reason): {calls.Count(c => !c.Ok && !FailoverCalls.IsPrecise(c))}; unrevoked tokens still accepted: {keptChecked} checked");
         report.AppendLine("unavailability window (from the kill to the first OK answer after it):");
         for (var n = 0; n < nodes.Count; n++)
         {
-            var firstIssue = FirstOkAfter(calls, n, killed, CallKind.Issue);
-            var firstRevoke = FirstOkAfter(calls, n, killed, CallKind.RevokeTask, CallKind.RevokeToken);
+            var firstIssue = FailoverCalls.FirstOkAfter(calls, n, killed, CallKind.Issue);
+            var firstRevoke = FailoverCalls.FirstOkAfter(calls, n, killed, CallKind.RevokeTask, CallKind.RevokeToken);
             var refusedDuring = calls.Count(c => c.Node == n && !c.Ok && c.StartMs >= killed && c.Kind != CallKind.IssueRevokedTask && c.Reason != "TASK_ENDED");
             report.AppendLine(CultureInfo.InvariantCulture, $"  {nodes[n].Name}: issuance {S((firstIssue?.EndMs ?? double.NaN) - killed)}, revocation {S((firstRevoke?.EndMs ?? double.NaN) - killed)}, calls refused after the kill: {refusedDuring}");
         }

@@ -41,23 +41,6 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
     private readonly Stopwatch _clock = new();
     private readonly ConcurrentQueue<Call> _calls = new();
 
-    private enum CallKind
-    {
-        Issue,
-        RevokeToken,
-        RevokeTask,
-
-        /// <summary>Issuance for a task whose revocation just returned OK at the other node: must be refused.</summary>
-        IssueRevokedTask,
-    }
-
-    private sealed record Call(int Node, int Lane, CallKind Kind, string Task, double StartMs, double EndMs, StatusCode Status, string? Reason, string? TokenId = null, string? AccessToken = null, string? RevocationId = null)
-    {
-        public bool Ok => Status == StatusCode.OK;
-
-        public string Outcome => Ok ? "OK" : $"{Status}/{Reason ?? "no reason"}";
-    }
-
     public async Task RunAsync()
     {
         using var floor = new ThreadPoolFloor();
@@ -126,7 +109,7 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
             }
 
             // Run on until both nodes have issued and revoked again, plus a little, within the cap.
-            await EventuallyAsync(() => Task.FromResult(Recovered(failure.KilledMs) || lanes.All(l => l.IsCompleted)), RecoveryBound, "both nodes to issue and revoke after the failover", throwOnTimeout: false);
+            await EventuallyAsync(() => Task.FromResult(FailoverCalls.Recovered(_calls, 2, failure.KilledMs) || lanes.All(l => l.IsCompleted)), RecoveryBound, "both nodes to issue and revoke after the failover", throwOnTimeout: false);
             await Task.Delay(AfterRecovery);
         }
         catch (Exception ex)
@@ -251,7 +234,7 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
         }
 
         // 6. Every refusal names a precise, catalogued reason; nothing is INTERNAL or unexplained.
-        foreach (var refused in calls.Where(c => !c.Ok && !IsPrecise(c)))
+        foreach (var refused in calls.Where(c => !c.Ok && !FailoverCalls.IsPrecise(c)))
         {
             findings.Violations.Add($"{refused.Kind} at {Name(refused.Node)} at {refused.StartMs:F0} ms answered {refused.Outcome}");
         }
@@ -286,9 +269,9 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
         Assert.NotEmpty(mustBeRevoked);
         foreach (var (node, i) in nodes.Select((node, i) => (node, i)))
         {
-            Assert.True(FirstOkAfter(calls, i, failure.KilledMs, CallKind.Issue) is not null, $"node {node.Name} issued during the workload after the kill");
-            Assert.True(FirstOkAfter(calls, i, failure.KilledMs, CallKind.RevokeTask, CallKind.RevokeToken) is not null, $"node {node.Name} revoked during the workload after the kill");
-            var window = TimeSpan.FromMilliseconds(FirstOkAfter(calls, i, failure.KilledMs, CallKind.Issue)!.EndMs - failure.KilledMs);
+            Assert.True(FailoverCalls.FirstOkAfter(calls, i, failure.KilledMs, CallKind.Issue) is not null, $"node {node.Name} issued during the workload after the kill");
+            Assert.True(FailoverCalls.FirstOkAfter(calls, i, failure.KilledMs, CallKind.RevokeTask, CallKind.RevokeToken) is not null, $"node {node.Name} revoked during the workload after the kill");
+            var window = TimeSpan.FromMilliseconds(FailoverCalls.FirstOkAfter(calls, i, failure.KilledMs, CallKind.Issue)!.EndMs - failure.KilledMs);
             Assert.True(window < WindowSanityBound, $"node {node.Name} issued again {window.TotalSeconds:F1} s after the kill (sanity bound {WindowSanityBound.TotalSeconds} s)");
         }
     }
@@ -370,26 +353,6 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
 
     private int OkCount(int node, CallKind kind) => _calls.Count(c => c.Node == node && c.Kind == kind && c.Ok);
 
-    private bool Recovered(double killedMs) => Enumerable.Range(0, 2).All(n =>
-        FirstOkAfter(_calls, n, killedMs, CallKind.Issue) is not null
-        && FirstOkAfter(_calls, n, killedMs, CallKind.RevokeTask, CallKind.RevokeToken) is not null);
-
-    private static Call? FirstOkAfter(IEnumerable<Call> calls, int node, double afterMs, params CallKind[] kinds) =>
-        calls.Where(c => c.Node == node && kinds.Contains(c.Kind) && c.Ok && c.StartMs >= afterMs).MinBy(c => c.EndMs);
-
-    // ---- what counts as precise -------------------------------------------------------------
-
-    /// <summary>Refusals the catalogue (docs/errors.md) names for a Redis outage or a revoked task.</summary>
-    private static readonly HashSet<(StatusCode, string)> Precise =
-    [
-        (StatusCode.Unavailable, "STATE_UNAVAILABLE"),
-        (StatusCode.Unavailable, "REVOCATION_STATE_UNKNOWN"),
-        (StatusCode.Unavailable, "RISK_STATE_UNAVAILABLE"),
-        (StatusCode.FailedPrecondition, "TASK_ENDED"),
-    ];
-
-    private static bool IsPrecise(Call call) => call.Reason is { } reason && Precise.Contains((call.Status, reason));
-
     // ---- the report ---------------------------------------------------------------------------
 
     private sealed class FailureTimeline
@@ -441,12 +404,12 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
 
         report.AppendLine(CultureInfo.InvariantCulture, $"lost (revoked with OK, accepted afterwards by a node or the resource server): {findings.Lost} of {revokedTokensChecked} tokens checked at 2 nodes + resource server");
         report.AppendLine(CultureInfo.InvariantCulture, $"issued without confirmed revocation state (token for a task already revoked with OK): {findings.IssuedWithoutConfirmedState}");
-        report.AppendLine(CultureInfo.InvariantCulture, $"tokens or revocations missing from their node's audit log: {findings.Unaudited}; imprecise refusals (INTERNAL, no reason): {calls.Count(c => !c.Ok && !IsPrecise(c))}; unrevoked tokens still accepted: {keptChecked} checked");
+        report.AppendLine(CultureInfo.InvariantCulture, $"tokens or revocations missing from their node's audit log: {findings.Unaudited}; imprecise refusals (INTERNAL, no reason): {calls.Count(c => !c.Ok && !FailoverCalls.IsPrecise(c))}; unrevoked tokens still accepted: {keptChecked} checked");
         report.AppendLine("unavailability window (from the kill to the first OK answer after it):");
         for (var n = 0; n < nodes.Length; n++)
         {
-            var firstIssue = FirstOkAfter(calls, n, killed, CallKind.Issue);
-            var firstRevoke = FirstOkAfter(calls, n, killed, CallKind.RevokeTask, CallKind.RevokeToken);
+            var firstIssue = FailoverCalls.FirstOkAfter(calls, n, killed, CallKind.Issue);
+            var firstRevoke = FailoverCalls.FirstOkAfter(calls, n, killed, CallKind.RevokeTask, CallKind.RevokeToken);
             var refusedDuring = calls.Count(c => c.Node == n && !c.Ok && c.StartMs >= killed && c.Kind != CallKind.IssueRevokedTask && c.Reason != "TASK_ENDED");
             report.AppendLine(CultureInfo.InvariantCulture, $"  node {nodes[n].Name}: issuance {Ms((firstIssue?.EndMs ?? double.NaN) - killed)}, revocation {Ms((firstRevoke?.EndMs ?? double.NaN) - killed)}, calls refused after the kill: {refusedDuring}");
         }
