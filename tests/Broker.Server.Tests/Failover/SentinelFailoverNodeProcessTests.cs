@@ -534,33 +534,16 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
 
     private string Report(Call[] calls, List<BrokerNodeProcess> nodes, double killed, double promotedMs, double inSyncMs, string promoted, int lost, int issuedUnconfirmed, int unaudited, int violations, int revokedChecked, int keptChecked, TimeSpan verifyTime, int testWorkers, int? shippedMinimum)
     {
-        static string S(double ms) => double.IsNaN(ms) ? "n/a" : (ms / 1000).ToString("F2", CultureInfo.InvariantCulture) + " s";
         var report = new StringBuilder();
         report.AppendLine(CultureInfo.InvariantCulture, $"==== {ReportTitle} ====");
         report.AppendLine(CultureInfo.InvariantCulture, $"topology: Redis primary + 2 replicas (min-replicas-to-write 1) + 3 Sentinels (quorum 2, down-after 1000 ms), 2 broker nodes each alone in its own process (dotnet Broker.Server.dll, environment as deploy/local/cluster.sh, RevocationMinReplicas=1, runtimeconfig ThreadPool.MinThreads {shippedMinimum?.ToString(CultureInfo.InvariantCulture) ?? "unset (runtime default)"}{(BrokerNodeProcess.ServerDllOverridden ? " from BROKER_DLL" : "")}); callers in the test process (pool minimum {testWorkers}, not raised)");
-        report.AppendLine(CultureInfo.InvariantCulture, $"workload: {nodes.Count * LanesPerNode} callers, {S(_clock.Elapsed.TotalMilliseconds)}; primary SIGKILLed at {S(killed)}, {promoted} promoted +{S(promotedMs - killed)}, the other replica in sync with it +{S(inSyncMs - killed)}, old primary left down");
-        var issuedOk = calls.Where(c => c.Kind == CallKind.Issue && c.Ok).ToList();
-        var revokedOk = calls.Where(c => c.Kind is CallKind.RevokeToken or CallKind.RevokeTask && c.Ok).ToList();
-        report.AppendLine(CultureInfo.InvariantCulture, $"calls: {calls.Length}; issued OK: {issuedOk.Count} ({issuedOk.Count(c => c.EndMs < killed)} before the kill, {issuedOk.Count(c => c.StartMs >= killed)} after)");
-        report.AppendLine(CultureInfo.InvariantCulture, $"revoked OK: {revokedOk.Count} ({revokedOk.Count(c => c.EndMs < killed)} before the kill, {revokedOk.Count(c => c.StartMs >= killed)} after; by token {revokedOk.Count(c => c.Kind == CallKind.RevokeToken)}, by task {revokedOk.Count(c => c.Kind == CallKind.RevokeTask)}); issuance retried for a task just revoked at the other node: {calls.Count(c => c.Kind == CallKind.IssueRevokedTask)}");
-        var refusals = calls.Where(c => !c.Ok).GroupBy(c => (c.Kind is CallKind.RevokeTask or CallKind.RevokeToken ? "revoke" : c.Kind == CallKind.IssueRevokedTask ? "issue (revoked task)" : "issue", c.Outcome)).OrderBy(g => g.Key.Item1).ThenByDescending(g => g.Count()).ToList();
-        report.AppendLine("refused:" + (refusals.Count > 0 ? "" : " none"));
-        foreach (var group in refusals)
-        {
-            report.AppendLine(CultureInfo.InvariantCulture, $"  {group.Key.Item1,-22} {group.Key.Outcome,-40} {group.Count(),6}");
-        }
+        report.AppendLine(CultureInfo.InvariantCulture, $"workload: {nodes.Count * LanesPerNode} callers, {FailoverCalls.Seconds(_clock.Elapsed.TotalMilliseconds)}; primary SIGKILLed at {FailoverCalls.Seconds(killed)}, {promoted} promoted +{FailoverCalls.Seconds(promotedMs - killed)}, the other replica in sync with it +{FailoverCalls.Seconds(inSyncMs - killed)}, old primary left down");
+        FailoverCalls.AppendCounts(report, calls, killed);
 
         report.AppendLine(CultureInfo.InvariantCulture, $"lost (revoked with OK, accepted afterwards by a node): {lost} of {revokedChecked} tokens checked at 2 nodes");
         report.AppendLine(CultureInfo.InvariantCulture, $"issued without confirmed revocation state (token for a task already revoked with OK): {issuedUnconfirmed}");
         report.AppendLine(CultureInfo.InvariantCulture, $"tokens or revocations missing from their node's audit log: {unaudited}; imprecise refusals (INTERNAL, no reason): {calls.Count(c => !c.Ok && !FailoverCalls.IsPrecise(c))}; unrevoked tokens still accepted: {keptChecked} checked");
-        report.AppendLine("unavailability window (from the kill to the first OK answer after it):");
-        for (var n = 0; n < nodes.Count; n++)
-        {
-            var firstIssue = FailoverCalls.FirstOkAfter(calls, n, killed, CallKind.Issue);
-            var firstRevoke = FailoverCalls.FirstOkAfter(calls, n, killed, CallKind.RevokeTask, CallKind.RevokeToken);
-            var refusedDuring = calls.Count(c => c.Node == n && !c.Ok && c.StartMs >= killed && c.Kind != CallKind.IssueRevokedTask && c.Reason != "TASK_ENDED");
-            report.AppendLine(CultureInfo.InvariantCulture, $"  {nodes[n].Name}: issuance {S((firstIssue?.EndMs ?? double.NaN) - killed)}, revocation {S((firstRevoke?.EndMs ?? double.NaN) - killed)}, calls refused after the kill: {refusedDuring}");
-        }
+        FailoverCalls.AppendWindows(report, calls, killed, [.. nodes.Select(node => node.Name)]);
 
         report.AppendLine("stall (liveness probe every 100 ms from the kill on; the node's own /metrics every 250 ms):");
         for (var n = 0; n < nodes.Count; n++)
@@ -576,12 +559,12 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
             var threadsBefore = scrapes.Where(s => s.AtMs < killed && s.PoolThreads is not null).Select(s => s.PoolThreads!.Value).DefaultIfEmpty(double.NaN).Max();
             var threadsAfter = scrapes.Where(s => s.AtMs >= killed && s.PoolThreads is not null).Select(s => s.PoolThreads!.Value).DefaultIfEmpty(double.NaN).Max();
             var queue = scrapes.Where(s => s.AtMs >= killed && s.PoolQueue is not null).Select(s => s.PoolQueue!.Value).DefaultIfEmpty(double.NaN).Max();
-            report.AppendLine(CultureInfo.InvariantCulture, $"  {nodes[n].Name}: slowest liveness answer {S(slowest)}, longest gap between answers {S(gap)}, not live {probes.Count(p => !p.Live)} of {probes.Count}; /metrics answered {after.Count} times, revocation staleness max {Num(staleness, "F2")} s, not current in {notCurrent}; pool threads {Num(threadsBefore, "F0")} before, max {Num(threadsAfter, "F0")} after; pool queue max {Num(queue, "F0")}");
+            report.AppendLine(CultureInfo.InvariantCulture, $"  {nodes[n].Name}: slowest liveness answer {FailoverCalls.Seconds(slowest)}, longest gap between answers {FailoverCalls.Seconds(gap)}, not live {probes.Count(p => !p.Live)} of {probes.Count}; /metrics answered {after.Count} times, revocation staleness max {Num(staleness, "F2")} s, not current in {notCurrent}; pool threads {Num(threadsBefore, "F0")} before, max {Num(threadsAfter, "F0")} after; pool queue max {Num(queue, "F0")}");
         }
 
         var ownLag = _ownLag.Where(l => l.AtMs >= killed).Select(l => l.LagMs).DefaultIfEmpty(double.NaN).Max();
-        report.AppendLine(CultureInfo.InvariantCulture, $"  test process (callers): a 100 ms timer fired at most {S(ownLag)} late");
-        report.AppendLine(CultureInfo.InvariantCulture, $"verification: {S(verifyTime.TotalMilliseconds)}; violations: {violations}");
+        report.AppendLine(CultureInfo.InvariantCulture, $"  test process (callers): a 100 ms timer fired at most {FailoverCalls.Seconds(ownLag)} late");
+        report.AppendLine(CultureInfo.InvariantCulture, $"verification: {FailoverCalls.Seconds(verifyTime.TotalMilliseconds)}; violations: {violations}");
         report.AppendLine("rerun: dotnet test tests/Broker.Server.Tests --filter \"FullyQualifiedName~SentinelFailoverNodeProcessTests\"");
         return report.ToString();
     }

@@ -382,39 +382,21 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
 
     private string Report(Call[] calls, Node[] nodes, FailureTimeline failure, Findings findings, int revokedTokensChecked, int keptChecked, TimeSpan verifyTime)
     {
-        static string Ms(double ms) => double.IsNaN(ms) ? "n/a" : (ms / 1000).ToString("F2", CultureInfo.InvariantCulture) + " s";
         var killed = failure.KilledMs;
         var report = new StringBuilder();
         report.AppendLine(CultureInfo.InvariantCulture, $"==== {ReportTitle} ====");
         report.AppendLine(CultureInfo.InvariantCulture, $"topology: Redis primary + {Replicas(replicas)} (min-replicas-to-write 1) + 3 Sentinels (quorum 2, down-after 1000 ms), 2 broker nodes (RevocationMinReplicas=1), 1 SDK resource server on node B");
         var timeline = replicas == 1
-            ? $"replica promoted +{Ms(failure.PromotedMs - killed)}, old primary restarted +{Ms(failure.RestartedMs - killed)}, back in sync as a replica +{Ms(failure.RejoinedMs - killed)}"
-            : $"{failure.Promoted} promoted +{Ms(failure.PromotedMs - killed)}, the other replica{(replicas > 2 ? "s" : "")} in sync with it +{Ms(failure.RejoinedMs - killed)}, old primary left down";
-        report.AppendLine(CultureInfo.InvariantCulture, $"workload: {nodes.Length * LanesPerNode} callers, {Ms(_clock.Elapsed.TotalMilliseconds)}; primary SIGKILLed at {Ms(killed)}, {timeline}");
-        var issuedOk = calls.Where(c => c.Kind == CallKind.Issue && c.Ok).ToList();
-        var revokedOk = calls.Where(c => c.Kind is CallKind.RevokeToken or CallKind.RevokeTask && c.Ok).ToList();
-        report.AppendLine(CultureInfo.InvariantCulture, $"calls: {calls.Length}; issued OK: {issuedOk.Count} ({issuedOk.Count(c => c.EndMs < killed)} before the kill, {issuedOk.Count(c => c.StartMs >= killed)} after)");
-        report.AppendLine(CultureInfo.InvariantCulture, $"revoked OK: {revokedOk.Count} ({revokedOk.Count(c => c.EndMs < killed)} before the kill, {revokedOk.Count(c => c.StartMs >= killed)} after; by token {revokedOk.Count(c => c.Kind == CallKind.RevokeToken)}, by task {revokedOk.Count(c => c.Kind == CallKind.RevokeTask)}); issuance retried for a task just revoked at the other node: {calls.Count(c => c.Kind == CallKind.IssueRevokedTask)}");
-        var refusals = calls.Where(c => !c.Ok).GroupBy(c => (c.Kind is CallKind.RevokeTask or CallKind.RevokeToken ? "revoke" : c.Kind == CallKind.IssueRevokedTask ? "issue (revoked task)" : "issue", c.Outcome)).OrderBy(g => g.Key.Item1).ThenByDescending(g => g.Count());
-        report.AppendLine("refused:" + (refusals.Any() ? "" : " none"));
-        foreach (var group in refusals)
-        {
-            report.AppendLine(CultureInfo.InvariantCulture, $"  {group.Key.Item1,-22} {group.Key.Outcome,-40} {group.Count(),6}");
-        }
+            ? $"replica promoted +{FailoverCalls.Seconds(failure.PromotedMs - killed)}, old primary restarted +{FailoverCalls.Seconds(failure.RestartedMs - killed)}, back in sync as a replica +{FailoverCalls.Seconds(failure.RejoinedMs - killed)}"
+            : $"{failure.Promoted} promoted +{FailoverCalls.Seconds(failure.PromotedMs - killed)}, the other replica{(replicas > 2 ? "s" : "")} in sync with it +{FailoverCalls.Seconds(failure.RejoinedMs - killed)}, old primary left down";
+        report.AppendLine(CultureInfo.InvariantCulture, $"workload: {nodes.Length * LanesPerNode} callers, {FailoverCalls.Seconds(_clock.Elapsed.TotalMilliseconds)}; primary SIGKILLed at {FailoverCalls.Seconds(killed)}, {timeline}");
+        FailoverCalls.AppendCounts(report, calls, killed);
 
         report.AppendLine(CultureInfo.InvariantCulture, $"lost (revoked with OK, accepted afterwards by a node or the resource server): {findings.Lost} of {revokedTokensChecked} tokens checked at 2 nodes + resource server");
         report.AppendLine(CultureInfo.InvariantCulture, $"issued without confirmed revocation state (token for a task already revoked with OK): {findings.IssuedWithoutConfirmedState}");
         report.AppendLine(CultureInfo.InvariantCulture, $"tokens or revocations missing from their node's audit log: {findings.Unaudited}; imprecise refusals (INTERNAL, no reason): {calls.Count(c => !c.Ok && !FailoverCalls.IsPrecise(c))}; unrevoked tokens still accepted: {keptChecked} checked");
-        report.AppendLine("unavailability window (from the kill to the first OK answer after it):");
-        for (var n = 0; n < nodes.Length; n++)
-        {
-            var firstIssue = FailoverCalls.FirstOkAfter(calls, n, killed, CallKind.Issue);
-            var firstRevoke = FailoverCalls.FirstOkAfter(calls, n, killed, CallKind.RevokeTask, CallKind.RevokeToken);
-            var refusedDuring = calls.Count(c => c.Node == n && !c.Ok && c.StartMs >= killed && c.Kind != CallKind.IssueRevokedTask && c.Reason != "TASK_ENDED");
-            report.AppendLine(CultureInfo.InvariantCulture, $"  node {nodes[n].Name}: issuance {Ms((firstIssue?.EndMs ?? double.NaN) - killed)}, revocation {Ms((firstRevoke?.EndMs ?? double.NaN) - killed)}, calls refused after the kill: {refusedDuring}");
-        }
-
-        report.AppendLine(CultureInfo.InvariantCulture, $"verification: {Ms(verifyTime.TotalMilliseconds)}; violations: {findings.Violations.Count}");
+        FailoverCalls.AppendWindows(report, calls, killed, [.. nodes.Select(node => "node " + node.Name)]);
+        report.AppendLine(CultureInfo.InvariantCulture, $"verification: {FailoverCalls.Seconds(verifyTime.TotalMilliseconds)}; violations: {findings.Violations.Count}");
         report.AppendLine("rerun: dotnet test tests/Broker.Server.Tests --filter \"FullyQualifiedName~Failover\"");
         return report.ToString();
     }
