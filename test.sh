@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what the tests need (redis-server, redis-cli, openssl) when missing, then prints
-# the Sentinel failover report (artifacts/failover-report.txt, when that test ran) and one closing line
+# Runs every test. Installs what the tests need (redis-server, redis-cli, openssl, postgresql, chromium) when
+# missing, then prints the Sentinel failover report (artifacts/failover-report.txt, when that test ran) and one closing line
 # "N passed, N failed, N skipped" taken from the test results (TRX files).
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -10,11 +10,15 @@ declare -A needed=(
   [redis-server]=redis-server
   [redis-cli]=redis-tools    # deploy/local/cluster.sh sets the revocation epoch with it
   [openssl]=openssl          # deploy/local/cluster.sh makes its keys with it
+  [chromium]=chromium        # the web console is tested in a real browser
 )
 missing=()
 for tool in "${!needed[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${needed[$tool]}")
 done
+# PostgreSQL's server binaries are not on PATH in Debian; the tests find them under /usr/lib/postgresql.
+postgres_bin() { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1; }
+postgres_bin || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "Installing ${missing[*]} (apt)..."
@@ -25,6 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   for tool in "${!needed[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || { echo "The tests need $tool: install it with 'apt-get install -y ${needed[$tool]}'." >&2; exit 1; }
   done
+  postgres_bin || { echo "The tests need a PostgreSQL server: install it with 'apt-get install -y postgresql'." >&2; exit 1; }
 fi
 
 results=artifacts/test-results
