@@ -210,7 +210,9 @@ public sealed class RedisApprovalStore : IApprovalStore, IDisposable
         return new ApprovalChange(outcome, string.IsNullOrEmpty(status) ? null : ApprovalStatusNames.Parse(status), confirmed);
     }
 
-    public void Dispose() => _redis.GetSubscriber().Unsubscribe(_changes, OnChanged);
+    // At shutdown the handler is removed at once; the server-side unsubscribe need not be waited
+    // for (a busy or gone Redis would otherwise fail the host's disposal).
+    public void Dispose() => _redis.GetSubscriber().Unsubscribe(_changes, OnChanged, CommandFlags.FireAndForget);
 
     private void OnChanged(RedisChannel channel, RedisValue id) => Changed?.Invoke(id.ToString());
 

@@ -159,7 +159,8 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
     public async Task TrimAsync(DateTimeOffset olderThan, CancellationToken cancellationToken) =>
         await _redis.GetDatabase().ExecuteAsync("XTRIM", _stream, "MINID", "~", olderThan.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture) + "-0");
 
-    public void Dispose() => _subscriber.Unsubscribe(_notify);
+    // As for approvals: never block or fail disposal on a busy or gone Redis.
+    public void Dispose() => _subscriber.Unsubscribe(_notify, null, CommandFlags.FireAndForget);
 }
 
 /// <summary>The stored form of a revocation (one JSON field per stream entry).</summary>
