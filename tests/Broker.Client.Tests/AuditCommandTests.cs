@@ -84,6 +84,25 @@ public sealed class AuditCommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Verify_names_the_record_and_exits_1_when_a_byte_becomes_invalid_UTF8()
+    {
+        var segment = AuditFiles.All(_directory)[1].Path;
+        var bytes = await File.ReadAllBytesAsync(segment);
+        var third = bytes.AsSpan().IndexOf((byte)'\n') + 1;
+        third += bytes.AsSpan(third).IndexOf((byte)'\n') + 1;
+        var detail = third + bytes.AsSpan(third).IndexOf("line one"u8);
+        bytes[detail] = 0xFF;
+        await File.WriteAllBytesAsync(segment, bytes);
+
+        var verify = await Cli.RunAsync("audit", "verify", _directory);
+        var query = await Cli.RunAsync("audit", "query", _directory, "--output", "json");
+
+        Assert.Equal(1, verify.ExitCode);
+        Assert.Contains($"TAMPERED: {segment}:3: ", verify.Out, StringComparison.Ordinal);
+        Assert.Equal(0, query.ExitCode);
+    }
+
+    [Fact]
     public async Task Verify_of_a_missing_path_is_a_local_error()
     {
         var run = await Cli.RunAsync("audit", "verify", Path.Combine(_directory, "nope"));

@@ -129,7 +129,7 @@ internal static class AuditCommand
         var follow = new Option<bool>("--follow", "-f") { Description = "From a broker (no PATH): keep the stream open and print records as the node writes them, until interrupted (Ctrl+C). On files, use tail -f." };
         var output = OutputFormat.CreateOption();
         var operatorOptions = new OperatorOptions();
-        var command = new Command("tail", "Print the newest records (across nodes, by time; from a broker: that node's records).");
+        var command = new Command("tail", "Print the newest records (each node's in seq order, nodes interleaved by time; from a broker: the records in its folder).");
         command.Arguments.Add(paths);
         command.Options.Add(count);
         command.Options.Add(follow);

@@ -22,7 +22,10 @@ public static partial class AuditChain
     public const string CheckpointSuffix = ".checkpoint";
 
     /// <summary>Domain separation for checkpoint signatures, so they can never be mistaken for anything else signed with the key.</summary>
-    private const string CheckpointContext = "broker.audit.checkpoint.v1";
+    private const string CheckpointContext = "broker.audit.checkpoint.v2";
+
+    /// <summary>Checkpoints written before <c>sealed_at</c> was signed; still verified, never written.</summary>
+    private const string LegacyCheckpointContext = "broker.audit.checkpoint.v1";
 
     /// <summary>Node ids go into file names and, unescaped, into every record.</summary>
     public static bool IsValidNodeId(string? node) => node is not null && NodeIdPattern().IsMatch(node);
@@ -76,17 +79,33 @@ public static partial class AuditChain
     /// <summary>Upper bound of <see cref="Splice"/>'s output.</summary>
     public static int SplicedLength(string node, ReadOnlySpan<byte> eventJson) => 48 + node.Length + 64 + eventJson.Length;
 
-    /// <summary>The exact bytes a checkpoint signature covers.</summary>
-    public static byte[] CheckpointPayload(AuditCheckpoint checkpoint) => Encoding.UTF8.GetBytes(string.Join(
-        '\n',
-        CheckpointContext,
-        checkpoint.Node,
-        checkpoint.Segment,
-        checkpoint.FirstSeq.ToString(CultureInfo.InvariantCulture),
-        checkpoint.LastSeq.ToString(CultureInfo.InvariantCulture),
-        checkpoint.Count.ToString(CultureInfo.InvariantCulture),
-        checkpoint.StartPrev,
-        checkpoint.LastHash) + "\n");
+    /// <summary>The exact bytes a checkpoint signature covers (every field but the key and signature).</summary>
+    public static byte[] CheckpointPayload(AuditCheckpoint checkpoint) => Payload(checkpoint, CheckpointContext);
+
+    private static byte[] Payload(AuditCheckpoint checkpoint, string context)
+    {
+        var lines = new List<string>
+        {
+            context,
+            checkpoint.Node,
+            checkpoint.Segment,
+            checkpoint.FirstSeq.ToString(CultureInfo.InvariantCulture),
+            checkpoint.LastSeq.ToString(CultureInfo.InvariantCulture),
+            checkpoint.Count.ToString(CultureInfo.InvariantCulture),
+            checkpoint.StartPrev,
+            checkpoint.LastHash,
+        };
+        if (context == CheckpointContext)
+        {
+            lines.Add(checkpoint.SealedAt is { } sealedAt ? FormatTime(sealedAt) : "");
+        }
+
+        return Encoding.UTF8.GetBytes(string.Join('\n', lines) + "\n");
+    }
+
+    /// <summary>A time as signed: UTC, RFC 3339 with seven fractional digits.</summary>
+    public static string FormatTime(DateTimeOffset time) =>
+        time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>Key id of an audit checkpoint key: SHA-256 of its SubjectPublicKeyInfo, hex.</summary>
     public static string KeyId(ECDsa key) => Convert.ToHexStringLower(SHA256.HashData(key.ExportSubjectPublicKeyInfo()));
@@ -115,19 +134,29 @@ public static partial class AuditChain
             var signature = Convert.FromBase64String(checkpoint.Signature);
             if (key is not null)
             {
-                return key.VerifyData(CheckpointPayload(checkpoint), signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+                // The named key must be the pinned one, so no byte of the checkpoint goes unchecked.
+                return checkpoint.PublicKey == Convert.ToBase64String(key.ExportSubjectPublicKeyInfo())
+                    && checkpoint.KeyId == KeyId(key)
+                    && SignedBy(key, checkpoint, signature);
             }
 
             using var embedded = ECDsa.Create();
             embedded.ImportSubjectPublicKeyInfo(Convert.FromBase64String(checkpoint.PublicKey ?? ""), out _);
-            return checkpoint.KeyId == KeyId(embedded)
-                && embedded.VerifyData(CheckpointPayload(checkpoint), signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+            return checkpoint.KeyId == KeyId(embedded) && SignedBy(embedded, checkpoint, signature);
         }
         catch (Exception ex) when (ex is FormatException or CryptographicException)
         {
             return false;
         }
     }
+
+    private static bool SignedBy(ECDsa key, AuditCheckpoint checkpoint, byte[] signature) =>
+        key.VerifyData(Payload(checkpoint, CheckpointContext), signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation)
+        || key.VerifyData(Payload(checkpoint, LegacyCheckpointContext), signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+
+    /// <summary>A checkpoint file's exact bytes: compact JSON and one newline, as the sink writes it.</summary>
+    public static byte[] CheckpointFileBytes(AuditCheckpoint checkpoint) =>
+        [.. System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(checkpoint, AuditJsonContext.Default.AuditCheckpoint), (byte)'\n'];
 
     [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$")]
     private static partial Regex NodeIdPattern();

@@ -26,13 +26,20 @@ public static class AuditFiles
     }
 
     /// <summary>The checkpoint file's content, or null when it cannot be read as one.</summary>
-    public static AuditCheckpoint? TryReadCheckpoint(string path)
+    public static AuditCheckpoint? TryReadCheckpoint(string path) => TryReadCheckpoint(path, out _);
+
+    /// <summary>As <see cref="TryReadCheckpoint(string)"/>; <paramref name="canonical"/> says whether the file is exactly what the sink writes for it.</summary>
+    public static AuditCheckpoint? TryReadCheckpoint(string path, out bool canonical)
     {
+        canonical = false;
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), AuditJsonContext.Default.AuditCheckpoint);
+            var bytes = File.ReadAllBytes(path);
+            var checkpoint = JsonSerializer.Deserialize(bytes, AuditJsonContext.Default.AuditCheckpoint);
+            canonical = checkpoint is not null && bytes.AsSpan().SequenceEqual(AuditChain.CheckpointFileBytes(checkpoint));
+            return checkpoint;
         }
-        catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or IOException or UnauthorizedAccessException)
         {
             return null;
         }

@@ -93,7 +93,7 @@ public sealed class AuditReader
                     records.Add(new AuditLine(auditEvent, Encoding.UTF8.GetString(line)));
                 }
             }
-            catch (JsonException)
+            catch (Exception ex) when (ex is JsonException or InvalidOperationException)
             {
                 // Reading is not verifying: 'audit verify' names damaged records.
             }
@@ -120,13 +120,13 @@ public sealed record AuditFilter(string? Agent, string? Task, string? TokenId, s
         && (Since is null || e.Time >= Since)
         && (Until is null || e.Time < Until);
 
-    /// <summary>The newest <paramref name="limit"/> matching records, oldest first (by time, then seq).</summary>
+    /// <summary>The newest <paramref name="limit"/> matching records, oldest first, in <see cref="AuditOrder"/>.</summary>
     public List<AuditLine> Apply(IEnumerable<AuditLine> records, int limit) =>
-        records.Where(r => Matches(r.Event)).OrderBy(r => r.Event.Time).ThenBy(r => r.Event.Seq).TakeLast(Math.Max(0, limit)).ToList();
+        AuditOrder.Interleave(records.Where(r => Matches(r.Event))).TakeLast(Math.Max(0, limit)).ToList();
 
-    /// <summary>The newest <paramref name="count"/> records, oldest first (across nodes, by time).</summary>
+    /// <summary>The newest <paramref name="count"/> records, oldest first: each node's in seq order, nodes interleaved by time (<see cref="AuditOrder"/>).</summary>
     public static List<AuditLine> Newest(IEnumerable<AuditLine> records, int count) =>
-        records.OrderBy(r => r.Event.Time).ThenBy(r => r.Event.Seq).TakeLast(Math.Max(0, count)).ToList();
+        AuditOrder.Interleave(records).TakeLast(Math.Max(0, count)).ToList();
 
     private bool TypeMatches(AuditEvent e)
     {

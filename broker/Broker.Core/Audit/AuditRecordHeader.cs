@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Broker.Core.Audit;
 
@@ -16,6 +17,14 @@ public readonly record struct AuditRecordHeader(long Seq, string Node, string Pr
         string? node = null;
         string? prev = null;
         var eventId = 0;
+
+        // A record is UTF-8 JSON; a byte that is not UTF-8 is damage, and the JSON reader would
+        // throw (not refuse) when asked to transcode it.
+        if (!Utf8.IsValid(line))
+        {
+            return false;
+        }
+
         try
         {
             var reader = new Utf8JsonReader(line, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 });
@@ -65,7 +74,7 @@ public readonly record struct AuditRecordHeader(long Seq, string Node, string Pr
                 return false;
             }
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
             return false;
         }

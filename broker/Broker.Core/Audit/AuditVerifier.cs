@@ -146,7 +146,8 @@ public static class AuditVerifier
             var bytes = File.ReadAllBytes(file);
             var span = bytes.AsSpan();
             var sidecarPath = segment.CheckpointPath;
-            var sidecar = File.Exists(sidecarPath) ? AuditFiles.TryReadCheckpoint(sidecarPath) : null;
+            var sidecarCanonical = false;
+            var sidecar = File.Exists(sidecarPath) ? AuditFiles.TryReadCheckpoint(sidecarPath, out sidecarCanonical) : null;
             if (File.Exists(sidecarPath) && sidecar is null)
             {
                 return Fail(sidecarPath, 1, null, "checkpoint file is not readable (altered)");
@@ -252,6 +253,12 @@ public static class AuditVerifier
                 {
                     return false;
                 }
+
+                // Same content, other bytes (whitespace, escapes): the file was edited all the same.
+                if (!sidecarCanonical)
+                {
+                    return Fail(sidecarPath, 1, null, "checkpoint file is not byte for byte as the broker wrote it (altered)");
+                }
             }
 
             _previous = segment;
@@ -276,7 +283,7 @@ public static class AuditVerifier
             {
                 auditEvent = JsonSerializer.Deserialize(record, AuditJsonContext.Default.AuditEvent);
             }
-            catch (JsonException)
+            catch (Exception ex) when (ex is JsonException or InvalidOperationException)
             {
                 auditEvent = null;
             }

@@ -456,8 +456,7 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 
         using (var stream = new FileStream(temporary, fileOptions))
         {
-            JsonSerializer.Serialize(stream, checkpoint, AuditJsonContext.Default.AuditCheckpoint);
-            stream.WriteByte((byte)'\n');
+            stream.Write(AuditChain.CheckpointFileBytes(checkpoint));
             stream.Flush(flushToDisk: true);
         }
 

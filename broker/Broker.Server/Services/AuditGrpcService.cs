@@ -54,7 +54,7 @@ internal sealed class AuditGrpcService : AuditService.AuditServiceBase
                 return;
             }
 
-            foreach (var record in reader.ReadNew())
+            foreach (var record in AuditOrder.Interleave(reader.ReadNew()))
             {
                 await responseStream.WriteAsync(ToWire(record), cancellation);
             }

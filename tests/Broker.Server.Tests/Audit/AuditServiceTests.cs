@@ -2,6 +2,7 @@ using Broker.Server.Tests.Infrastructure;
 using Broker.V1;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Server.Tests.Audit;
 
@@ -74,6 +75,37 @@ public sealed class AuditServiceTests : IAsyncLifetime
 
         var newest = await Query(new QueryAuditRequest { Type = "credential.issued", Limit = 1 });
         Assert.Equal([b.TokenId], newest.Select(r => r.TokenId));
+    }
+
+    [Fact]
+    public async Task Tail_sends_a_nodes_records_in_seq_order_even_when_its_clock_stepped_back()
+    {
+        var sink = _broker.Host.Services.GetRequiredService<Broker.Core.Audit.IAuditSink>();
+        var now = DateTimeOffset.UtcNow;
+        foreach (var (task, at) in new[] { ("clock-1", now), ("clock-2", now.AddMinutes(-5)), ("clock-3", now.AddMinutes(-10)) })
+        {
+            await sink.AppendAsync(
+                new Broker.Core.Audit.AuditEvent
+                {
+                    EventId = Broker.Core.Audit.AuditEventTypes.TaskEnded.Id,
+                    Type = Broker.Core.Audit.AuditEventTypes.TaskEnded.Name,
+                    Time = at,
+                    CorrelationId = task,
+                    Outcome = Broker.Core.Audit.AuditOutcomes.Success,
+                    TaskId = task,
+                },
+                CancellationToken.None);
+        }
+
+        using var tail = Audit.Tail(new TailAuditRequest { Lines = 3 }, _broker.As("ada", "auditor"));
+        var records = new List<AuditRecord>();
+        await foreach (var record in tail.ResponseStream.ReadAllAsync())
+        {
+            records.Add(record);
+        }
+
+        Assert.Equal(["clock-1", "clock-2", "clock-3"], records.Select(r => r.TaskId));
+        Assert.Equal(records.Select(r => r.Seq).Order(), records.Select(r => r.Seq));
     }
 
     [Fact]
