@@ -58,6 +58,13 @@ public sealed class BrokerJwtBearerOptions
     /// </summary>
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The broker's <c>Broker:MaxTokenLifetime</c> (default 1 hour): a token whose <c>exp</c> is
+    /// further than this from its <c>iat</c> is refused, because the broker keeps a revocation
+    /// only that long past what it covers. Set it to the broker's value.
+    /// </summary>
+    public TimeSpan MaxTokenLifetime { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>First wait before reconnecting the revocation stream; doubles up to <see cref="ReconnectDelayMax"/>. Default 100 ms.</summary>
     public TimeSpan ReconnectDelayMin { get; set; } = TimeSpan.FromMilliseconds(100);
 

@@ -74,7 +74,7 @@ public static class BrokerResourceServerExtensions
             parameters.NameClaimType = BrokerClaimTypes.Subject;
             parameters.RequireExpirationTime = true;
             parameters.RequireSignedTokens = true;
-            check.Attach(jwt);
+            check.Attach(jwt, broker.MaxTokenLifetime);
         });
         return builder;
     }

@@ -110,6 +110,24 @@ public sealed class ResourceServerIntegrationTests
     }
 
     [Fact]
+    public async Task A_token_living_longer_than_the_brokers_maximum_lifetime_is_refused()
+    {
+        // Planning tokens live 10 minutes; a resource server told the broker's maximum is 5
+        // minutes refuses them, since no revocation of theirs would be kept long enough.
+        await using var broker = await BrokerNode.StartAsync();
+        await using var strict = await ProtectedApi.StartAsync(broker.Issuer, broker.GrpcAddress, o => o.MaxTokenLifetime = TimeSpan.FromMinutes(5));
+        await using var matching = await ProtectedApi.StartAsync(broker.Issuer, broker.GrpcAddress);
+        await strict.WaitCurrentAsync();
+        await matching.WaitCurrentAsync();
+        var token = await broker.IssueAsync("task-long-lived");
+
+        using var refused = await strict.GetAsync("/whoami", token.AccessToken);
+        AssertRefused(refused, "token lifetime exceeds the broker's maximum");
+        using var accepted = await matching.GetAsync("/whoami", token.AccessToken);
+        Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+    }
+
+    [Fact]
     public async Task A_token_for_another_audience_is_refused()
     {
         await using var broker = await BrokerNode.StartAsync();

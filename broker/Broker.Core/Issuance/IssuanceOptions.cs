@@ -5,7 +5,7 @@ public sealed class IssuanceOptions
     /// <summary>The <c>iss</c> of every token; resource servers use it as their Authority (required).</summary>
     public string Issuer { get; set; } = "";
 
-    /// <summary>Hard ceiling on any token lifetime, whatever policy says.</summary>
+    /// <summary>Hard ceiling on any token lifetime, whatever policy says; the host sets it from <c>Broker:MaxTokenLifetime</c>.</summary>
     public TimeSpan MaxTokenLifetime { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>How long an ended or idle task is remembered, so an ended task id cannot be reused.</summary>

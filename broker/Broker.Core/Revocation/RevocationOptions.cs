@@ -14,7 +14,11 @@ public sealed class RevocationOptions
     /// <summary>Most selectors in one Revoke call.</summary>
     public int MaxBatch { get; set; } = 100;
 
-    /// <summary>Longest lifetime any token can have (an entry must outlive every token it matches).</summary>
+    /// <summary>
+    /// How long an entry is kept past what it covers, and the revocation log past its newest
+    /// entry: at least the longest token lifetime, so an entry outlives every token it matches.
+    /// The host sets it from <c>Broker:MaxTokenLifetime</c>; a longer value is allowed, a shorter one refused.
+    /// </summary>
     public TimeSpan MaxTokenLifetime { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>Allowed clock difference; also how far in the future an "issued before" time may be.</summary>

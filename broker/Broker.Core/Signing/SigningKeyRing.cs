@@ -34,6 +34,9 @@ public sealed class SigningKeyRing
 
     public TimeSpan PublishAhead { get; }
 
+    /// <summary>How long a retired key stays published after its successor starts signing: the longest token lifetime plus skew.</summary>
+    public TimeSpan RetainAfterRetirement => _retainAfter;
+
     /// <summary>The key that signs at <paramref name="now"/>; fails when none has started yet.</summary>
     public SigningKey Active(DateTimeOffset now)
     {

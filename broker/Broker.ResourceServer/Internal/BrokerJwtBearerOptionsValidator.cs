@@ -59,6 +59,11 @@ internal sealed class BrokerJwtBearerOptionsValidator : IValidateOptions<BrokerJ
             failures.Add("BRS010: PruneInterval must be positive.");
         }
 
+        if (options.MaxTokenLifetime <= TimeSpan.Zero || options.MaxTokenLifetime > TimeSpan.FromHours(24))
+        {
+            failures.Add("BRS011: MaxTokenLifetime must be more than 0 and at most 24 hours (the broker's Broker:MaxTokenLifetime).");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

@@ -13,7 +13,7 @@ namespace Broker.ResourceServer.Internal;
 /// </summary>
 internal sealed partial class BrokerTokenCheck(BrokerRevocationClient revocations, ILogger<BrokerTokenCheck> logger)
 {
-    public void Attach(JwtBearerOptions options)
+    public void Attach(JwtBearerOptions options, TimeSpan maxTokenLifetime)
     {
         var events = options.Events ??= new JwtBearerEvents();
         var validated = events.OnTokenValidated;
@@ -22,7 +22,7 @@ internal sealed partial class BrokerTokenCheck(BrokerRevocationClient revocation
             await validated(context);
             if (context.Result is null)
             {
-                OnTokenValidated(context);
+                OnTokenValidated(context, maxTokenLifetime);
             }
         };
 
@@ -39,11 +39,20 @@ internal sealed partial class BrokerTokenCheck(BrokerRevocationClient revocation
         };
     }
 
-    internal void OnTokenValidated(TokenValidatedContext context)
+    internal void OnTokenValidated(TokenValidatedContext context, TimeSpan maxTokenLifetime)
     {
         if (context.Principal is not { } principal || !TryReadFacts(principal, out var facts))
         {
             context.Fail(new BrokerTokenRefusedException(BrokerTokenRefusedException.NotBrokerToken));
+            return;
+        }
+
+        // A revocation is kept only the broker's maximum token lifetime past what it covers;
+        // a token living longer would outlast its own revocation.
+        if (!long.TryParse(principal.FindFirst("exp")?.Value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var expires)
+            || expires - facts.IssuedAt.ToUnixTimeSeconds() > (long)maxTokenLifetime.TotalSeconds)
+        {
+            context.Fail(new BrokerTokenRefusedException(BrokerTokenRefusedException.LifetimeTooLong));
             return;
         }
 

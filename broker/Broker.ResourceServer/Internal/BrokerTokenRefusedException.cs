@@ -9,6 +9,7 @@ internal sealed class BrokerTokenRefusedException(string description) : Exceptio
     public const string Revoked = "token revoked";
     public const string StateUnknown = "revocation state unknown";
     public const string NotBrokerToken = "token lacks broker claims";
+    public const string LifetimeTooLong = "token lifetime exceeds the broker's maximum";
 
     public string Description { get; } = description;
 }

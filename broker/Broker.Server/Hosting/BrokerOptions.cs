@@ -17,6 +17,13 @@ public sealed class BrokerOptions
     /// <summary>The audience attestation proofs must name; defaults to <see cref="Issuer"/>.</summary>
     public string Audience { get; set; } = "";
 
+    /// <summary>
+    /// The longest lifetime any token can have: issuance caps every token at it, revocation
+    /// entries and the revocation log are kept for it past what they cover, and a retired
+    /// signing key stays published for it. Resource servers set the same value in the SDK.
+    /// </summary>
+    public TimeSpan MaxTokenLifetime { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>Path of the policy YAML file.</summary>
     public string PolicyPath { get; set; } = "";
 

@@ -30,6 +30,7 @@ public static class BrokerServerExtensions
     public static WebApplicationBuilder AddBroker(this WebApplicationBuilder builder)
     {
         var options = builder.Configuration.GetSection(BrokerOptions.Section).Get<BrokerOptions>() ?? new BrokerOptions();
+        TokenLifetimeSettings.Apply(options, builder.Configuration);
         if (options.Dev)
         {
             var grpcPort = builder.Configuration.GetValue("Broker:DevGrpcPort", DevEnvironment.DefaultGrpcPort);
@@ -154,7 +155,11 @@ public static class BrokerServerExtensions
 
         var keyRing = BuildKeyRing(options);
         services.AddSingleton(keyRing);
-        services.Configure<IssuanceOptions>(issuance => issuance.Issuer = options.Issuer);
+        services.Configure<IssuanceOptions>(issuance =>
+        {
+            issuance.Issuer = options.Issuer;
+            issuance.MaxTokenLifetime = options.MaxTokenLifetime;
+        });
         services.AddRisk(options);
         services.AddApprovals(options);
         services.AddSingleton<CredentialIssuer>();
@@ -227,7 +232,7 @@ public static class BrokerServerExtensions
         try
         {
             var keys = options.Signing.Keys.Select(k => SigningKey.FromPemFile(k.Path, k.NotBefore ?? DateTimeOffset.MinValue)).ToList();
-            var ring = new SigningKeyRing(keys, options.Signing.PublishAhead, new IssuanceOptions().MaxTokenLifetime, TimeSpan.FromMinutes(1));
+            var ring = new SigningKeyRing(keys, options.Signing.PublishAhead, options.MaxTokenLifetime, TimeSpan.FromMinutes(1));
             _ = ring.Active(DateTimeOffset.UtcNow);
             return ring;
         }

@@ -15,9 +15,9 @@ internal sealed class AttestationHarness : IDisposable
 {
     public const string Audience = "spiffe://broker.test/broker";
 
-    public AttestationHarness(bool singleUse = false, Action<AttestationOptions>? configure = null, TimeSpan? refreshInterval = null)
+    public AttestationHarness(bool singleUse = false, Action<AttestationOptions>? configure = null, TimeSpan? refreshInterval = null, FakeTimeProvider? time = null)
     {
-        Time = new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
+        Time = time ?? new FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()));
         Domain = new TestTrustDomain("example.org");
         DomainPolicy = new SpiffeTrustDomainPolicy("example.org", Domain.WriteJwksFile(), null, null, refreshInterval ?? TimeSpan.FromMinutes(5), singleUse);
         Policy = new StaticPolicyProvider([DomainPolicy]);
@@ -59,6 +59,33 @@ internal sealed class AttestationHarness : IDisposable
         Attestor.Dispose();
         Http.Dispose();
         Domain.Dispose();
+    }
+}
+
+/// <summary>
+/// A fake clock that runs an action once, at the n-th reading after <see cref="AtRead"/>: the
+/// moment inside a validation at which the test makes something else happen concurrently.
+/// </summary>
+internal sealed class InterruptingClock() : FakeTimeProvider(DateTimeOffset.FromUnixTimeSeconds(DateTimeOffset.UtcNow.ToUnixTimeSeconds()))
+{
+    private Action? _action;
+    private int _readsLeft;
+
+    public void AtRead(int n, Action action)
+    {
+        _readsLeft = n;
+        _action = action;
+    }
+
+    public override DateTimeOffset GetUtcNow()
+    {
+        if (_action is { } action && --_readsLeft == 0)
+        {
+            _action = null;
+            action();
+        }
+
+        return base.GetUtcNow();
     }
 }
 

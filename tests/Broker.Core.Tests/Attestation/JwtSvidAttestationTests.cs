@@ -44,7 +44,7 @@ public sealed class JwtSvidAttestationTests : IDisposable
 
         var identity = await h.AttestJwtAsync(h.Svid(claims: c => c["jti"] = "abc-123"));
 
-        Assert.Equal("example.org:abc-123", identity.ProofId);
+        Assert.Equal("jwt-svid:example.org:abc-123", identity.ProofId);
     }
 
     [Fact]

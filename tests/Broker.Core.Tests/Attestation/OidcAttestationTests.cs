@@ -222,7 +222,46 @@ public sealed class OidcAttestationTests : IAsyncLifetime
         await Refusals.ExpectAsync(BrokerErrors.AttestationClaimMissing, () => AttestAsync(attestor, Mint("sub")));
         var identity = await AttestAsync(attestor, Mint("sub", claims: c => c["jti"] = "run-42"));
 
-        Assert.Equal($"{_issuer}#run-42", identity.ProofId);
+        Assert.Equal($"oidc:{_issuer}#run-42", identity.ProofId);
+    }
+
+    [Fact]
+    public async Task A_trust_domain_named_https_cannot_claim_an_oidc_issuers_single_use_key()
+    {
+        // Before typed prefixes, "https" + ":" + "//host/issuers/cluster-a#run-42" was exactly
+        // the OIDC issuer's key for jti run-42: one proof could burn (or replay past) the other's.
+        using var https = new TestTrustDomain("https");
+        var domain = new SpiffeTrustDomainPolicy("https", https.WriteJwksFile(), null, null, TimeSpan.FromMinutes(5), SingleUseProofs: true);
+        using var attestor = new WorkloadAttestor(
+            new StaticPolicyProvider([domain], [Issuer() with { SingleUseProofs = true }]),
+            Options.Create(new AttestationOptions { Audience = Audience }),
+            _time,
+            _http);
+        var crafted = _issuer["https:".Length..] + "#run-42";
+        var svid = https.MintSvid(https.SpiffeId("/agent"), Audience, _time.GetUtcNow(), claims: c => c["jti"] = crafted);
+
+        var fromDomain = await attestor.AttestAsync(new JwtSvidEvidence(svid), CancellationToken.None);
+        var fromIssuer = await AttestAsync(attestor, Mint("sub", claims: c => c["jti"] = "run-42"));
+
+        Assert.NotEqual(fromIssuer.ProofId, fromDomain.ProofId);
+        Assert.Equal("jwt-svid:https:" + crafted, fromDomain.ProofId);
+        Assert.Equal($"oidc:{_issuer}#run-42", fromIssuer.ProofId);
+    }
+
+    [Fact]
+    public async Task A_trust_domain_named_ssf_cannot_claim_a_security_event_key()
+    {
+        // The SSF receiver keys a SET's jti as "ssf:" + hex digest in the same replay keyspace.
+        using var ssf = new TestTrustDomain("ssf");
+        var domain = new SpiffeTrustDomainPolicy("ssf", ssf.WriteJwksFile(), null, null, TimeSpan.FromMinutes(5), SingleUseProofs: true);
+        using var attestor = new WorkloadAttestor(new StaticPolicyProvider([domain]), Options.Create(new AttestationOptions { Audience = Audience }), _time, _http);
+        var digest = new string('a', 64);
+        var svid = ssf.MintSvid(ssf.SpiffeId("/agent"), Audience, _time.GetUtcNow(), claims: c => c["jti"] = digest);
+
+        var identity = await attestor.AttestAsync(new JwtSvidEvidence(svid), CancellationToken.None);
+
+        Assert.False(identity.ProofId!.StartsWith("ssf:", StringComparison.Ordinal));
+        Assert.Equal("jwt-svid:ssf:" + digest, identity.ProofId);
     }
 
     [Fact]

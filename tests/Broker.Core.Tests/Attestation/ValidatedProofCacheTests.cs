@@ -30,7 +30,7 @@ public sealed class ValidatedProofCacheTests : IDisposable
         var cached = await h.AttestJwtAsync(token);
 
         Assert.Equal(1, h.Attestor.JwtSvid.Cache.Hits);
-        Assert.Equal("example.org:once", cached.ProofId);
+        Assert.Equal("jwt-svid:example.org:once", cached.ProofId);
     }
 
     [Fact]
@@ -74,6 +74,35 @@ public sealed class ValidatedProofCacheTests : IDisposable
         _h.Time.Advance(_h.DomainPolicy.RefreshInterval);
 
         await _h.RefusedJwtAsync(token, BrokerErrors.AttestationKeyUnknown);
+    }
+
+    [Fact]
+    public async Task A_validation_that_began_before_a_key_was_removed_is_not_cached()
+    {
+        var clock = new InterruptingClock();
+        using var h = new AttestationHarness(time: clock);
+        await h.AttestJwtAsync(h.Svid(claims: c => c["jti"] = "warm-up")); // loads the bundle
+        var token = h.Svid(TimeSpan.FromMinutes(30));
+
+        // Reads: the cache lookup, the bundle's freshness check, then the claim check, which runs
+        // after the key was found and the signature verified with it. There, another request's
+        // refresh brings a bundle without that key (and clears the cache).
+        clock.AtRead(3, () =>
+        {
+            var oldKid = h.Domain.KeyId;
+            h.Domain.AddKey("replacement");
+            h.Domain.RemoveKey(oldKid);
+            File.WriteAllText(h.DomainPolicy.JwtBundleFile!, h.Domain.JwksJson());
+            clock.Advance(h.DomainPolicy.RefreshInterval);
+            Assert.True(h.Attestor.Trust.TryGetDomain("example.org", out var domain));
+            _ = domain.JwtKeys!.GetAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        });
+
+        await h.AttestJwtAsync(token); // validated with the key it found: this once is allowed
+
+        Assert.Equal(0, h.Attestor.JwtSvid.Cache.Count);
+        await h.RefusedJwtAsync(token, BrokerErrors.AttestationKeyUnknown);
+        Assert.Equal(0, h.Attestor.JwtSvid.Cache.Hits);
     }
 
     [Fact]

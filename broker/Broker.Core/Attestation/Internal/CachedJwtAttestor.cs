@@ -34,8 +34,11 @@ internal abstract class CachedJwtAttestor
             return cached;
         }
 
+        // Read before validating: a Clear() while this validation runs (a bundle refresh that
+        // removed the key it is using) makes the result one-time, never cached.
+        var generation = Cache.Generation;
         var identity = await ValidateAsync(token!, cancellationToken);
-        Cache.Add(digest, identity);
+        Cache.Add(digest, identity, generation);
         return identity;
     }
 

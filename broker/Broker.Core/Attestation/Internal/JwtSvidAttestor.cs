@@ -39,7 +39,7 @@ internal sealed class JwtSvidAttestor : CachedJwtAttestor
             AttestationKind.JwtSvid,
             spiffeId.TrustDomain,
             expiresAt,
-            ProofId: jti is null ? null : $"{spiffeId.TrustDomain}:{jti}");
+            ProofId: jti is null ? null : ProofKeys.JwtSvid(spiffeId.TrustDomain, jti));
         return identity;
     }
 

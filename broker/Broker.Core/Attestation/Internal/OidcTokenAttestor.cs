@@ -40,7 +40,7 @@ internal sealed class OidcTokenAttestor : CachedJwtAttestor
             expiresAt,
             // Issuer identifiers carry no fragment (OpenID Connect Discovery §2), so '#' cannot
             // make two issuers' proof ids collide.
-            ProofId: jti is null ? null : $"{issuer}#{jti}");
+            ProofId: jti is null ? null : ProofKeys.Oidc(issuer, jti));
         return identity;
     }
 

@@ -83,15 +83,25 @@ internal sealed class ValidatedProofCache
         return false;
     }
 
-    public void Add(ProofDigest digest, WorkloadIdentity identity)
+    /// <summary>
+    /// Caches <paramref name="identity"/> unless trust changed since its validation began
+    /// (<paramref name="validatedAtGeneration"/> is the <see cref="Generation"/> read before it):
+    /// a validation that used a key removed meanwhile must not keep vouching from the cache.
+    /// </summary>
+    public bool Add(ProofDigest digest, WorkloadIdentity identity, long validatedAtGeneration)
     {
         if (_capacity == 0)
         {
-            return;
+            return false;
         }
 
         lock (_lock)
         {
+            if (Interlocked.Read(ref _generation) != validatedAtGeneration)
+            {
+                return false;
+            }
+
             if (_entries.TryGetValue(digest, out var existing))
             {
                 _recency.Remove(existing);
@@ -105,6 +115,7 @@ internal sealed class ValidatedProofCache
             }
 
             _entries[digest] = _recency.AddFirst(new Entry(digest, identity));
+            return true;
         }
     }
 
