@@ -32,6 +32,7 @@ public static class BrokerErrors
     // Request shape.
     public const string TaskIdInvalid = "TASK_ID_INVALID";
     public const string PhaseInvalid = "PHASE_INVALID";
+    public const string PhaseRequired = "PHASE_REQUIRED";
     public const string ScopesInvalid = "SCOPES_INVALID";
     public const string AudienceInvalid = "AUDIENCE_INVALID";
     public const string TtlInvalid = "TTL_INVALID";

@@ -247,7 +247,9 @@ public sealed partial class CredentialIssuer
         // Never hand out a token while this node might not know about a revocation, or while frozen.
         _revocations.EnsureIssuanceAllowed();
         RequestValidator.ValidateTaskId(request.TaskId);
-        var phase = RequestValidator.ValidatePhase(request.Phase);
+        var phase = request.Phase is null && request.PhaseFromPolicy
+            ? PolicyDecision.DefaultPhase(policy, identity.WorkloadId)
+            : RequestValidator.ValidatePhase(request.Phase);
         var scopes = RequestValidator.ValidateScopes(request.Scopes);
         RequestValidator.ValidateAudience(request.Audience);
         RequestValidator.ValidateTtl(request.RequestedTtl);

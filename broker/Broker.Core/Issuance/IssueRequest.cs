@@ -5,6 +5,7 @@ namespace Broker.Core.Issuance;
 /// <summary>A request for a credential, as the domain sees it (already off the wire).</summary>
 /// <param name="Phase">Null when the caller named no valid phase.</param>
 /// <param name="RequestedTtl">Null when the caller left it to the phase maximum.</param>
+/// <param name="PhaseFromPolicy">A null <paramref name="Phase"/> means the agent rule's <c>default_phase</c> (the OAuth door), not an invalid phase.</param>
 public sealed record IssueRequest(
     string TaskId,
     TaskPhase? Phase,
@@ -14,7 +15,8 @@ public sealed record IssueRequest(
     AttestationEvidence? Evidence,
     string? PopPublicKeyJwk,
     string? Justification,
-    RequestContext Context);
+    RequestContext Context,
+    bool PhaseFromPolicy = false);
 
 /// <summary>Who is asking, from where, under which correlation id.</summary>
 public sealed record RequestContext(string CorrelationId, string? Peer);

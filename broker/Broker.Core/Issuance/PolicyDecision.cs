@@ -34,4 +34,17 @@ public static class PolicyDecision
 
         return phaseRule;
     }
+
+    /// <summary>
+    /// The phase of a request that named none (a standard OAuth client's): the agent rule's
+    /// <c>default_phase</c>. Without one the request is refused, saying what to send instead.
+    /// </summary>
+    public static TaskPhase DefaultPhase(BrokerPolicy policy, string workloadId)
+    {
+        var rule = policy.FindRule(workloadId)
+            ?? throw BrokerErrors.PermissionDenied(BrokerErrors.AgentNotAllowed, "No policy rule allows this workload.");
+        return rule.DefaultPhase ?? throw BrokerErrors.InvalidArgument(
+            BrokerErrors.PhaseRequired,
+            $"Name the task and phase in authorization_details (type agent_task, with task_id and phase): policy sets no default_phase for agent rule '{rule.Name}'.");
+    }
 }

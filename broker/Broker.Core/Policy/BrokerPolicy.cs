@@ -69,7 +69,8 @@ public sealed record OidcIssuerPolicy(
 
 /// <summary>What a set of agents may get, per phase.</summary>
 /// <param name="Owner">The operator (their name claim) answerable for these agents; they may never approve the agents' requests.</param>
-public sealed record AgentRule(string Name, WorkloadPattern Match, IReadOnlyDictionary<TaskPhase, PhaseRule> Phases, string? Owner = null);
+/// <param name="DefaultPhase">The phase of a standard OAuth request that names no task (docs/oauth.md); null refuses such requests.</param>
+public sealed record AgentRule(string Name, WorkloadPattern Match, IReadOnlyDictionary<TaskPhase, PhaseRule> Phases, string? Owner = null, TaskPhase? DefaultPhase = null);
 
 /// <summary>What one phase allows.</summary>
 /// <param name="KeepTokensOnExit">When the task moves to another phase, this phase's tokens stay valid until they expire (default: revoked).</param>

@@ -513,6 +513,8 @@ public static partial class PolicyLoader
         public readonly Dictionary<TaskPhase, PhaseRule> Phases = [];
         public bool PhasesInvalid;
         public string? Owner;
+        public TaskPhase? DefaultPhase;
+        public YNode? DefaultPhaseNode;
     }
 
     private static readonly KeySpec<AgentDraft>[] PhasesSchema =
@@ -543,6 +545,7 @@ public static partial class PolicyLoader
         }),
         new("match", Required: true, (r, d, v, p) => d.Match = ReadPattern(r, v, p, d.Trust)),
         new("owner", Required: false, (r, d, v, p) => d.Owner = ReadOperatorName(r, v, p)),
+        .. OAuthAgentSchema,
         new("phases", Required: true, (r, d, v, p) =>
         {
             d.PhasesNode = v;
@@ -596,9 +599,10 @@ public static partial class PolicyLoader
                 reader.Error(d.PhasesNode, $"{path}.phases", "define at least one phase (planning, execution or recovery)");
             }
 
+            CheckDefaultPhase(reader, d, path);
             if (d.Name is not null && d.Match is not null && d.Phases.Count > 0 && !d.PhasesInvalid)
             {
-                rules.Add(new AgentRule(d.Name, d.Match, d.Phases.ToFrozenDictionary(), d.Owner));
+                rules.Add(new AgentRule(d.Name, d.Match, d.Phases.ToFrozenDictionary(), d.Owner, d.DefaultPhase));
             }
         }
 

@@ -8,7 +8,7 @@ namespace Broker.Server.Endpoints;
 /// <summary>
 /// Discovery and JWKS, so a resource server sets <c>Authority</c> to the issuer and stock
 /// JwtBearer validates Broker tokens offline. Discovery names only what Broker really serves:
-/// tokens come from the gRPC API, not from an OAuth token endpoint.
+/// the gRPC API is not in it; the OAuth front door (docs/oauth.md) is.
 /// </summary>
 internal static class WellKnownEndpoints
 {
@@ -16,16 +16,10 @@ internal static class WellKnownEndpoints
 
     public static IEndpointRouteBuilder MapWellKnown(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapGet("/.well-known/openid-configuration", (IOptions<BrokerOptions> options, HttpResponse response) =>
-        {
-            var issuer = options.Value.Issuer.TrimEnd('/');
-            response.Headers.CacheControl = "public, max-age=300";
-            return Results.Json(new Dictionary<string, object>
-            {
-                ["issuer"] = options.Value.Issuer,
-                ["jwks_uri"] = issuer + JwksPath,
-            });
-        });
+        // One document under both names: RFC 8414 metadata for OAuth clients, OpenID
+        // configuration for stock JwtBearer (which reads issuer and jwks_uri from it).
+        endpoints.MapGet("/.well-known/openid-configuration", WriteMetadataAsync);
+        endpoints.MapGet(OAuth.OAuthProtocol.MetadataPath, WriteMetadataAsync);
 
         endpoints.MapGet(JwksPath, async (SigningKeyRing ring, TimeProvider time, HttpResponse response) =>
         {
@@ -54,5 +48,19 @@ internal static class WellKnownEndpoints
         });
 
         return endpoints;
+    }
+
+    private static async Task WriteMetadataAsync(IOptions<BrokerOptions> options, HttpResponse response)
+    {
+        var issuer = options.Value.Issuer;
+        response.Headers.CacheControl = "public, max-age=300";
+        response.ContentType = "application/json";
+        await using var writer = new Utf8JsonWriter(response.Body);
+        writer.WriteStartObject();
+        writer.WriteString("issuer", issuer);
+        writer.WriteString("jwks_uri", issuer.TrimEnd('/') + JwksPath);
+        OAuth.AuthorizationServerMetadata.Write(writer, issuer);
+        writer.WriteEndObject();
+        await writer.FlushAsync();
     }
 }

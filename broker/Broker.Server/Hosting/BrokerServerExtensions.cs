@@ -8,6 +8,7 @@ using Broker.Core.State;
 using Broker.Redis;
 using Broker.Server.Endpoints;
 using Broker.Server.Internal;
+using Broker.Server.OAuth;
 using Broker.Server.Services;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
@@ -68,6 +69,7 @@ public static class BrokerServerExtensions
         builder.AddBrokerObservability(options);
         builder.Services.AddBrokerCore(options);
         builder.Services.AddOperatorAuthentication(options);
+        builder.Services.AddBrokerOAuth(builder.Configuration);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = MaxRequestBytes;
@@ -216,6 +218,7 @@ public static class BrokerServerExtensions
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapWellKnown();
+        app.MapBrokerOAuth();
         app.MapBrokerObservability();
         app.MapGet("/healthz", async (HealthCheckService health) =>
         {

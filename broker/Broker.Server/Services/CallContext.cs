@@ -15,6 +15,21 @@ internal static class CallContext
         return new RequestContext(correlationId, context.Peer);
     }
 
+    /// <summary>The same for a plain HTTP request (the OAuth door), with the peer written as gRPC writes it.</summary>
+    public static RequestContext From(HttpContext context)
+    {
+        var supplied = context.Request.Headers[CorrelationHeader].ToString();
+        var correlationId = IsWellFormed(supplied) ? supplied : Guid.NewGuid().ToString("N");
+        var connection = context.Connection;
+        var peer = connection.RemoteIpAddress switch
+        {
+            null => null,
+            { AddressFamily: System.Net.Sockets.AddressFamily.InterNetworkV6 } v6 => $"ipv6:[{v6}]:{connection.RemotePort}",
+            var v4 => $"ipv4:{v4}:{connection.RemotePort}",
+        };
+        return new RequestContext(correlationId, peer);
+    }
+
     private static bool IsWellFormed(string? value)
     {
         // Same rule brokerctl applies: 1 to 128 printable ASCII characters (JSON escaping handles the rest).

@@ -1,0 +1,53 @@
+using Broker.Core.Errors;
+
+namespace Broker.Server.OAuth;
+
+/// <summary>
+/// The one place domain refusals become RFC 6749 errors (the OAuth twin of
+/// <c>BrokerErrorInterceptor</c>): the error code from the reason where the reason says more
+/// than its kind, else from the kind. The Broker reason itself always travels along.
+/// </summary>
+internal static class OAuthErrorMap
+{
+    private static readonly Dictionary<string, string> ByReason = new(StringComparer.Ordinal)
+    {
+        [BrokerErrors.AttestationMissing] = OAuthProtocol.InvalidRequest,
+        [BrokerErrors.AttestationTooLarge] = OAuthProtocol.InvalidRequest,
+        [BrokerErrors.ScopesInvalid] = OAuthProtocol.InvalidScope,
+        [BrokerErrors.ScopeNotAllowed] = OAuthProtocol.InvalidScope,
+        [BrokerErrors.AudienceInvalid] = OAuthProtocol.InvalidTarget,
+        [BrokerErrors.AudienceNotAllowed] = OAuthProtocol.InvalidTarget,
+        [BrokerErrors.AgentNotAllowed] = OAuthProtocol.UnauthorizedClient,
+        [BrokerErrors.PhaseNotAllowed] = OAuthProtocol.UnauthorizedClient,
+        [BrokerErrors.TtlExceedsPolicy] = OAuthProtocol.InvalidRequest,
+        [BrokerErrors.TaskNotOwned] = OAuthProtocol.InvalidGrant,
+        [BrokerErrors.ApprovalDenied] = OAuthProtocol.AccessDenied,
+        [BrokerErrors.ApprovalExpired] = OAuthProtocol.ExpiredToken,
+        [BrokerErrors.ApprovalIdInvalid] = OAuthProtocol.InvalidGrant,
+        [BrokerErrors.ApprovalNotYours] = OAuthProtocol.InvalidGrant,
+    };
+
+    /// <summary>RFC 6749 error code and HTTP status for a domain refusal.</summary>
+    public static (string Error, int Status) Map(BrokerException exception)
+    {
+        var error = ByReason.TryGetValue(exception.Reason, out var mapped) ? mapped : exception.Kind switch
+        {
+            FailureKind.InvalidArgument => OAuthProtocol.InvalidRequest,
+            FailureKind.Unauthenticated => OAuthProtocol.InvalidGrant,
+            FailureKind.PermissionDenied => OAuthProtocol.AccessDenied,
+            FailureKind.FailedPrecondition => OAuthProtocol.InvalidGrant,
+            FailureKind.NotFound => OAuthProtocol.InvalidGrant,
+            FailureKind.ResourceExhausted => OAuthProtocol.TemporarilyUnavailable,
+            FailureKind.Unavailable => OAuthProtocol.TemporarilyUnavailable,
+            _ => OAuthProtocol.ServerError,
+        };
+        return (error, StatusOf(error));
+    }
+
+    public static int StatusOf(string error) => error switch
+    {
+        OAuthProtocol.TemporarilyUnavailable => StatusCodes.Status503ServiceUnavailable,
+        OAuthProtocol.ServerError => StatusCodes.Status500InternalServerError,
+        _ => StatusCodes.Status400BadRequest,
+    };
+}

@@ -1,0 +1,30 @@
+using Microsoft.Extensions.Options;
+
+namespace Broker.Server.OAuth;
+
+/// <summary>The OAuth front door: a second way into the same issuer, not a second policy path.</summary>
+internal static class OAuthServerExtensions
+{
+    /// <summary>Registers the endpoints' services; a bad <c>Broker:OAuth</c> setting stops start-up with its BRK id.</summary>
+    public static IServiceCollection AddBrokerOAuth(this IServiceCollection services, IConfiguration configuration)
+    {
+        var settings = configuration.GetSection(OAuthOptions.Section).Get<OAuthOptions>() ?? new OAuthOptions();
+        if (new OAuthOptionsValidator().Validate(null, settings) is { Failed: true } check)
+        {
+            throw new Hosting.BrokerStartupException([.. check.Failures]);
+        }
+
+        services.AddOptions<OAuthOptions>().BindConfiguration(OAuthOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<OAuthOptions>, OAuthOptionsValidator>();
+        services.AddSingleton<OAuthTransport>();
+        services.AddSingleton<ApprovalPolls>();
+        services.AddSingleton<TokenEndpoint>();
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapBrokerOAuth(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapPost(OAuthProtocol.TokenPath, (HttpContext context, TokenEndpoint token) => token.HandleAsync(context));
+        return endpoints;
+    }
+}

@@ -1,0 +1,173 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Broker.Core;
+using Broker.Core.Approvals;
+using Broker.Core.Errors;
+using Broker.Core.Issuance;
+using Broker.Server.Services;
+
+namespace Broker.Server.OAuth;
+
+/// <summary>
+/// <c>POST /oauth2/token</c>: RFC 8693 token exchange and RFC 7523 jwt-bearer, answered by the
+/// same <see cref="CredentialIssuer"/> as the gRPC IssueCredential call (attestation, policy,
+/// risk, approvals, audit). Gated scopes answer <c>authorization_pending</c> with the approval
+/// id (<c>auth_req_id</c>) and digest; the client repeats its grant with <c>auth_req_id</c>.
+/// </summary>
+internal sealed partial class TokenEndpoint(CredentialIssuer issuer, ApprovalPolls polls, OAuthTransport transport, TimeProvider time, ILogger<TokenEndpoint> logger)
+{
+    public async Task HandleAsync(HttpContext context)
+    {
+        try
+        {
+            transport.EnsureSecure(context);
+            var form = await TokenForm.ReadAsync(context);
+            var grantType = form["grant_type"]
+                ?? throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.RequestMalformed, "grant_type is required.");
+            var evidence = await SubjectProof.ReadAsync(grantType, form, context);
+            if (form["requested_token_type"] is { } requested && requested != OAuthProtocol.AccessTokenType)
+            {
+                throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.TokenTypeUnsupported, $"requested_token_type must be {OAuthProtocol.AccessTokenType}.");
+            }
+
+            var call = CallContext.From(context);
+            if (form["auth_req_id"] is { } approvalId)
+            {
+                await PollAsync(context, approvalId, evidence, call);
+                return;
+            }
+
+            var details = AgentTaskDetails.Parse(form["authorization_details"]);
+            TaskPhase? phase = details.Phase is null ? null : TaskPhaseNames.TryParse(details.Phase, out var named) ? named : null;
+            var taskId = details.TaskId ?? NewTaskId();
+            var outcome = await issuer.IssueAsync(
+                new IssueRequest(taskId, phase, Scopes(form["scope"]), Audience(form), null, evidence, null, details.Justification, call, PhaseFromPolicy: details.Phase is null),
+                context.RequestAborted);
+
+            if (outcome.Pending is { } pending)
+            {
+                polls.TryPoll(pending.Id, pending.Agent);
+                await PendingAsync(context, pending, "Approval is required for a gated scope; poll with auth_req_id.");
+                return;
+            }
+
+            await TokenAsync(context, outcome.Credential!, taskId, details.Justification);
+        }
+        catch (OAuthRequestException ex)
+        {
+            Log.Refused(logger, ex.Reason);
+            await OAuthResponse.ErrorAsync(context, ex.Error, ex.Reason, ex.Message);
+        }
+        catch (BrokerException ex)
+        {
+            Log.Refused(logger, ex.Reason);
+            var (error, _) = OAuthErrorMap.Map(ex);
+            await OAuthResponse.ErrorAsync(context, error, ex.Reason, ex.Message, ex.Metadata);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; there is no one to answer.
+        }
+        catch (Exception ex)
+        {
+            Log.Unexpected(logger, ex);
+            await OAuthResponse.ErrorAsync(context, OAuthProtocol.ServerError, "INTERNAL", "Internal error.");
+        }
+    }
+
+    private async Task PollAsync(HttpContext context, string approvalId, Core.Attestation.AttestationEvidence? evidence, RequestContext call)
+    {
+        var identity = await issuer.AttestWaiterAsync(evidence, call, context.RequestAborted);
+        if (ApprovalRequest.IsWellFormedId(approvalId) && !polls.TryPoll(approvalId, identity.WorkloadId))
+        {
+            await OAuthResponse.ErrorAsync(
+                context,
+                OAuthProtocol.SlowDown,
+                OAuthReasons.PolledTooFast,
+                $"Poll at most every {(int)polls.Interval.TotalSeconds}s.",
+                more: w => w.WriteNumber("interval", (int)polls.Interval.TotalSeconds));
+            return;
+        }
+
+        var progress = await issuer.CheckApprovalAsync(approvalId, identity, call, context.RequestAborted);
+        var approval = progress.Record.Request;
+        if (progress.Credential is { } issued)
+        {
+            polls.Forget(approvalId, identity.WorkloadId);
+            await TokenAsync(context, issued, approval.TaskId, approval.Justification);
+            return;
+        }
+
+        await PendingAsync(context, approval, $"Waiting for approval ({progress.Record.Votes.Count} given so far).");
+    }
+
+    private Task PendingAsync(HttpContext context, ApprovalRequest pending, string message) =>
+        OAuthResponse.ErrorAsync(context, OAuthProtocol.AuthorizationPending, OAuthReasons.ApprovalPending, message, more: w =>
+        {
+            w.WriteString("auth_req_id", pending.Id);
+            w.WriteString("approval_digest", pending.Digest);
+            w.WriteNumber("expires_in", SecondsUntil(pending.ExpiresAt));
+            w.WriteNumber("interval", (int)polls.Interval.TotalSeconds);
+            w.WriteString("task_id", pending.TaskId);
+            w.WriteString("phase", pending.Phase.ToWire());
+        });
+
+    private Task TokenAsync(HttpContext context, IssuedCredential issued, string taskId, string? justification) =>
+        OAuthResponse.WriteAsync(context, StatusCodes.Status200OK, w =>
+        {
+            w.WriteString("access_token", issued.AccessToken);
+            w.WriteString("issued_token_type", OAuthProtocol.AccessTokenType);
+            w.WriteString("token_type", issued.TokenType);
+            w.WriteNumber("expires_in", SecondsUntil(issued.ExpiresAt));
+            w.WriteString("scope", string.Join(' ', issued.GrantedScopes));
+            w.WriteString("token_id", issued.TokenId);
+            w.WriteString("task_id", taskId);
+            w.WriteString("phase", issued.Phase.ToWire());
+            if (issued.ApprovalId is not null)
+            {
+                w.WriteString("approval_id", issued.ApprovalId);
+            }
+
+            w.WriteStartArray("authorization_details");
+            w.WriteStartObject();
+            w.WriteString("type", OAuthProtocol.AgentTaskType);
+            w.WriteString("task_id", taskId);
+            w.WriteString("phase", issued.Phase.ToWire());
+            if (!string.IsNullOrEmpty(justification))
+            {
+                w.WriteString("justification", justification);
+            }
+
+            w.WriteEndObject();
+            w.WriteEndArray();
+        });
+
+    private long SecondsUntil(DateTimeOffset at) => Math.Max(0, (long)(at - time.GetUtcNow()).TotalSeconds);
+
+    private static IReadOnlyList<string> Scopes(string? scope) =>
+        scope is null ? [] : scope.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>RFC 8707 <c>resource</c> or RFC 8693 <c>audience</c>: one resource server per token.</summary>
+    private static string Audience(TokenForm form)
+    {
+        var targets = form.All("resource").Concat(form.All("audience")).Distinct(StringComparer.Ordinal).Take(2).ToArray();
+        return targets.Length switch
+        {
+            0 => "",
+            1 => targets[0],
+            _ => throw new OAuthRequestException(OAuthProtocol.InvalidTarget, OAuthReasons.TargetInvalid, "Name one resource server (resource or audience) per token."),
+        };
+    }
+
+    /// <summary>A task for a client that names none: 128 random bits, never reused.</summary>
+    private static string NewTaskId() => "task_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 2300, Level = LogLevel.Information, Message = "Token request refused: {Reason}")]
+        public static partial void Refused(ILogger logger, string reason);
+
+        [LoggerMessage(EventId = 2301, Level = LogLevel.Error, Message = "Token request failed unexpectedly")]
+        public static partial void Unexpected(ILogger logger, Exception exception);
+    }
+}
