@@ -20,6 +20,7 @@ namespace Broker.Testing;
 public sealed class LoopbackHttpsServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<string, Uri> _redirects = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (int Status, string Body)> _routes = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _hits = new(StringComparer.Ordinal);
 
@@ -58,6 +59,9 @@ public sealed class LoopbackHttpsServer : IAsyncDisposable
     /// <summary>Serves <paramref name="body"/> as JSON at <paramref name="path"/>.</summary>
     public void Serve(string path, string body, int status = 200) => _routes[path] = (status, body);
 
+    /// <summary>Answers <paramref name="path"/> with a 302 to <paramref name="location"/>.</summary>
+    public void Redirect(string path, Uri location) => _redirects[path] = location;
+
     /// <summary>Requests received for <paramref name="path"/>.</summary>
     public int Hits(string path) => _hits.GetValueOrDefault(path);
 
@@ -71,6 +75,12 @@ public sealed class LoopbackHttpsServer : IAsyncDisposable
     {
         var path = context.Request.Path.Value ?? "/";
         _hits.AddOrUpdate(path, 1, (_, n) => n + 1);
+        if (_redirects.TryGetValue(path, out var location))
+        {
+            context.Response.Redirect(location.ToString());
+            return;
+        }
+
         if (!_routes.TryGetValue(path, out var route))
         {
             context.Response.StatusCode = StatusCodes.Status404NotFound;

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Broker.Core.Signing;
 using Broker.Server.Hosting;
 using Microsoft.Extensions.Options;
@@ -21,30 +20,10 @@ internal static class WellKnownEndpoints
         endpoints.MapGet("/.well-known/openid-configuration", WriteMetadataAsync);
         endpoints.MapGet(OAuth.OAuthProtocol.MetadataPath, WriteMetadataAsync);
 
-        endpoints.MapGet(JwksPath, async (SigningKeyRing ring, TimeProvider time, HttpResponse response) =>
+        endpoints.MapGet(JwksPath, (SigningKeyRing ring, TimeProvider time, HttpResponse response) =>
         {
-            var keys = ring.Published(time.GetUtcNow());
             response.Headers.CacheControl = "public, max-age=300";
-            response.ContentType = "application/jwk-set+json";
-            await using var writer = new Utf8JsonWriter(response.Body);
-            writer.WriteStartObject();
-            writer.WriteStartArray("keys");
-            foreach (var key in keys)
-            {
-                writer.WriteStartObject();
-                writer.WriteString("kty", key.Kty);
-                writer.WriteString("crv", key.Crv);
-                writer.WriteString("x", key.X);
-                writer.WriteString("y", key.Y);
-                writer.WriteString("kid", key.KeyId);
-                writer.WriteString("use", key.Use);
-                writer.WriteString("alg", key.Alg);
-                writer.WriteEndObject();
-            }
-
-            writer.WriteEndArray();
-            writer.WriteEndObject();
-            await writer.FlushAsync();
+            return Results.Bytes(JwksWriter.Write(ring.Published(time.GetUtcNow())), JwksWriter.ContentType);
         });
 
         return endpoints;

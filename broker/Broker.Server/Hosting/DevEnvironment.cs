@@ -28,7 +28,7 @@ public static class DevEnvironment
         WriteKeyIfMissing(keyPath);
 
         var trustKey = SigningKey.FromPemFile(keyPath, DateTimeOffset.MinValue);
-        File.WriteAllText(jwksPath, JsonSerializer.Serialize(new { keys = new[] { ToJson(trustKey.PublicJwk) } }));
+        File.WriteAllBytes(jwksPath, JwksWriter.Write([SpiffeBundleKey(trustKey.PublicJwk)]));
 
         // The token-signing key lives in the dev folder too, so dev nodes started on one folder
         // (and one Redis) form a cluster whose tokens every node can check.
@@ -133,15 +133,16 @@ public static class DevEnvironment
         }
     }
 
-    private static Dictionary<string, string> ToJson(JsonWebKey jwk) => new()
+    /// <summary>The key as a SPIFFE JWT bundle lists it (<c>use: jwt-svid</c>).</summary>
+    private static JsonWebKey SpiffeBundleKey(JsonWebKey jwk) => new()
     {
-        ["kty"] = jwk.Kty,
-        ["crv"] = jwk.Crv,
-        ["x"] = jwk.X,
-        ["y"] = jwk.Y,
-        ["kid"] = jwk.KeyId,
-        ["use"] = "jwt-svid",
-        ["alg"] = jwk.Alg,
+        Kty = jwk.Kty,
+        Crv = jwk.Crv,
+        X = jwk.X,
+        Y = jwk.Y,
+        KeyId = jwk.KeyId,
+        Use = "jwt-svid",
+        Alg = jwk.Alg,
     };
 
     // The dev policy: any agent under spiffe://dev.local/agents/ gets read scopes to plan,

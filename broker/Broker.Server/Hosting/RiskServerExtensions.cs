@@ -1,4 +1,6 @@
+using Broker.Core.Attestation;
 using Broker.Core.Risk;
+using Broker.Core.Ssf;
 using Broker.Redis;
 using Broker.Server.Services;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -25,11 +27,17 @@ internal static class RiskServerExtensions
             services.AddSingleton(sp => new RedisTelemetrySink(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<RedisKeys>(), sp.GetRequiredService<FileTelemetrySink>()));
             services.AddSingleton<ITelemetrySink>(sp => sp.GetRequiredService<RedisTelemetrySink>());
             services.AddSingleton<ITelemetryReader>(sp => sp.GetRequiredService<RedisTelemetrySink>());
-            services.AddSingleton<Ssf.ISsfReplayStore, Ssf.RedisSsfReplayStore>();
+            services.AddSingleton<ISsfReplayStore, RedisSsfReplayStore>();
         }
 
-        services.TryAddSingleton<Ssf.ISsfReplayStore, Ssf.InMemorySsfReplayStore>();
-        services.AddSingleton<Ssf.SsfKeySource>();
+        services.TryAddSingleton<ISsfReplayStore, InMemorySsfReplayStore>();
+
+        // The transmitter's keys come through the attestation bundle client (no redirects) and limits.
+        services.AddSingleton(sp => new SecurityEventReader(
+            sp.GetRequiredService<IOptions<AttestationOptions>>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<IHttpClientFactory>().CreateClient(AttestationServiceCollectionExtensions.BundleHttpClientName),
+            sp.GetService<ILogger<SecurityEventReader>>()));
         services.AddSingleton<Ssf.SsfReceiver>();
 
         services.TryAddSingleton<IRiskStore, InMemoryRiskStore>();

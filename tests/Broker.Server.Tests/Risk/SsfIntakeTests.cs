@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Broker.Client;
@@ -172,6 +173,32 @@ public sealed class SsfIntakeTests(RedisFixture redis) : IAsyncLifetime
         Assert.Contains("SSF_SET_REFUSED:invalid_request", audit, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task An_oversized_body_is_refused_without_reading_it_all(bool chunked)
+    {
+        // A validly signed SET just over the attestation proof limit (8 KiB by default).
+        var set = Set(Payload(RiskLevelChange, Level("HIGH"), jti: "set-big").Also(p => p["padding"] = new string('a', 8 * 1024)));
+        using var content = chunked ? (HttpContent)new StreamContent(new UnknownLengthStream(Encoding.ASCII.GetBytes(set))) : new StringContent(set);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/secevent+jwt");
+
+        using var response = await _http.PostAsync(_a.Host.Issuer + "/ssf/events", content);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var answer = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("invalid_request", answer.GetProperty("err").GetString());
+        Assert.Contains("larger than 8192 bytes", answer.GetProperty("description").GetString(), StringComparison.Ordinal);
+        var shown = await RiskAdmin.GetRiskAsync(new GetRiskRequest { Agent = Agent }, _a.As("alice", "responder"));
+        Assert.Null(shown.Current);
+    }
+
+    /// <summary>A body whose length is not known up front, so the client sends it chunked.</summary>
+    private sealed class UnknownLengthStream(byte[] bytes) : MemoryStream(bytes)
+    {
+        public override bool CanSeek => false;
+    }
+
     [Fact]
     public async Task A_replayed_jti_is_refused_and_changes_nothing()
     {
@@ -219,5 +246,14 @@ public sealed class SsfIntakeTests(RedisFixture redis) : IAsyncLifetime
         Assert.Equal("ssf:set-compromise", frozen.Metadata["signal_id"]);
         var introspect = new RevocationService.RevocationServiceClient(_a.Channel);
         Assert.Equal("revoked", (await introspect.IntrospectAsync(new IntrospectRequest { Token = live })).InactiveReason);
+    }
+}
+
+internal static class JsonObjectEdits
+{
+    public static JsonObject Also(this JsonObject json, Action<JsonObject> edit)
+    {
+        edit(json);
+        return json;
     }
 }

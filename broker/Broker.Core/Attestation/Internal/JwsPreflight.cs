@@ -12,6 +12,9 @@ internal enum JwsProfile
 
     /// <summary>OIDC workload token: as JWT-SVID, plus the x5t thumbprints some CI issuers add (informational, never used to find a key).</summary>
     Oidc,
+
+    /// <summary>Security Event Token (RFC 8417): alg, kid, and typ, which must be <c>secevent+jwt</c>.</summary>
+    SecurityEvent,
 }
 
 /// <summary>A compact JWS that passed pre-flight: its protected header facts and its payload.</summary>
@@ -40,24 +43,28 @@ internal static class JwsPreflight
     public static IReadOnlyCollection<string> Algorithms => AllowedAlgorithms;
 
     /// <summary>Size check alone, so the proof cache never hashes an oversized input.</summary>
-    public static void CheckSize(string? token, int maxBytes)
+    public static void CheckSize(string? token, int maxBytes, JwsProfile profile = JwsProfile.JwtSvid)
     {
         if (string.IsNullOrEmpty(token))
         {
-            throw BrokerErrors.Attestation(BrokerErrors.AttestationMissing, "no attestation proof was presented");
+            throw BrokerErrors.Attestation(BrokerErrors.AttestationMissing, $"no {Noun(profile)} was presented");
         }
 
         // Every accepted character is ASCII (checked below), so characters == bytes; a
         // non-ASCII character only makes the real byte count larger.
         if (token.Length > maxBytes)
         {
-            throw BrokerErrors.Attestation(BrokerErrors.AttestationTooLarge, $"attestation proof is larger than {maxBytes} bytes");
+            throw BrokerErrors.Attestation(BrokerErrors.AttestationTooLarge, $"{Noun(profile)} is larger than {maxBytes} bytes");
         }
     }
 
+    /// <summary>What the refusal messages call the token.</summary>
+    public static string Noun(JwsProfile profile) => profile == JwsProfile.SecurityEvent ? "security event token" : "attestation proof";
+
     public static JwsParts Check(string? token, int maxBytes, JwsProfile profile)
     {
-        CheckSize(token, maxBytes);
+        CheckSize(token, maxBytes, profile);
+        var noun = Noun(profile);
 
         // JWS JSON serialization ({"payload":...}), whitespace, or anything outside the
         // base64url alphabet: only compact serialization is accepted.
@@ -70,14 +77,14 @@ internal static class JwsPreflight
             }
             else if (!IsBase64UrlChar(c))
             {
-                throw Malformed("attestation proof is not a compact JWS");
+                throw Malformed($"{noun} is not a compact JWS");
             }
         }
 
         // Five segments is a JWE (or an encrypted nested JWT); anything but three is refused.
         if (dots != 2)
         {
-            throw Malformed("attestation proof must have exactly three segments");
+            throw Malformed($"{noun} must have exactly three segments");
         }
 
         var first = token.IndexOf('.');
@@ -86,35 +93,37 @@ internal static class JwsPreflight
         var payloadSegment = token.AsSpan(first + 1, second - first - 1);
         var signatureSegment = token.AsSpan(second + 1);
 
-        var header = ReadObject(headerSegment, "header");
+        var header = ReadObject(headerSegment, noun + " header");
         var alg = CheckHeader(header, profile, out var kid);
 
         // Checked after alg so that an unsigned "alg: none" token is reported as such.
         if (signatureSegment.IsEmpty || !IsCanonicalBase64Url(signatureSegment))
         {
-            throw Malformed("attestation proof has no valid signature segment");
+            throw Malformed($"{noun} has no valid signature segment");
         }
 
         // A payload that is not a JSON object (e.g. a nested compact JWT) is refused here.
-        var payload = ReadObject(payloadSegment, "payload");
+        var payload = ReadObject(payloadSegment, noun + " payload");
         return new JwsParts(alg, kid, payload);
     }
 
     private static string CheckHeader(JsonElement header, JwsProfile profile, out string kid)
     {
+        var noun = Noun(profile);
         if (!header.TryGetProperty("alg", out var algElement) || algElement.ValueKind != JsonValueKind.String)
         {
-            throw BrokerErrors.Attestation(BrokerErrors.AttestationAlgorithmNotAllowed, "attestation proof names no signing algorithm");
+            throw BrokerErrors.Attestation(BrokerErrors.AttestationAlgorithmNotAllowed, $"{noun} names no signing algorithm");
         }
 
         // Exact, case-sensitive: "none", "None", "NONE", HS256 and friends are all refused.
         var alg = algElement.GetString()!;
         if (!AllowedAlgorithms.Contains(alg))
         {
-            throw BrokerErrors.Attestation(BrokerErrors.AttestationAlgorithmNotAllowed, "attestation proof uses an algorithm that is not allowed (RS, ES or PS 256/384/512 only)");
+            throw BrokerErrors.Attestation(BrokerErrors.AttestationAlgorithmNotAllowed, $"{noun} uses an algorithm that is not allowed (RS, ES or PS 256/384/512 only)");
         }
 
         string? keyId = null;
+        var sawSetType = false;
         foreach (var property in header.EnumerateObject())
         {
             switch (property.Name)
@@ -124,14 +133,24 @@ internal static class JwsPreflight
                 case "kid":
                     keyId = property.Value.ValueKind == JsonValueKind.String
                         ? property.Value.GetString()
-                        : throw Malformed("attestation proof 'kid' header is not a string");
+                        : throw Malformed($"{noun} 'kid' header is not a string");
+                    break;
+                case "typ" when profile == JwsProfile.SecurityEvent:
+                    // RFC 8417 section 2.3: explicit typing keeps a SET from being taken for an
+                    // access or ID token, and any other JWT from being taken for a SET.
+                    if (property.Value.ValueKind != JsonValueKind.String || property.Value.GetString() is not ("secevent+jwt" or "application/secevent+jwt"))
+                    {
+                        throw HeaderNotAllowed(profile);
+                    }
+
+                    sawSetType = true;
                     break;
                 case "typ":
                     // JWT-SVID: typ, when present, is JWT or JOSE. An at+jwt (a Broker token
                     // presented back as proof) or any other type is refused.
                     if (property.Value.ValueKind != JsonValueKind.String || property.Value.GetString() is not ("JWT" or "JOSE"))
                     {
-                        throw HeaderNotAllowed();
+                        throw HeaderNotAllowed(profile);
                     }
 
                     break;
@@ -141,13 +160,18 @@ internal static class JwsPreflight
                 default:
                     // jwk, jku, x5u, x5c (key-bearing or fetch-inducing: never honoured),
                     // crit (extensions we do not implement), cty (nested JWT), zip, enc, b64...
-                    throw HeaderNotAllowed();
+                    throw HeaderNotAllowed(profile);
             }
+        }
+
+        if (profile == JwsProfile.SecurityEvent && !sawSetType)
+        {
+            throw BrokerErrors.Attestation(BrokerErrors.AttestationHeaderNotAllowed, $"{noun} must carry typ secevent+jwt (RFC 8417)");
         }
 
         if (!IsAcceptableKeyId(keyId))
         {
-            throw BrokerErrors.Attestation(BrokerErrors.AttestationKeyUnknown, "attestation proof does not name a known signing key");
+            throw BrokerErrors.Attestation(BrokerErrors.AttestationKeyUnknown, $"{noun} does not name a known signing key");
         }
 
         kid = keyId;
@@ -182,13 +206,13 @@ internal static class JwsPreflight
     {
         if (segment.IsEmpty || !IsCanonicalBase64Url(segment))
         {
-            throw Malformed($"attestation proof {what} is not valid base64url");
+            throw Malformed($"{what} is not valid base64url");
         }
 
         var bytes = new byte[Base64Url.GetMaxDecodedLength(segment.Length)];
         if (!Base64Url.TryDecodeFromChars(segment, bytes, out var written))
         {
-            throw Malformed($"attestation proof {what} is not valid base64url");
+            throw Malformed($"{what} is not valid base64url");
         }
 
         var json = bytes.AsSpan(0, written);
@@ -199,7 +223,7 @@ internal static class JwsPreflight
             var element = JsonElement.ParseValue(ref reader);
             if (element.ValueKind != JsonValueKind.Object)
             {
-                throw Malformed($"attestation proof {what} is not a JSON object");
+                throw Malformed($"{what} is not a JSON object");
             }
 
             return element;
@@ -207,7 +231,7 @@ internal static class JwsPreflight
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             // InvalidOperationException: a string that is not valid UTF-8.
-            throw Malformed($"attestation proof {what} is not valid JSON");
+            throw Malformed($"{what} is not valid JSON");
         }
     }
 
@@ -244,7 +268,7 @@ internal static class JwsPreflight
                     // GetString unescapes, so "sub" and "\u0073ub" count as the same name.
                     if (!scopes.Peek()!.Add(reader.GetString()!))
                     {
-                        throw Malformed($"attestation proof {what} has a duplicate JSON member");
+                        throw Malformed($"{what} has a duplicate JSON member");
                     }
 
                     break;
@@ -288,6 +312,6 @@ internal static class JwsPreflight
     private static BrokerException Malformed(string message) =>
         BrokerErrors.Attestation(BrokerErrors.AttestationMalformed, message);
 
-    private static BrokerException HeaderNotAllowed() =>
-        BrokerErrors.Attestation(BrokerErrors.AttestationHeaderNotAllowed, "attestation proof carries a header that is not allowed (only alg, kid and typ)");
+    private static BrokerException HeaderNotAllowed(JwsProfile profile) =>
+        BrokerErrors.Attestation(BrokerErrors.AttestationHeaderNotAllowed, $"{Noun(profile)} carries a header that is not allowed (only alg, kid and typ{(profile == JwsProfile.SecurityEvent ? " secevent+jwt" : "")})");
 }

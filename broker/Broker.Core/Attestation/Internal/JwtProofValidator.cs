@@ -48,7 +48,7 @@ internal sealed class JwtProofValidator
     };
 
     /// <summary>Finds the proof's key; an unknown kid may trigger one bounded early refresh.</summary>
-    public async ValueTask<SigningKey> FindKeyAsync(JwsParts parts, RefreshingBundle<KeySet> bundle, CancellationToken cancellationToken)
+    public async ValueTask<VerificationKey> FindKeyAsync(JwsParts parts, RefreshingBundle<KeySet> bundle, CancellationToken cancellationToken)
     {
         var keys = await bundle.GetAsync(cancellationToken);
         var key = keys.Find(parts.KeyId);
@@ -61,7 +61,7 @@ internal sealed class JwtProofValidator
         return key ?? throw BrokerErrors.Attestation(BrokerErrors.AttestationKeyUnknown, "attestation proof does not name a known signing key");
     }
 
-    public async ValueTask VerifySignatureAsync(string token, JwsParts parts, SigningKey key)
+    public async ValueTask VerifySignatureAsync(string token, JwsParts parts, VerificationKey key)
     {
         if (!key.Accepts(parts.Algorithm))
         {

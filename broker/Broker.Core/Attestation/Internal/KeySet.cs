@@ -7,9 +7,9 @@ using Microsoft.IdentityModel.Tokens;
 namespace Broker.Core.Attestation.Internal;
 
 /// <summary>A verified public signing key from a bundle, with the validation parameters built once for it.</summary>
-internal sealed class SigningKey
+internal sealed class VerificationKey
 {
-    public SigningKey(string keyId, SecurityKey key, string keyType, string? curve, string? algorithm, TokenValidationParameters parameters)
+    public VerificationKey(string keyId, SecurityKey key, string keyType, string? curve, string? algorithm, TokenValidationParameters parameters)
     {
         KeyId = keyId;
         Key = key;
@@ -53,13 +53,13 @@ internal sealed class SigningKey
 /// <summary>The usable keys of one JWKS, by kid. Ambiguous kids (listed twice) are left out.</summary>
 internal sealed class KeySet
 {
-    private readonly Dictionary<string, SigningKey> _keys;
+    private readonly Dictionary<string, VerificationKey> _keys;
 
-    public KeySet(Dictionary<string, SigningKey> keys) => _keys = keys;
+    public KeySet(Dictionary<string, VerificationKey> keys) => _keys = keys;
 
     public int Count => _keys.Count;
 
-    public SigningKey? Find(string kid) => _keys.GetValueOrDefault(kid);
+    public VerificationKey? Find(string kid) => _keys.GetValueOrDefault(kid);
 }
 
 /// <summary>Which JWKS <c>use</c> values name a JWT signing key.</summary>
@@ -98,7 +98,7 @@ internal static class JwksParser
             throw new InvalidDataException($"JWKS has more than {MaxKeys} keys");
         }
 
-        var result = new Dictionary<string, SigningKey>(StringComparer.Ordinal);
+        var result = new Dictionary<string, VerificationKey>(StringComparer.Ordinal);
         var ambiguous = new HashSet<string>(StringComparer.Ordinal);
         foreach (var jwk in keys.EnumerateArray())
         {
@@ -122,7 +122,7 @@ internal static class JwksParser
         return new KeySet(result);
     }
 
-    private static SigningKey? TryImport(JsonElement jwk, JwksKind kind, Func<SecurityKey, TokenValidationParameters> parametersFor)
+    private static VerificationKey? TryImport(JsonElement jwk, JwksKind kind, Func<SecurityKey, TokenValidationParameters> parametersFor)
     {
         if (jwk.ValueKind != JsonValueKind.Object)
         {
@@ -167,7 +167,7 @@ internal static class JwksParser
                     // ImportParameters checks the point is on the curve (invalid-curve attacks).
                     var ecdsa = ECDsa.Create(new ECParameters { Curve = curve, Q = new ECPoint { X = x, Y = y } });
                     var securityKey = new ECDsaSecurityKey(ecdsa) { KeyId = kid };
-                    return new SigningKey(kid, securityKey, "EC", crv, alg, parametersFor(securityKey));
+                    return new VerificationKey(kid, securityKey, "EC", crv, alg, parametersFor(securityKey));
                 }
 
                 case "RSA":
@@ -188,7 +188,7 @@ internal static class JwksParser
                     var rsa = RSA.Create();
                     rsa.ImportParameters(new RSAParameters { Modulus = n, Exponent = e });
                     var securityKey = new RsaSecurityKey(rsa) { KeyId = kid };
-                    return new SigningKey(kid, securityKey, "RSA", null, alg, parametersFor(securityKey));
+                    return new VerificationKey(kid, securityKey, "RSA", null, alg, parametersFor(securityKey));
                 }
 
                 default:
