@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Broker.Core.Signing;
 using Broker.Server.Hosting;
 using Microsoft.Extensions.Options;
