@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace Broker.Core.Approvals;
 
@@ -29,43 +29,29 @@ public sealed record ApprovalRequest(
     DateTimeOffset ExpiresAt,
     IReadOnlyList<ApprovalGate> Gates)
 {
+    /// <summary>Version of what <see cref="ComputeDigest"/> covers and how (v2: RFC 8785).</summary>
+    public const string DigestVersion = "broker.approval.v2";
+
     /// <summary>
-    /// <c>sha256:</c> + hex SHA-256 of a canonical JSON object with, in this order: agent, task,
-    /// phase, scopes (sorted, ordinal), audience, ttl_seconds, risk, justification (null when none).
+    /// <c>sha256:</c> + hex SHA-256 of the RFC 8785 (JCS) form of the object {v, agent, task,
+    /// phase, scopes (distinct, sorted by UTF-16 code units), audience, ttl_seconds, risk,
+    /// justification (null when none)}; docs/approvals.md shows how to recompute it.
     /// </summary>
     public static string ComputeDigest(string agent, string taskId, TaskPhase phase, IEnumerable<string> scopes, string audience, int ttlSeconds, string risk, string? justification)
     {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer))
+        var request = new JsonObject
         {
-            writer.WriteStartObject();
-            writer.WriteString("v", "broker.approval.v1");
-            writer.WriteString("agent", agent);
-            writer.WriteString("task", taskId);
-            writer.WriteString("phase", phase.ToWire());
-            writer.WriteStartArray("scopes");
-            foreach (var scope in scopes.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
-            {
-                writer.WriteStringValue(scope);
-            }
-
-            writer.WriteEndArray();
-            writer.WriteString("audience", audience);
-            writer.WriteNumber("ttl_seconds", ttlSeconds);
-            writer.WriteString("risk", risk);
-            if (string.IsNullOrEmpty(justification))
-            {
-                writer.WriteNull("justification");
-            }
-            else
-            {
-                writer.WriteString("justification", justification);
-            }
-
-            writer.WriteEndObject();
-        }
-
-        return "sha256:" + Convert.ToHexStringLower(SHA256.HashData(buffer.ToArray()));
+            ["v"] = DigestVersion,
+            ["agent"] = agent,
+            ["task"] = taskId,
+            ["phase"] = phase.ToWire(),
+            ["scopes"] = new JsonArray([.. scopes.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(s => (JsonNode)JsonValue.Create(s)!)]),
+            ["audience"] = audience,
+            ["ttl_seconds"] = ttlSeconds,
+            ["risk"] = risk,
+            ["justification"] = string.IsNullOrEmpty(justification) ? null : justification,
+        };
+        return "sha256:" + Convert.ToHexStringLower(SHA256.HashData(CanonicalJson.Serialize(request)));
     }
 
     /// <summary>True when <see cref="Digest"/> still matches the stored fields (the record was not altered).</summary>

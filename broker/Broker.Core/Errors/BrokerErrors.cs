@@ -90,6 +90,8 @@ public static class BrokerErrors
     public const string IssuanceFrozen = "ISSUANCE_FROZEN";
 
     // Operators and revocation.
+    public const string OperatorUnauthenticated = "OPERATOR_UNAUTHENTICATED";
+    public const string OperatorRoleMissing = "OPERATOR_ROLE_MISSING";
     public const string SelectorInvalid = "SELECTOR_INVALID";
     public const string ReasonRequired = "REASON_REQUIRED";
     public const string BatchTooLarge = "BATCH_TOO_LARGE";

@@ -46,6 +46,7 @@ internal static class OperatorAuthentication
                 };
             });
 
+        services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationMiddlewareResultHandler, OperatorRefusals>();
         services.AddAuthorizationBuilder()
             .AddPolicy(OperatorRoles.Responder, p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.Responder))
             .AddPolicy(OperatorRoles.Approver, p => p.AddAuthenticationSchemes(OperatorRoles.Scheme).RequireRole(OperatorRoles.Approver))
@@ -60,7 +61,7 @@ internal static class OperatorAuthentication
     public static string ActorOf(HttpContext context, OperatorOptions options) =>
         context.User.FindFirst(options.NameClaim)?.Value is { Length: > 0 } name ? "operator:" + name : "operator:unknown";
 
-    private static async Task AuditAsync(HttpContext context, string reason)
+    internal static async Task AuditAsync(HttpContext context, string reason)
     {
         var audit = context.RequestServices.GetRequiredService<IAuditSink>();
         var policy = context.RequestServices.GetRequiredService<IPolicyProvider>();
