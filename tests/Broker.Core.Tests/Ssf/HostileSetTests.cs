@@ -64,6 +64,20 @@ public sealed class HostileSetTests : IDisposable
         Assert.Contains("duplicate", (await _h.RefusedAsync(set)).Description, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Invalid_utf8_inside_a_header_value_is_a_refusal_not_a_crash()
+    {
+        // Found by SecurityEventReaderProperties: the JSON reader only checks UTF-8 when a string is read.
+        var header = Encoding.UTF8.GetBytes("{\"alg\":\"ES256\",\"kid\":\"ssf-1\",\"typ\":\"secevent+jwt\"}").ToList();
+        header.Insert(header.IndexOf((byte)'1'), 0xFF);
+        var set = _h.Transmitter.SignSegments(Base64Url.EncodeToString(header.ToArray()), TestTrustDomain.Encode(_h.Payload().ToJsonString()));
+
+        var refused = await _h.RefusedAsync(set);
+
+        Assert.Equal("invalid_request", refused.Err);
+        Assert.Contains("UTF-8", refused.Description, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("RS256")]
     [InlineData("PS256")]

@@ -216,6 +216,14 @@ internal static class JwsPreflight
         }
 
         var json = bytes.AsSpan(0, written);
+
+        // The reader checks UTF-8 only lazily, when a string is read: a bad byte in a value
+        // would surface later as an InvalidOperationException instead of this refusal.
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+        {
+            throw Malformed($"{what} is not valid UTF-8");
+        }
+
         try
         {
             RejectDuplicateKeys(json, what);
