@@ -55,4 +55,13 @@ public sealed class RedisKeys
 
     /// <summary>Pub/sub channel announcing approval changes (the request id) to waiting agents on every node.</summary>
     public string ApprovalChannel => _prefix + "approvals:notify";
+
+    /// <summary>A downstream-credential lease (docs/secrets.md): a hash with no expiry, removed only once its login is gone.</summary>
+    public RedisKey Lease(string leaseId) => _prefix + "lease:" + leaseId;
+
+    /// <summary>The node ending a lease (expires, so a crashed node's claim can be taken over).</summary>
+    public RedisKey LeaseClaim(string leaseId) => _prefix + "lease:" + leaseId + ":claim";
+
+    /// <summary>Live lease ids scored by expiry (ms).</summary>
+    public RedisKey Leases => _prefix + "leases";
 }

@@ -66,6 +66,15 @@ public sealed record AuditEvent
 
     /// <summary>On <c>audit.checkpoint</c> only: the signed summary of the segment just closed.</summary>
     public AuditCheckpoint? Checkpoint { get; init; }
+
+    /// <summary>On <c>secret.*</c> events: the downstream credential's lease (docs/secrets.md). Never the credential itself.</summary>
+    public string? LeaseId { get; init; }
+
+    /// <summary>On <c>secret.*</c> events: the secret engine (<c>secret_engines:</c> name).</summary>
+    public string? Engine { get; init; }
+
+    /// <summary>On <c>secret.*</c> events: the role the lease's login was a member of.</summary>
+    public string? Role { get; init; }
 }
 
 /// <summary>
@@ -82,6 +91,16 @@ public static class AuditEventTypes
 
     /// <summary>Cancels a credential.issued record whose token was never handed out (shared state refused it after the record was written).</summary>
     public static readonly (int Id, string Name) CredentialVoided = (2002, "credential.voided");
+
+    /// <summary>A downstream credential was handed out under a lease (docs/secrets.md).</summary>
+    public static readonly (int Id, string Name) SecretIssued = (2100, "secret.issued");
+    public static readonly (int Id, string Name) SecretRefused = (2101, "secret.refused");
+
+    /// <summary>A lease ended: its login dropped and its sessions terminated (reason: revoked, expired, voided).</summary>
+    public static readonly (int Id, string Name) SecretEnded = (2102, "secret.ended");
+
+    /// <summary>Ending a lease failed on the engine; it is retried until it succeeds.</summary>
+    public static readonly (int Id, string Name) SecretCleanupFailed = (2103, "secret.cleanup_failed");
     public static readonly (int Id, string Name) TaskEnded = (3000, "task.ended");
     public static readonly (int Id, string Name) TaskEndRefused = (3001, "task.end_refused");
     public static readonly (int Id, string Name) TaskPhaseChanged = (3002, "task.phase_changed");
@@ -113,6 +132,7 @@ public static class AuditEventTypes
     public static IReadOnlyList<(int Id, string Name)> All { get; } =
     [
         AttestationAccepted, AttestationRefused, CredentialIssued, CredentialRefused, CredentialVoided,
+        SecretIssued, SecretRefused, SecretEnded, SecretCleanupFailed,
         TaskEnded, TaskEndRefused, TaskPhaseChanged, Revoked, RevokeRefused, IssuanceFrozen, IssuanceUnfrozen,
         ApprovalRequested, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed,
         RiskSignalRefused, RiskFrozen, RiskUnfrozen, RiskCleared, AuditCheckpoint, OperatorAuthenticationFailed,

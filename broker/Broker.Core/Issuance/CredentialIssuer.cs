@@ -32,6 +32,7 @@ public sealed partial class CredentialIssuer
     private readonly IssuanceOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<CredentialIssuer> _logger;
+    private readonly Secrets.SecretLeases? _secrets;
 
     public CredentialIssuer(
         IWorkloadAttestor attestor,
@@ -46,8 +47,10 @@ public sealed partial class CredentialIssuer
         IOptions<IssuanceOptions> options,
         TimeProvider time,
         ILogger<CredentialIssuer> logger,
-        BrokerMetrics metrics)
+        BrokerMetrics metrics,
+        Secrets.SecretLeases? secrets = null)
     {
+        _secrets = secrets;
         _metrics = metrics;
         _attestor = attestor;
         _policy = policy;
@@ -147,6 +150,11 @@ public sealed partial class CredentialIssuer
         if (!approval.DigestMatches())
         {
             throw BrokerErrors.FailedPrecondition(BrokerErrors.ApprovalInvalid, "The stored approval request does not match its digest; ask again.");
+        }
+
+        if (_secrets is not null && IsSecretApproval(approval))
+        {
+            return await RedeemSecretApprovalAsync(record, identity, context, cancellationToken);
         }
 
         var request = new IssueRequest(

@@ -36,7 +36,7 @@ public sealed record IssuedCredential(
 /// <summary>What IssueCredential answers: a credential, or a pending approval request (never both).</summary>
 public sealed record IssueOutcome(IssuedCredential? Credential, Approvals.ApprovalRequest? Pending);
 
-/// <summary>Where a wait on an approval stands: still pending (no credential), or issued.</summary>
-public sealed record ApprovalProgress(Approvals.ApprovalRecord Record, IssuedCredential? Credential);
+/// <summary>Where a wait on an approval stands: still pending (no credential), or issued (a token, or a downstream credential).</summary>
+public sealed record ApprovalProgress(Approvals.ApprovalRecord Record, IssuedCredential? Credential, Secrets.IssuedSecret? Secret = null);
 
 public sealed record EndTaskRequest(string TaskId, AttestationEvidence? Evidence, string? Reason, RequestContext Context);

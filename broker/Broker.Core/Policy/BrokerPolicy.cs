@@ -17,6 +17,11 @@ public sealed class BrokerPolicy
     /// <summary>Who may report runtime risk; null when no risk source is wired (the risk gate is off).</summary>
     public SignalPolicy? Signals { get; init; }
 
+    /// <summary>Downstream credential engines (<c>secret_engines:</c>, docs/secrets.md); empty when none.</summary>
+    public IReadOnlyList<SecretEnginePolicy> SecretEngines { get; init; } = [];
+
+    public SecretEnginePolicy? FindSecretEngine(string name) => SecretEngines.FirstOrDefault(e => e.Name == name);
+
     public AgentRule? FindRule(string workloadId)
     {
         foreach (var rule in Agents)
@@ -77,6 +82,7 @@ public sealed record AgentRule(string Name, WorkloadPattern Match, IReadOnlyDict
 /// <param name="RiskCeiling">The highest runtime risk still allowed; null means the phase's default (<see cref="Risk.RiskLevels.DefaultCeiling"/>).</param>
 /// <param name="OnUnknownRisk">What to do when no fresh risk is known; null means the phase's default (<see cref="Risk.RiskLevels.DefaultStance"/>).</param>
 /// <param name="Gates">Scopes that wait for human approval (docs/approvals.md); null or empty when none are gated.</param>
+/// <param name="Secrets">Downstream credentials the phase may get (docs/secrets.md); null when none.</param>
 public sealed record PhaseRule(
     IReadOnlySet<string> Scopes,
     IReadOnlySet<string> Audiences,
@@ -84,7 +90,8 @@ public sealed record PhaseRule(
     bool KeepTokensOnExit = false,
     Risk.RiskLevel? RiskCeiling = null,
     Risk.UnknownRiskStance? OnUnknownRisk = null,
-    IReadOnlyList<GatedScopes>? Gates = null);
+    IReadOnlyList<GatedScopes>? Gates = null,
+    IReadOnlyList<SecretGrant>? Secrets = null);
 
 /// <summary>Scopes issued only after <see cref="Quorum"/> distinct approvers holding one of <see cref="Approvers"/> say yes.</summary>
 /// <param name="Approvers">Groups or roles (from the operator token's roles claim) whose members may approve.</param>

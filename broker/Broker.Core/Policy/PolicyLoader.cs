@@ -155,6 +155,9 @@ public static partial class PolicyLoader
         }
 
         var agents = draft.AgentsNode is null ? [] : ReadAgents(reader, draft.AgentsNode, trust);
+        var engineNames = new HashSet<string>(StringComparer.Ordinal);
+        var secretEngines = draft.SecretEnginesNode is null ? [] : ReadSecretEngines(reader, draft.SecretEnginesNode, engineNames);
+        CheckSecretGrants(reader, engineNames, agents);
         var signals = draft.SignalsNode is null ? null : ReadSignals(reader, draft.SignalsNode, trust);
         if (reader.Errors.Count > 0)
         {
@@ -168,6 +171,7 @@ public static partial class PolicyLoader
             Trust = new TrustPolicy(trust.Spiffe.AsReadOnly(), trust.Oidc.AsReadOnly()),
             Agents = agents.AsReadOnly(),
             Signals = signals,
+            SecretEngines = secretEngines.AsReadOnly(),
         };
     }
 
@@ -178,6 +182,7 @@ public static partial class PolicyLoader
         public YNode? TrustNode;
         public YNode? AgentsNode;
         public YNode? SignalsNode;
+        public YNode? SecretEnginesNode;
     }
 
     private static readonly KeySpec<RootDraft>[] RootSchema =
@@ -192,6 +197,7 @@ public static partial class PolicyLoader
         new("trust", Required: true, (r, d, v, p) => d.TrustNode = v),
         new("agents", Required: true, (r, d, v, p) => d.AgentsNode = v),
         new("signals", Required: false, (r, d, v, p) => d.SignalsNode = v),
+        new("secret_engines", Required: false, (r, d, v, p) => d.SecretEnginesNode = v),
     ];
 
     // ---- trust -----------------------------------------------------------------------------
@@ -712,6 +718,7 @@ public static partial class PolicyLoader
         public Risk.RiskLevel? RiskCeiling;
         public Risk.UnknownRiskStance? OnUnknownRisk;
         public YNode? GatesNode;
+        public YNode? SecretsNode;
     }
 
     private static readonly KeySpec<PhaseDraft>[] PhaseSchema =
@@ -725,6 +732,7 @@ public static partial class PolicyLoader
         new("risk_ceiling", Required: false, (r, d, v, p) => d.RiskCeiling = ReadRiskLevel(r, v, p)),
         new("on_unknown_risk", Required: false, (r, d, v, p) => d.OnUnknownRisk = ReadStance(r, v, p)),
         new("gated_scopes", Required: false, (r, d, v, p) => d.GatesNode = v),
+        new("secrets", Required: false, (r, d, v, p) => d.SecretsNode = v),
     ];
 
     private static PhaseRule? ReadPhase(PolicyReader reader, YNode node, string path, TaskPhase phase)
@@ -737,6 +745,7 @@ public static partial class PolicyLoader
         }
 
         var gates = d.GatesNode is null || d.Scopes is null ? null : ReadGates(reader, d.GatesNode, $"{path}.gated_scopes", d.Scopes);
+        var secrets = d.SecretsNode is null || d.MaxTtl is null ? null : ReadSecretGrants(reader, d.SecretsNode, $"{path}.secrets", d.MaxTtl.Value);
         if (reader.Errors.Count != before)
         {
             return null;
@@ -751,7 +760,8 @@ public static partial class PolicyLoader
                 d.KeepTokensOnExit,
                 d.RiskCeiling ?? Risk.RiskLevels.DefaultCeiling(phase),
                 d.OnUnknownRisk ?? Risk.RiskLevels.DefaultStance(phase),
-                gates);
+                gates,
+                secrets);
     }
 
     private static FrozenSet<string>? ReadStringSet(PolicyReader reader, YNode node, string path, string noun, Func<string, bool> isValid, string rule)

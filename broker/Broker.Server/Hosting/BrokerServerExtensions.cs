@@ -67,7 +67,7 @@ public static class BrokerServerExtensions
         });
 
         builder.AddBrokerObservability(options);
-        builder.Services.AddBrokerCore(options);
+        builder.Services.AddBrokerCore(options, builder.Configuration);
         builder.Services.AddOperatorAuthentication(options);
         builder.Services.AddBrokerOAuth(builder.Configuration);
         builder.Services.AddGrpc(grpc =>
@@ -96,7 +96,7 @@ public static class BrokerServerExtensions
         return builder;
     }
 
-    internal static IServiceCollection AddBrokerCore(this IServiceCollection services, BrokerOptions options)
+    internal static IServiceCollection AddBrokerCore(this IServiceCollection services, BrokerOptions options, IConfiguration? configuration = null)
     {
         services.AddSingleton(Options.Create(options));
         services.TryAddSingleton(TimeProvider.System);
@@ -164,6 +164,7 @@ public static class BrokerServerExtensions
         });
         services.AddRisk(options);
         services.AddApprovals(options);
+        services.AddSecrets(options, configuration);
         services.AddSingleton<CredentialIssuer>();
         return services;
     }
@@ -215,6 +216,7 @@ public static class BrokerServerExtensions
         app.MapGrpcService<AuditGrpcService>();
         app.MapRisk();
         app.MapApprovals();
+        app.MapSecrets();
         app.MapGrpcReflectionService();
         app.MapGrpcHealthChecksService();
         app.MapWellKnown();

@@ -12,7 +12,7 @@ using CorePhase = Broker.Core.TaskPhase;
 namespace Broker.Server.Services;
 
 /// <summary>Thin adapter from the wire contract to <see cref="CredentialIssuer"/>.</summary>
-internal sealed class CredentialGrpcService : CredentialService.CredentialServiceBase
+internal sealed partial class CredentialGrpcService : CredentialService.CredentialServiceBase
 {
     /// <summary>
     /// How often a waiting agent's approval is read again without a change notification (any
@@ -92,6 +92,14 @@ internal sealed class CredentialGrpcService : CredentialService.CredentialServic
             if (progress.Credential is { } issued)
             {
                 await responseStream.WriteAsync(Update(ApprovalState.Consumed, progress, ApprovalWire.ToWire(issued)), context.CancellationToken);
+                return;
+            }
+
+            if (progress.Secret is { } secret)
+            {
+                var update = Update(ApprovalState.Consumed, progress, null);
+                update.Secret = SecretWire.ToWire(secret);
+                await responseStream.WriteAsync(update, context.CancellationToken);
                 return;
             }
 
