@@ -80,6 +80,8 @@ public static class BrokerCtl
         root.Subcommands.Add(ApprovalsCommand.Create(context, help));
         FreezeCommand.AddTo(root, context, help);
         root.Subcommands.Add(AuditCommand.Create(context, help));
+        root.Subcommands.Add(IssueSecretCommand.Create(context, help));
+        root.Subcommands.Add(LeasesCommand.Create(context, help));
 
         foreach (var option in root.Options)
         {

@@ -117,6 +117,31 @@ public sealed class BrokerAgentClient : IDisposable
         }
     }
 
+    /// <summary>
+    /// Asks for a downstream credential (e.g. a PostgreSQL login) for one task and one phase
+    /// (docs/secrets.md). The answer carries the credential once, or <c>pending</c> when policy
+    /// gates it: then wait with <see cref="WaitForApprovalAsync"/>, whose answer's secret is set.
+    /// </summary>
+    /// <exception cref="BrokerRefusalException">Broker refused, or could not be reached.</exception>
+    public async Task<IssueSecretResponse> IssueSecretAsync(IssueSecretRequest request, string? correlationId = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Attestation is null)
+        {
+            request = request.Clone();
+            request.Attestation = await _attestation.GetProofAsync(cancellationToken);
+        }
+
+        try
+        {
+            return await _client.IssueSecretAsync(request, CallOptionsFor(correlationId, cancellationToken));
+        }
+        catch (RpcException ex)
+        {
+            throw new BrokerRefusalException(ex);
+        }
+    }
+
     /// <summary>Ends a task: Broker refuses further issuance for it. Ending an ended task succeeds.</summary>
     /// <param name="taskId">The task to end; only the workload that owns it may end it.</param>
     /// <param name="reason">Optional reason recorded in the audit log (at most 512 characters).</param>
@@ -149,7 +174,19 @@ public sealed class BrokerAgentClient : IDisposable
     /// PENDING update (votes so far).
     /// </summary>
     /// <exception cref="BrokerRefusalException">Denied (APPROVAL_DENIED), expired (APPROVAL_EXPIRED), already used, refused at issuance (e.g. RISK_TOO_HIGH), or unreachable.</exception>
-    public async Task<IssueCredentialResponse> WaitForApprovalAsync(string approvalId, Action<ApprovalUpdate>? onUpdate = null, string? correlationId = null, CancellationToken cancellationToken = default)
+    public Task<IssueCredentialResponse> WaitForApprovalAsync(string approvalId, Action<ApprovalUpdate>? onUpdate = null, string? correlationId = null, CancellationToken cancellationToken = default) =>
+        WaitAsync(approvalId, update => update.Credential, onUpdate, correlationId, cancellationToken);
+
+    /// <summary>
+    /// Waits for a pending approval of a downstream credential (from <see cref="IssueSecretResponse.Pending"/>)
+    /// and returns the credential once approvers reach quorum; otherwise as <see cref="WaitForApprovalAsync"/>.
+    /// </summary>
+    /// <exception cref="BrokerRefusalException">Denied, expired, already used, refused at issuance, or unreachable.</exception>
+    public Task<IssueSecretResponse> WaitForSecretApprovalAsync(string approvalId, Action<ApprovalUpdate>? onUpdate = null, string? correlationId = null, CancellationToken cancellationToken = default) =>
+        WaitAsync(approvalId, update => update.Secret, onUpdate, correlationId, cancellationToken);
+
+    private async Task<T> WaitAsync<T>(string approvalId, Func<ApprovalUpdate, T?> result, Action<ApprovalUpdate>? onUpdate, string? correlationId, CancellationToken cancellationToken)
+        where T : class
     {
         ArgumentNullException.ThrowIfNull(approvalId);
         var request = new WaitForApprovalRequest { ApprovalId = approvalId, Attestation = await _attestation.GetProofAsync(cancellationToken) };
@@ -160,9 +197,9 @@ public sealed class BrokerAgentClient : IDisposable
             while (await call.ResponseStream.MoveNext(cancellationToken))
             {
                 var update = call.ResponseStream.Current;
-                if (update.Credential is { } credential)
+                if (result(update) is { } done)
                 {
-                    return credential;
+                    return done;
                 }
 
                 onUpdate?.Invoke(update);
@@ -173,7 +210,7 @@ public sealed class BrokerAgentClient : IDisposable
             throw new BrokerRefusalException(ex);
         }
 
-        throw new BrokerRefusalException(new RpcException(new Status(StatusCode.Unavailable, "The wait ended without a token; call WaitForApprovalAsync again.")));
+        throw new BrokerRefusalException(new RpcException(new Status(StatusCode.Unavailable, "The wait ended without a credential; wait again.")));
     }
 
     /// <summary>Disposes the channel when this client opened it (<see cref="Create"/>).</summary>

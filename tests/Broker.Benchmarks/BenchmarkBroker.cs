@@ -58,12 +58,13 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
 
     /// <param name="issuer">The issuer a cluster's nodes share; null for this node's own URL.</param>
     /// <param name="riskGate">Name a runtime-protection source in policy, which turns the risk gate on (a Redis read per issuance).</param>
-    public static async Task<BenchmarkBroker> StartAsync(string workDirectory, string jwksPath, string redisConfiguration, Ablations ablations, Breakdown? breakdown, string? issuer = null, string node = "node", bool riskGate = false)
+    /// <param name="policy">Writes the policy from the JWKS path; null means the default benchmark policy.</param>
+    public static async Task<BenchmarkBroker> StartAsync(string workDirectory, string jwksPath, string redisConfiguration, Ablations ablations, Breakdown? breakdown, string? issuer = null, string node = "node", bool riskGate = false, Func<string, string>? policy = null)
     {
         var grpcPort = RedisServer.FreePort();
         var httpPort = RedisServer.FreePort();
         var policyPath = Path.Combine(workDirectory, node + "-policy.yaml");
-        await File.WriteAllTextAsync(policyPath, Policy(jwksPath) + (riskGate ? RiskGatePolicy : ""));
+        await File.WriteAllTextAsync(policyPath, (policy ?? Policy)(jwksPath) + (riskGate ? RiskGatePolicy : ""));
 
         // Nodes of one cluster share the signing key (the first writes it).
         var keyPath = Path.Combine(workDirectory, "signing.pem");

@@ -13,7 +13,8 @@ using StackExchange.Redis;
 // dotnet run -c Release --project tests/Broker.Benchmarks -- audit-verify [records] [callers]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- audit-cost [--callers 64]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- risk [--signals 300]
-if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-verify" or "audit-cost" or "risk")
+// dotnet run -c Release --project tests/Broker.Benchmarks -- secret-revocation [--leases 200]
+if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-verify" or "audit-cost" or "risk" or "secret-revocation")
 {
     var report = args[0] switch
     {
@@ -21,6 +22,7 @@ if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-
         "audit-verify" => await AuditVerifyBenchmark.RunAsync(args[1..]),
         "audit-cost" => await AuditCostBenchmark.RunAsync(args[1..]),
         "risk" => await RiskBenchmark.RunAsync(args[1..]),
+        "secret-revocation" => await SecretRevocationBenchmark.RunAsync(args[1..]),
         _ => await RevocationIndexBenchmark.RunAsync(args[1..]),
     };
     Console.WriteLine(report);

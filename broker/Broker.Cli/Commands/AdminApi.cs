@@ -42,6 +42,9 @@ internal sealed class AdminApi : IDisposable
     public Task<IntrospectResponse> IntrospectAsync(string token, CancellationToken cancellationToken) =>
         CallAsync(options => new RevocationService.RevocationServiceClient(_channel).IntrospectAsync(new IntrospectRequest { Token = token }, options).ResponseAsync, null, cancellationToken);
 
+    public Task<ListLeasesResponse> ListLeasesAsync(ListLeasesRequest request, CancellationToken cancellationToken) =>
+        AdminCallAsync("list leases (role responder or auditor)", options => new LeaseAdminService.LeaseAdminServiceClient(_channel).ListLeasesAsync(request, options).ResponseAsync, cancellationToken);
+
     public void Dispose() => _channel.Dispose();
 
     private Task<T> AdminCallAsync<T>(string what, Func<CallOptions, Task<T>> call, CancellationToken cancellationToken)

@@ -90,14 +90,15 @@ public sealed class BrokerScenario : IAsyncDisposable
 
     public CredentialService.CredentialServiceClient Client { get; }
 
-    public static async Task<BrokerScenario> StartAsync(string? redisConfiguration = null, bool tls = false, string? redisPrefix = null, IReadOnlyDictionary<string, string?>? settings = null)
+    /// <param name="policy">Writes the policy from the JWKS and X.509 bundle paths; null means <see cref="Policy"/>.</param>
+    public static async Task<BrokerScenario> StartAsync(string? redisConfiguration = null, bool tls = false, string? redisPrefix = null, IReadOnlyDictionary<string, string?>? settings = null, Func<string, string, string>? policy = null)
     {
         var trust = new TestTrustDomain("example.org");
         var pki = TestPki.Create("example.org");
         var jwks = trust.WriteJwksFile();
         var bundle = pki.WriteRootBundle();
         var policyPath = Path.Combine(trust.Directory, "policy.yaml");
-        await File.WriteAllTextAsync(policyPath, Policy(jwks, bundle));
+        await File.WriteAllTextAsync(policyPath, (policy ?? Policy)(jwks, bundle));
         var serverCertificate = tls ? pki.IssueServerCertificate() : null;
         var operators = await TestOperatorIdp.StartAsync();
         var signingKey = Path.Combine(trust.Directory, "broker-signing.pem");
