@@ -67,18 +67,27 @@ public sealed partial class PostgresEngine : ISecretEngine
         return new DownstreamLogin(_host, _port, _database, lease.Login, password);
     }
 
-    public Task RevokeAsync(SecretLease lease, CancellationToken cancellationToken)
+    public async Task RevokeAsync(SecretLease lease, CancellationToken cancellationToken)
     {
         CheckIdentifier(lease.Login);
         CheckIdentifier(lease.Role);
+        try
+        {
+            await RunAsync($"ALTER ROLE \"{lease.Login}\" NOLOGIN", cancellationToken);
+        }
+        catch (SecretEngineException ex) when (ex.RoleMissing)
+        {
+            return; // never created, or already dropped
+        }
 
-        // One round trip. Objects the login owns pass to its role; if that is not permitted the
-        // drop below fails and the lease is retried rather than left half-ended.
+
+        // Two round trips: NOLOGIN must commit before the sessions die, or the agent could log in
+        // again in the moment between a session's end and the drop's commit. Objects the login
+        // owns pass to its role; if that is not permitted the drop fails and the lease is retried.
         var sql = string.Create(CultureInfo.InvariantCulture, $"""
             DO $broker$
             BEGIN
               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{lease.Login}') THEN RETURN; END IF;
-              ALTER ROLE "{lease.Login}" NOLOGIN;
               PERFORM pg_terminate_backend(pid, {TerminateWaitMs}) FROM pg_stat_activity WHERE usename = '{lease.Login}' AND pid <> pg_backend_pid();
               BEGIN
                 REASSIGN OWNED BY "{lease.Login}" TO "{lease.Role}";
@@ -89,7 +98,7 @@ public sealed partial class PostgresEngine : ISecretEngine
             END
             $broker$
             """);
-        return RunAsync(sql, cancellationToken);
+        await RunAsync(sql, cancellationToken);
     }
 
     public async Task<string?> CheckAsync(IReadOnlyCollection<string> roles, CancellationToken cancellationToken)
@@ -118,19 +127,38 @@ public sealed partial class PostgresEngine : ISecretEngine
 
     private async Task RunAsync(string sql, CancellationToken cancellationToken)
     {
+        NpgsqlConnection connection;
         try
         {
-            await using var command = _dataSource.CreateCommand(sql);
-            await command.ExecuteNonQueryAsync(cancellationToken);
-        }
-        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedObject)
-        {
-            throw new SecretEngineException(Name, $"role does not exist on {Name}", roleMissing: true);
+            connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         }
         catch (NpgsqlException ex)
         {
-            // Never ex.Message of a statement error alone: describe by state and server text only.
-            throw new SecretEngineException(Name, Describe(ex));
+            throw new SecretEngineException(Name, Describe(ex), nothingDone: true);
+        }
+
+        // Never ex.Message of a statement error: describe by state and server text only.
+        await using (connection)
+        {
+            try
+            {
+                await using var command = new NpgsqlCommand(sql, connection);
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedObject)
+            {
+                throw new SecretEngineException(Name, $"role does not exist on {Name}", roleMissing: true, nothingDone: true);
+            }
+            catch (PostgresException ex)
+            {
+                // The server refused the statement, which is atomic: nothing changed.
+                throw new SecretEngineException(Name, Describe(ex), nothingDone: true);
+            }
+            catch (NpgsqlException ex)
+            {
+                // The connection failed mid-statement: whether it ran is unknown.
+                throw new SecretEngineException(Name, Describe(ex));
+            }
         }
     }
 

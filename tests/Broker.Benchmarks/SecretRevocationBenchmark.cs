@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Text;
 using Broker.Core.Issuance;
 using Broker.Core.Revocation;
-using Broker.Revocation;
 using Broker.Testing;
 using Broker.V1;
 using Npgsql;
@@ -50,7 +49,7 @@ internal static class SecretRevocationBenchmark
             await using var sleep = new NpgsqlCommand("SELECT pg_sleep(30)", session);
             var running = sleep.ExecuteNonQueryAsync();
 
-            await revoker.RevokeAsync([RevocationSelector.ForToken(issued.LeaseId)], "operator:bench", "secret revocation benchmark", context, CancellationToken.None);
+            await revoker.RevokeAsync([Broker.Revocation.RevocationSelector.ForToken(issued.LeaseId)], "operator:bench", "secret revocation benchmark", context, CancellationToken.None);
             var ok = Stopwatch.GetTimestamp();
             try
             {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Broker.Cli.Internal;
 using Broker.Client;
 using Broker.V1;
 using Google.Protobuf.WellKnownTypes;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Broker.Cli.Internal;
 using Broker.V1;
 
 namespace Broker.Cli.Commands;

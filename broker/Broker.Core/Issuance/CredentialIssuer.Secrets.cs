@@ -96,7 +96,7 @@ public sealed partial class CredentialIssuer
 
         var engine = secrets.Engines.For(policy.FindSecretEngine(grant.Engine)!);
         now = new DateTimeOffset(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
-        var lease = new SecretLease(TokenMinter.NewTokenId(), grant.Engine, grant.Role, SecretLease.NewLogin(), request.TaskId, identity.WorkloadId, phase, now, now + ttl, secrets.Node);
+        var lease = new SecretLease(SecretLease.NewId(), grant.Engine, grant.Role, SecretLease.NewLogin(), request.TaskId, identity.WorkloadId, phase, now, now + ttl, secrets.Node);
         var record = new IssuanceRecord(lease.LeaseId, request.TaskId, identity.WorkloadId, phase, now, lease.ExpiresAt, identity.ProofId, identity.ProofExpiresAt, _options.TaskRetention);
         if (approved is not null)
         {

@@ -43,10 +43,13 @@ public sealed record DownstreamLogin(string Host, int Port, string Database, str
 }
 
 /// <summary>Why an engine could not act. <see cref="RoleMissing"/> is a policy error; anything else is the engine being unavailable.</summary>
-public sealed class SecretEngineException(string engine, string message, bool roleMissing = false, Exception? inner = null)
+/// <param name="nothingDone">The engine is sure it changed nothing (e.g. it could not connect), so there is nothing to clean up.</param>
+public sealed class SecretEngineException(string engine, string message, bool roleMissing = false, bool nothingDone = false, Exception? inner = null)
     : Exception(message, inner)
 {
     public string Engine { get; } = engine;
 
     public bool RoleMissing { get; } = roleMissing;
+
+    public bool NothingDone { get; } = nothingDone;
 }

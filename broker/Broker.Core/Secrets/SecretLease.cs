@@ -25,6 +25,9 @@ public sealed record SecretLease(
     /// <summary>The lease as revocation sees it: a token of its task, phase and subject.</summary>
     public TokenFacts Facts => new(LeaseId, Subject, TaskId, Phase.ToWire(), IssuedAt);
 
+    /// <summary>A fresh lease id: a Broker token id (128 random bits), so revocation by token id reaches it.</summary>
+    public static string NewId() => Issuance.TokenMinter.NewTokenId();
+
     /// <summary>A fresh engine-side login name: <c>brk_</c> and 24 random hex digits (fits any engine's name rules).</summary>
     public static string NewLogin() => "brk_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
 }

@@ -56,7 +56,15 @@ public sealed partial class SecretLeases
         {
             _metrics.Failed(lease.Engine, "create");
             Log.CreateFailed(_logger, lease.LeaseId, lease.Engine, ex.Message);
-            await EndQuietlyAsync(lease, LeaseEnd.Voided(ex.RoleMissing ? SecretErrors.SecretRoleMissing : SecretErrors.SecretEngineUnavailable));
+            if (ex.NothingDone)
+            {
+                await ForgetQuietlyAsync(lease);
+            }
+            else
+            {
+                await EndQuietlyAsync(lease, LeaseEnd.Voided(SecretErrors.SecretEngineUnavailable));
+            }
+
             throw ex.RoleMissing
                 ? BrokerErrors.FailedPrecondition(SecretErrors.SecretRoleMissing, $"Policy grants role '{lease.Role}' on engine '{lease.Engine}', but that role does not exist there; an administrator must create it or fix the policy.")
                 : SecretErrors.EngineUnavailable(lease.Engine, ex.Message, ex);
@@ -126,6 +134,23 @@ public sealed partial class SecretLeases
         catch (Exception ex)
         {
             // The record stays; the sweep ends the lease later.
+            Log.RevokeFailed(_logger, lease.LeaseId, lease.Engine, ex.Message);
+        }
+    }
+
+    // The engine made nothing: the record goes without an engine call or a secret.ended record.
+    private async Task ForgetQuietlyAsync(SecretLease lease)
+    {
+        try
+        {
+            if (await _store.TryClaimAsync(lease.LeaseId, _options.Node, _options.ClaimHold, CancellationToken.None))
+            {
+                await _store.CompleteAsync(lease.LeaseId, _options.Node, CancellationToken.None);
+            }
+        }
+        catch (Exception ex)
+        {
+            // The record stays; the sweep ends it later (dropping a login that does not exist is a no-op).
             Log.RevokeFailed(_logger, lease.LeaseId, lease.Engine, ex.Message);
         }
     }

@@ -39,7 +39,7 @@ public abstract class SecretEngineContract
     {
         var now = DateTimeOffset.UtcNow;
         now = now.AddTicks(-(now.Ticks % TimeSpan.TicksPerSecond));
-        return new SecretLease(Broker.Core.Issuance.TokenMinter.NewTokenId(), "contract", role, SecretLease.NewLogin(), "task-" + Guid.NewGuid().ToString("N"), "spiffe://example.org/agents/a", TaskPhase.Planning, now, now + ttl, "test");
+        return new SecretLease(SecretLease.NewId(), "contract", role, SecretLease.NewLogin(), "task-" + Guid.NewGuid().ToString("N"), "spiffe://example.org/agents/a", TaskPhase.Planning, now, now + ttl, "test");
     }
 
     [Fact]

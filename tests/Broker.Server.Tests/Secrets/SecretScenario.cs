@@ -53,7 +53,7 @@ internal static class SecretScenario
                       approvers: [dba]
         """;
 
-    public static IssueSecretRequest Request(this BrokerScenario scenario, string task, Phase phase = Phase.Planning, string role = PostgresFixture.Reader, string? svid = null, TimeSpan? ttl = null) => new()
+    public static IssueSecretRequest SecretRequest(this BrokerScenario scenario, string task, Phase phase = Phase.Planning, string role = PostgresFixture.Reader, string? svid = null, TimeSpan? ttl = null) => new()
     {
         TaskId = task,
         Phase = phase,
