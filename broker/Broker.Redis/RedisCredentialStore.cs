@@ -1,46 +1,63 @@
 using System.Globalization;
 using Broker.Core;
 using Broker.Core.Issuance;
+using Broker.Core.Revocation;
 using Broker.Core.State;
 using StackExchange.Redis;
 
 namespace Broker.Redis;
 
 /// <summary>
-/// Tasks and issued-token records in Redis, shared by every broker node. Each operation is one
-/// Lua script, so its checks and writes are atomic and cost one round trip. Keys expire with
-/// what they describe: a token record at its expiry, a task after its retention.
+/// Tasks, single-use proof claims and issued-token records in Redis, shared by every broker node.
+/// Each operation is one Lua script, so its checks and writes are atomic and cost one round trip.
+/// Keys expire with what they describe: a token record at its expiry, a task after its retention,
+/// a proof claim once the proof can no longer be accepted.
 /// </summary>
 public sealed class RedisCredentialStore : ICredentialStore
 {
+    // Every script first checks the revocation epoch, in the same atomic step as its writes: a
+    // Redis that came back empty has no epoch, and deciding against its empty state would hand
+    // out tokens for ended tasks and accept replayed proofs. Code 5 (or -1): epoch missing.
+
     // Returns {code, previous phase}: 0 recorded, 1 task ended, 2 task owned by another workload,
-    // 3 proof replayed, 4 phase change not confirmed (nothing written).
+    // 4 phase change not confirmed (nothing written), 5 epoch missing, 6 the workload holds too
+    // many tasks (nothing written).
     private const string RecordIssuanceScript = """
+        if redis.call('EXISTS', KEYS[3]) == 0 then return {5, ''} end
         local task = redis.call('HMGET', KEYS[1], 'owner', 'ended', 'phase')
         if task[1] then
           if task[2] then return {1, ''} end
           if task[1] ~= ARGV[1] then return {2, ''} end
-          if task[3] ~= ARGV[2] and ARGV[10] ~= '1' then return {4, task[3]} end
-        end
-        if ARGV[8] == '1' then
-          if not redis.call('SET', KEYS[3], '1', 'NX', 'PXAT', ARGV[6]) then return {3, ''} end
-        end
-        if not task[1] then
+          if task[3] ~= ARGV[2] and ARGV[7] ~= '1' then return {4, task[3]} end
+        else
+          redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[3])
+          if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[8]) then return {6, ''} end
           redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'created', ARGV[3])
         end
         redis.call('HSET', KEYS[1], 'phase', ARGV[2])
-        local keepUntil = tonumber(ARGV[7])
+        local keepUntil = tonumber(ARGV[5])
         if redis.call('PEXPIRETIME', KEYS[1]) < keepUntil then
           redis.call('PEXPIREAT', KEYS[1], keepUntil)
+          redis.call('ZADD', KEYS[4], keepUntil, ARGV[6])
+          if redis.call('PEXPIRETIME', KEYS[4]) < keepUntil then redis.call('PEXPIREAT', KEYS[4], keepUntil) end
         end
-        redis.call('HSET', KEYS[2], 'task', ARGV[9], 'sub', ARGV[1], 'phase', ARGV[2], 'iat', ARGV[3], 'exp', ARGV[4])
+        redis.call('HSET', KEYS[2], 'task', ARGV[6], 'sub', ARGV[1], 'phase', ARGV[2], 'iat', ARGV[3], 'exp', ARGV[4])
         redis.call('PEXPIREAT', KEYS[2], ARGV[4])
         return {0, task[3] or ''}
         """;
 
-    // Return: {status, endedAtMs}; status 0 ended now, 1 already ended, 2 not found, 3 not owned.
-    // An empty owner (an operator's revocation) ends the task whoever owns it, even an unused one.
+    // Returns 1 claimed, 0 replayed, -1 epoch missing.
+    private const string ClaimProofScript = """
+        if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+        if redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1]) then return 1 end
+        return 0
+        """;
+
+    // Return: {status, endedAtMs}; status 0 ended now, 1 already ended, 2 not found, 3 not owned,
+    // 4 epoch missing. An empty owner (an operator's revocation) ends the task whoever owns it,
+    // even an unused one.
     private const string EndTaskScript = """
+        if redis.call('EXISTS', KEYS[2]) == 0 then return {4, 0} end
         local task = redis.call('HMGET', KEYS[1], 'owner', 'ended')
         if not task[1] then
           if ARGV[1] ~= '' then return {2, 0} end
@@ -66,18 +83,16 @@ public sealed class RedisCredentialStore : ICredentialStore
         var keepTaskUntil = record.ExpiresAt + record.TaskRetention;
         var result = await _redis.GetDatabase().ScriptEvaluateAsync(
             RecordIssuanceScript,
-            [_keys.Task(record.TaskId), _keys.Token(record.TokenId), record.ProofKey is null ? _keys.Proof("-") : _keys.Proof(record.ProofKey)],
+            [_keys.Task(record.TaskId), _keys.Token(record.TokenId), _keys.RevocationEpoch, _keys.WorkloadTasks(record.Subject)],
             [
                 record.Subject,
                 record.Phase.ToWire(),
                 Ms(record.IssuedAt),
                 Ms(record.ExpiresAt),
-                0,
-                Ms(record.ProofExpiresAt),
                 Ms(keepTaskUntil),
-                record.ProofKey is null ? "0" : "1",
                 record.TaskId,
                 record.PhaseChangeConfirmed ? "1" : "0",
+                record.MaxTasksPerWorkload,
             ]);
         var parts = (RedisResult[])result!;
         var status = (int)parts[0] switch
@@ -85,12 +100,24 @@ public sealed class RedisCredentialStore : ICredentialStore
             0 => IssuanceStatus.Recorded,
             1 => IssuanceStatus.TaskEnded,
             2 => IssuanceStatus.TaskNotOwned,
-            3 => IssuanceStatus.ProofReplayed,
             4 => IssuanceStatus.PhaseChangePending,
+            5 => throw new RevocationStateLostException(),
+            6 => IssuanceStatus.TaskLimitReached,
             var other => throw new InvalidOperationException($"Unexpected issuance script result {other}."),
         };
         var previous = parts[1].ToString();
         return new IssuanceOutcome(status, string.IsNullOrEmpty(previous) ? null : TaskPhaseNames.Parse(previous));
+    }
+
+    public async ValueTask<bool> ClaimProofAsync(string proofKey, DateTimeOffset keepUntil, CancellationToken cancellationToken)
+    {
+        var result = (int)await _redis.GetDatabase().ScriptEvaluateAsync(ClaimProofScript, [_keys.Proof(proofKey), _keys.RevocationEpoch], [Ms(keepUntil)]);
+        return result switch
+        {
+            1 => true,
+            0 => false,
+            _ => throw new RevocationStateLostException(),
+        };
     }
 
     public async ValueTask ForgetIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken) =>
@@ -129,7 +156,7 @@ public sealed class RedisCredentialStore : ICredentialStore
     {
         var result = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(
             EndTaskScript,
-            [_keys.Task(taskId)],
+            [_keys.Task(taskId), _keys.RevocationEpoch],
             [owner ?? "", Ms(at), Ms(at + retention)]))!;
         var status = (int)result[0];
         var endedAt = FromMs((long)result[1]);
@@ -139,6 +166,7 @@ public sealed class RedisCredentialStore : ICredentialStore
             1 => new EndTaskOutcome(EndTaskStatus.AlreadyEnded, endedAt),
             2 => new EndTaskOutcome(EndTaskStatus.NotFound, null),
             3 => new EndTaskOutcome(EndTaskStatus.NotOwned, null),
+            4 => throw new RevocationStateLostException(),
             _ => throw new InvalidOperationException($"Unexpected end-task script result {status}."),
         };
     }

@@ -18,6 +18,9 @@ public sealed class RedisKeys
 
     public RedisKey Proof(string proofKey) => _prefix + "proof:" + proofKey;
 
+    /// <summary>The tasks a workload holds, scored by when their record expires (ms): bounds what one workload can claim.</summary>
+    public RedisKey WorkloadTasks(string workloadId) => _prefix + "workload-tasks:" + workloadId;
+
     public RedisKey RevocationStream => _prefix + "revocations";
 
     public RedisKey RevocationEpoch => _prefix + "revocations:epoch";

@@ -43,9 +43,13 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         return {epoch, entries, freeze}
         """;
 
+    // ARGV[2] is the cut-off; any further arguments are revocations carried over from before the loss.
     private const string RestoreScript = """
         redis.call('SET', KEYS[2], ARGV[1])
         local id = redis.call('XADD', KEYS[1], '*', 'e', ARGV[2])
+        for i = 3, #ARGV do
+          redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
+        end
         redis.call('PUBLISH', KEYS[3], id)
         return id
         """;
@@ -129,16 +133,17 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         return new RevocationPage(entries, epoch, freeze);
     }
 
-    public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, CancellationToken cancellationToken)
+    public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, IReadOnlyList<RevocationDraft> carried, CancellationToken cancellationToken)
     {
-        var epoch = Guid.NewGuid().ToString("N");
+        RedisValue[] args = [Guid.NewGuid().ToString("N"), RevocationJson.Serialize(cutoff), .. carried.Select(d => (RedisValue)RevocationJson.Serialize(d))];
+        var epoch = args[0].ToString();
         RedisResult result;
         try
         {
             result = await _durable.WriteAsync("revocation epoch", db => db.ScriptEvaluateAsync(
                 RestoreScript,
                 [_stream, _epoch, _notify.ToString()],
-                [epoch, RevocationJson.Serialize(cutoff)]));
+                args));
         }
         catch (ReplicationUnconfirmedException ex)
         {

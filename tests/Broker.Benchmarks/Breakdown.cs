@@ -105,6 +105,8 @@ internal sealed class Breakdown
             return outcome;
         }
 
+        public ValueTask<bool> ClaimProofAsync(string proofKey, DateTimeOffset keepUntil, CancellationToken cancellationToken) => inner.ClaimProofAsync(proofKey, keepUntil, cancellationToken);
+
         public ValueTask ForgetIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken) => inner.ForgetIssuanceAsync(record, cancellationToken);
 
         public ValueTask<TaskRecord?> GetTaskAsync(string taskId, CancellationToken cancellationToken) => inner.GetTaskAsync(taskId, cancellationToken);

@@ -46,6 +46,7 @@ public static class BrokerErrors
     public const string AudienceNotAllowed = "AUDIENCE_NOT_ALLOWED";
     public const string TtlExceedsPolicy = "TTL_EXCEEDS_POLICY";
     public const string TaskNotOwned = "TASK_NOT_OWNED";
+    public const string TaskLimitReached = "TASK_LIMIT_REACHED";
 
     // Runtime risk (docs/risk.md). Messages name the level and the signal id, never evidence.
     public const string RiskTooHigh = "RISK_TOO_HIGH";

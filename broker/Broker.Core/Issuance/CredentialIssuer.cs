@@ -244,8 +244,13 @@ public sealed partial class CredentialIssuer
             await _audit.AppendOrFailAsync(auditEvent with { Time = outcome.EndedAt ?? _time.GetUtcNow() }, "The task is ended, but its audit record could not be written.", cancellationToken);
         }
 
-        // Idempotent: ending again re-asserts the revocation in case the first attempt failed after the task was marked ended.
-        await _revoker.RevokeInternalAsync(Broker.Revocation.RevocationSelector.ForTask(request.TaskId), "task ended by its agent", request.Context, cancellationToken);
+        // Idempotent: ending again re-asserts the revocation only if the first attempt failed after
+        // the task was marked ended. Once this node holds the task's revocation, a repeat appends
+        // nothing, so calling EndTask in a loop cannot grow the revocation log.
+        if (outcome.Status == EndTaskStatus.Ended || !TaskRevokedHere(identity.WorkloadId, request.TaskId))
+        {
+            await _revoker.RevokeInternalAsync(Broker.Revocation.RevocationSelector.ForTask(request.TaskId), "task ended by its agent", request.Context, cancellationToken);
+        }
 
         return outcome.EndedAt ?? _time.GetUtcNow();
     }
@@ -267,8 +272,7 @@ public sealed partial class CredentialIssuer
         // A revoked task is ended even when the task record saying so was lost (a Redis failover
         // can drop that write; the revocation itself waited for replicas). The index answers in
         // O(1) from memory, before a revoked task can reach risk, approvers or shared state.
-        if (_revocations.Index.IsRevoked(new Broker.Revocation.TokenFacts("", identity.WorkloadId, request.TaskId, phase.ToWire(), _time.GetUtcNow()), out var revokedBy)
-            && revokedBy == Broker.Revocation.RevocationKind.Task)
+        if (TaskRevokedHere(identity.WorkloadId, request.TaskId))
         {
             throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
         }
@@ -314,9 +318,8 @@ public sealed partial class CredentialIssuer
             phase,
             claims.IssuedAt,
             claims.ExpiresAt,
-            identity.ProofId,
-            identity.ProofExpiresAt,
-            _options.TaskRetention);
+            _options.TaskRetention,
+            _options.MaxTasksPerWorkload);
 
         var issued = new AuditEvent
         {
@@ -380,8 +383,8 @@ public sealed partial class CredentialIssuer
                     throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
                 case IssuanceStatus.TaskNotOwned:
                     throw BrokerErrors.PermissionDenied(BrokerErrors.TaskNotOwned, "The task belongs to another workload.");
-                case IssuanceStatus.ProofReplayed:
-                    throw BrokerErrors.Attestation(BrokerErrors.AttestationReplayed, "This single-use proof was already used.");
+                case IssuanceStatus.TaskLimitReached:
+                    throw new BrokerException(FailureKind.ResourceExhausted, BrokerErrors.TaskLimitReached, $"This workload already holds {_options.MaxTasksPerWorkload} tasks; end tasks it no longer needs, or reuse one.");
             }
         }
         catch (BrokerException refused)
@@ -425,6 +428,11 @@ public sealed partial class CredentialIssuer
         Peer = request.Context.Peer,
     };
 
+    /// <summary>Whether this node's revocation index holds a revocation of the whole task (answered from memory).</summary>
+    private bool TaskRevokedHere(string workloadId, string taskId) =>
+        _revocations.Index.IsRevoked(new Broker.Revocation.TokenFacts("", workloadId, taskId, "", _time.GetUtcNow()), out var revokedBy)
+        && revokedBy == Broker.Revocation.RevocationKind.Task;
+
     private static bool LeavingRevokes(BrokerPolicy policy, string workloadId, TaskPhase left) =>
         !(policy.FindRule(workloadId) is { } rule && rule.Phases.TryGetValue(left, out var leftRule) && leftRule.KeepTokensOnExit);
 
@@ -437,7 +445,9 @@ public sealed partial class CredentialIssuer
                 throw BrokerErrors.Attestation(BrokerErrors.AttestationMissing, "An attestation proof is required.");
             }
 
-            return await _attestor.AttestAsync(evidence, cancellationToken);
+            var identity = await _attestor.AttestAsync(evidence, cancellationToken);
+            await SingleUseProofs.ClaimAsync(_store, _metrics, identity, cancellationToken);
+            return identity;
         }
         catch (BrokerException ex)
         {

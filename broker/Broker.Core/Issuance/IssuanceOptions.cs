@@ -11,6 +11,13 @@ public sealed class IssuanceOptions
     /// <summary>How long an ended or idle task is remembered, so an ended task id cannot be reused.</summary>
     public TimeSpan TaskRetention { get; set; } = TimeSpan.FromDays(7);
 
+    /// <summary>
+    /// Most tasks one workload may hold at once (ended ones count until their retention ends):
+    /// task ids are one namespace shared by every workload, so this bounds what one workload can
+    /// claim and how many task records it can make Redis keep.
+    /// </summary>
+    public int MaxTasksPerWorkload { get; set; } = 100_000;
+
     public const int MaxTaskIdLength = 128;
     public const int MaxScopes = 64;
     public const int MaxScopeLength = 128;

@@ -1,9 +1,8 @@
 namespace Broker.Core.Issuance;
 
 /// <summary>What the store records for one issuance.</summary>
-/// <param name="ProofKey">Replay key of a single-use proof (trust source + jti), or null.</param>
-/// <param name="ProofExpiresAt">How long the replay key must be remembered.</param>
 /// <param name="TaskRetention">How long an idle task record is kept after its last token expires.</param>
+/// <param name="MaxTasksPerWorkload">How many retained tasks the workload may hold; a new task beyond it is refused.</param>
 /// <param name="PhaseChangeConfirmed">The earlier phase's tokens have been dealt with, so the task may move to <paramref name="Phase"/>.</param>
 public sealed record IssuanceRecord(
     string TokenId,
@@ -12,7 +11,6 @@ public sealed record IssuanceRecord(
     TaskPhase Phase,
     DateTimeOffset IssuedAt,
     DateTimeOffset ExpiresAt,
-    string? ProofKey,
-    DateTimeOffset ProofExpiresAt,
     TimeSpan TaskRetention,
+    int MaxTasksPerWorkload,
     bool PhaseChangeConfirmed = false);

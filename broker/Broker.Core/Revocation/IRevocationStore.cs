@@ -18,8 +18,11 @@ public interface IRevocationStore
     /// <summary>Entries after <paramref name="afterId"/> (null: from the start), at most <paramref name="max"/>, and the current epoch (null when lost).</summary>
     Task<RevocationPage> ReadAfterAsync(string? afterId, int max, CancellationToken cancellationToken);
 
-    /// <summary>Writes a new epoch and appends <paramref name="cutoff"/> in the same step.</summary>
-    Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, CancellationToken cancellationToken);
+    /// <summary>
+    /// Writes a new epoch and appends <paramref name="cutoff"/>, then <paramref name="carried"/>
+    /// (revocations known from before the loss), in the same step.
+    /// </summary>
+    Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, IReadOnlyList<RevocationDraft> carried, CancellationToken cancellationToken);
 
     /// <summary>Sets (or, with null, lifts) the fleet-wide issuance freeze; durable before it returns.</summary>
     Task SetFreezeAsync(IssuanceFreeze? freeze, CancellationToken cancellationToken);

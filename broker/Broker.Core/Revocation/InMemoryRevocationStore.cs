@@ -41,7 +41,7 @@ public sealed class InMemoryRevocationStore : IRevocationStore
         }
     }
 
-    public Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, CancellationToken cancellationToken)
+    public Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, IReadOnlyList<RevocationDraft> carried, CancellationToken cancellationToken)
     {
         RevocationEntry entry;
         string epoch;
@@ -49,6 +49,10 @@ public sealed class InMemoryRevocationStore : IRevocationStore
         {
             epoch = _epoch = Guid.NewGuid().ToString("N");
             entry = AppendLocked(cutoff);
+            foreach (var draft in carried)
+            {
+                AppendLocked(draft);
+            }
         }
 
         Appended?.Invoke();

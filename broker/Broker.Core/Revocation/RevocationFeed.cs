@@ -34,6 +34,7 @@ public sealed partial class RevocationFeed : BackgroundService
     private bool _lost;
     private bool _caughtUp;
     private volatile IssuanceFreeze? _freeze;
+    private volatile IReadOnlyList<RevocationEntry> _endedBeforeLoss = [];
     private long _confirmedAtTicks;
     private DateTimeOffset _lastPrune;
 
@@ -94,6 +95,21 @@ public sealed partial class RevocationFeed : BackgroundService
         }
     }
 
+    /// <summary>
+    /// Every task revocation (ended or revoked task) this node knows: those in force now and those
+    /// it held when it saw the store lose its data, so a restore can carry them into the new epoch.
+    /// An empty Redis forgot the tasks' ended marks with everything else, and only a revocation
+    /// keeps them refused. (A node may be asked to restore before its own feed noticed the loss:
+    /// then what it holds now is what it knew before.)
+    /// </summary>
+    public IReadOnlyList<RevocationEntry> TaskRevocationsKnown()
+    {
+        lock (_liveLock)
+        {
+            return [.. _endedBeforeLoss.Concat(_live.Values.Where(e => e.Selector.Kind == RevocationKind.Task)).DistinctBy(e => e.Id)];
+        }
+    }
+
     /// <summary>The revocations in force, in log order (for snapshots).</summary>
     public IReadOnlyList<RevocationEntry> LiveEntries()
     {
@@ -125,6 +141,7 @@ public sealed partial class RevocationFeed : BackgroundService
                     {
                         Log.StateLost(_logger);
                         _lost = true;
+                        KeepEndedTasks();
                         ClearAll();
                     }
 
@@ -141,6 +158,7 @@ public sealed partial class RevocationFeed : BackgroundService
                     ClearAll();
                     _epoch = page.Epoch;
                     _lost = false;
+                    _endedBeforeLoss = [];
                     if (_cursor is not null)
                     {
                         _cursor = null;
@@ -238,6 +256,14 @@ public sealed partial class RevocationFeed : BackgroundService
         if (applied.Count > 0)
         {
             Applied?.Invoke(applied);
+        }
+    }
+
+    private void KeepEndedTasks()
+    {
+        lock (_liveLock)
+        {
+            _endedBeforeLoss = [.. _endedBeforeLoss, .. _live.Values.Where(e => e.Selector.Kind == RevocationKind.Task)];
         }
     }
 

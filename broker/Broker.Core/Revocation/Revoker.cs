@@ -129,10 +129,19 @@ public sealed partial class Revoker
         var now = _time.GetUtcNow();
         var second = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() + 1);
         var cutoff = Draft(RevocationSelector.IssuedBeforeTime(second), actor, "revocation state restored: " + AuditText.Bound(reason, IssuanceOptions.MaxJustificationLength), now);
+
+        // Tasks ended or revoked before the loss stay refused: their revocations, as this node
+        // knew them, go into the new epoch with the cut-off (an empty Redis lost the tasks' ended
+        // marks too). Only unexpired ones: an expired entry can match no live token, and the task
+        // record it stood beside was lost either way.
+        var carried = _feed.TaskRevocationsKnown()
+            .Where(e => e.ExpiresAt > now)
+            .Select(e => new RevocationDraft(e.Selector, e.Actor, e.Reason, e.RevokedAt, e.ExpiresAt))
+            .ToList();
         (string Epoch, RevocationEntry Cutoff) restored;
         try
         {
-            restored = await _store.RestoreEpochAsync(cutoff, cancellationToken);
+            restored = await _store.RestoreEpochAsync(cutoff, carried, cancellationToken);
         }
         catch (RevocationUnconfirmedException ex)
         {
@@ -148,6 +157,7 @@ public sealed partial class Revoker
 
         _feed.ApplyLocal([restored.Cutoff]);
         await AuditAsync(restored.Cutoff, context, confirmed: true, cancellationToken);
+        Log.EndedTasksCarried(_logger, carried.Count);
         return restored;
     }
 
@@ -335,5 +345,8 @@ public sealed partial class Revoker
     {
         [LoggerMessage(EventId = 3110, Level = LogLevel.Warning, Message = "Task {TaskId} is revoked, but its ended record could not be written; the revocation still ends it")]
         public static partial void TaskRecordNotWritten(ILogger logger, string taskId, Exception exception);
+
+        [LoggerMessage(EventId = 4300, Level = LogLevel.Warning, Message = "Revocation epoch restored; {Count} revocations of ended or revoked tasks known from before the loss were carried into it")]
+        public static partial void EndedTasksCarried(ILogger logger, int count);
     }
 }

@@ -97,7 +97,9 @@ public sealed partial class RiskService
                 throw BrokerErrors.Attestation(BrokerErrors.AttestationMissing, "An attestation proof is required.");
             }
 
-            source = (await _attestor.AttestAsync(evidence, cancellationToken)).WorkloadId;
+            var identity = await _attestor.AttestAsync(evidence, cancellationToken);
+            source = identity.WorkloadId;
+            await SingleUseProofs.ClaimAsync(_credentials, _metrics, identity, cancellationToken);
             if (policy.Signals is not { } signals || !signals.IsSource(source))
             {
                 throw BrokerErrors.PermissionDenied(BrokerErrors.SignalSourceNotAllowed, "This workload is not a signal source in policy (signals.sources).");

@@ -11,11 +11,19 @@ public interface ICredentialStore
     /// <summary>
     /// Atomically: refuses if the task is ended or owned by another workload, stops (writing nothing)
     /// if the task would change phase without <see cref="IssuanceRecord.PhaseChangeConfirmed"/>,
-    /// refuses if the proof id was already consumed; otherwise claims the task for the workload
-    /// (first use), records its current phase, consumes the proof id and records the token until
-    /// it expires.
+    /// refuses a new task when the workload already holds <see cref="IssuanceRecord.MaxTasksPerWorkload"/>
+    /// retained tasks; otherwise claims the task for the workload (first use), records its current
+    /// phase and records the token until it expires. A store whose revocation epoch is missing (it
+    /// lost its data) writes nothing and throws <see cref="Revocation.RevocationStateLostException"/>.
     /// </summary>
     ValueTask<IssuanceOutcome> RecordIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Atomically consumes a single-use proof's id until <paramref name="keepUntil"/>: true the first
+    /// time, false for a replay. Throws <see cref="Revocation.RevocationStateLostException"/> (claiming
+    /// nothing) when the store lost its data, since a claim made before the loss is forgotten too.
+    /// </summary>
+    ValueTask<bool> ClaimProofAsync(string proofKey, DateTimeOffset keepUntil, CancellationToken cancellationToken);
 
     /// <summary>Removes a token record whose issuance could not be completed (e.g. audit failed).</summary>
     ValueTask ForgetIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken);
@@ -27,7 +35,8 @@ public interface ICredentialStore
     /// <summary>
     /// Ends a task; idempotent (returns the first end time). With an <paramref name="owner"/>, only
     /// that workload may end it; without one (an operator's revocation) the task is ended even if
-    /// it was never used, so its id cannot be claimed afterwards.
+    /// it was never used, so its id cannot be claimed afterwards. Throws
+    /// <see cref="Revocation.RevocationStateLostException"/> (writing nothing) when the store lost its data.
     /// </summary>
     ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string? owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken);
 }
@@ -37,7 +46,9 @@ public enum IssuanceStatus
     Recorded,
     TaskEnded,
     TaskNotOwned,
-    ProofReplayed,
+
+    /// <summary>A new task, but the workload already holds as many retained tasks as it may; nothing was written.</summary>
+    TaskLimitReached,
 
     /// <summary>The task is in another phase and the record did not confirm the change; nothing was written.</summary>
     PhaseChangePending,

@@ -12,6 +12,10 @@ public sealed class InMemoryCredentialStore : ICredentialStore
     private readonly Dictionary<string, TaskRecord> _tasks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IssuedTokenRecord> _tokens = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DateTimeOffset> _consumedProofs = new(StringComparer.Ordinal);
+
+    // Tasks are never forgotten here (the dev store lives as long as the process), so a workload's
+    // count is every task it ever claimed.
+    private readonly Dictionary<string, int> _tasksPerWorkload = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private DateTimeOffset _lastSweep;
 
@@ -40,15 +44,15 @@ public sealed class InMemoryCredentialStore : ICredentialStore
                     return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.PhaseChangePending, task.Phase));
                 }
             }
-
-            if (record.ProofKey is not null && _consumedProofs.ContainsKey(record.ProofKey))
+            else
             {
-                return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.ProofReplayed));
-            }
+                var held = _tasksPerWorkload.GetValueOrDefault(record.Subject);
+                if (held >= record.MaxTasksPerWorkload)
+                {
+                    return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.TaskLimitReached));
+                }
 
-            if (record.ProofKey is not null)
-            {
-                _consumedProofs[record.ProofKey] = record.ProofExpiresAt;
+                _tasksPerWorkload[record.Subject] = held + 1;
             }
 
             _tasks[record.TaskId] = task is null
@@ -56,6 +60,22 @@ public sealed class InMemoryCredentialStore : ICredentialStore
                 : task with { Phase = record.Phase };
             _tokens[record.TokenId] = new IssuedTokenRecord(record.TokenId, record.TaskId, record.Subject, record.Phase, record.IssuedAt, record.ExpiresAt);
             return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.Recorded, task?.Phase));
+        }
+    }
+
+    public ValueTask<bool> ClaimProofAsync(string proofKey, DateTimeOffset keepUntil, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var now = _time.GetUtcNow();
+            Sweep(now);
+            if (_consumedProofs.TryGetValue(proofKey, out var until) && until > now)
+            {
+                return ValueTask.FromResult(false);
+            }
+
+            _consumedProofs[proofKey] = keepUntil;
+            return ValueTask.FromResult(true);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
+using Broker.Core.Revocation;
 
 namespace Broker.Core.State;
 
@@ -8,8 +9,9 @@ namespace Broker.Core.State;
 internal static class SharedState
 {
     /// <summary>
-    /// Runs <paramref name="call"/> as <paramref name="operation"/>; anything but a refusal or a
-    /// cancellation becomes <c>UNAVAILABLE / STATE_UNAVAILABLE</c>.
+    /// Runs <paramref name="call"/> as <paramref name="operation"/>; a store that lost its data
+    /// becomes <c>UNAVAILABLE / REVOCATION_STATE_LOST</c>, anything else but a refusal or a
+    /// cancellation <c>UNAVAILABLE / STATE_UNAVAILABLE</c>.
     /// </summary>
     public static async Task<T> CallAsync<T>(BrokerMetrics metrics, string operation, Func<ValueTask<T>> call)
     {
@@ -20,6 +22,12 @@ internal static class SharedState
             var result = await call();
             metrics.StateCall(operation, succeeded: true, Stopwatch.GetElapsedTime(started));
             return result;
+        }
+        catch (RevocationStateLostException ex)
+        {
+            metrics.StateCall(operation, succeeded: false, Stopwatch.GetElapsedTime(started));
+            activity?.SetStatus(ActivityStatusCode.Error, BrokerErrors.RevocationStateLost);
+            throw BrokerErrors.Unavailable(BrokerErrors.RevocationStateLost, "Revocation state was lost (Redis came back empty); an operator must restore the revocation epoch. Everything is refused until then.", ex);
         }
         catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
         {

@@ -128,9 +128,7 @@ public static class BrokerServerExtensions
         {
             services.AddSingleton<IConnectionMultiplexer>(_ =>
             {
-                var config = ConfigurationOptions.Parse(options.Redis.Configuration);
-                config.AbortOnConnectFail = false; // start and report unhealthy; every request fails closed until Redis answers
-                return ConnectionMultiplexer.Connect(config);
+                return ConnectionMultiplexer.Connect(RedisConnectionSettings.Parse(options.Redis.Configuration, options.Revocation.StalenessBound));
             });
             services.AddSingleton(new RedisKeys(options.Redis.KeyPrefix));
             services.AddSingleton<ICredentialStore, RedisCredentialStore>();
@@ -140,10 +138,7 @@ public static class BrokerServerExtensions
                 sp.GetRequiredService<RedisRevocationOptions>(),
                 () =>
                 {
-                    var config = ConfigurationOptions.Parse(options.Redis.Configuration);
-                    config.AbortOnConnectFail = false;
-                    config.ClientName = "broker-durable-writes";
-                    return ConnectionMultiplexer.Connect(config);
+                    return ConnectionMultiplexer.Connect(RedisConnectionSettings.Parse(options.Redis.Configuration, options.Revocation.StalenessBound, "broker-durable-writes"));
                 }));
             services.AddSingleton<IRevocationStore, RedisRevocationStore>();
         }

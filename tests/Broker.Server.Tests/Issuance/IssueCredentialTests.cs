@@ -324,6 +324,21 @@ public sealed class IssueCredentialTests : IAsyncLifetime
         Assert.Contains(await _broker.AuditLinesAsync(), l => l.Contains("\"task.ended\"", StringComparison.Ordinal));
     }
 
+    /// <summary>EndTask is idempotent; repeating it must not grow the revocation log by one entry per call.</summary>
+    [Fact]
+    public async Task Ending_a_task_again_appends_no_new_revocation()
+    {
+        await _broker.Client.IssueCredentialAsync(_broker.Request(task: "ended-often"));
+
+        for (var i = 0; i < 5; i++)
+        {
+            await _broker.Client.EndTaskAsync(new Broker.V1.EndTaskRequest { TaskId = "ended-often", Attestation = new AttestationProof { JwtSvid = _broker.Svid() } });
+        }
+
+        var listed = await _broker.Admin.ListRevocationsAsync(new ListRevocationsRequest(), _broker.As("carol", "auditor"));
+        Assert.Single(listed.Revocations, r => r.Selector.TaskId == "ended-often");
+    }
+
     [Fact]
     public async Task Another_workload_can_neither_use_nor_end_a_claimed_task()
     {

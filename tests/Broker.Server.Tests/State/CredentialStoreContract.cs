@@ -12,10 +12,10 @@ public abstract class CredentialStoreContract
 
     protected abstract ICredentialStore CreateStore();
 
-    private IssuanceRecord Record(string task = "task-1", string subject = "spiffe://example.org/agents/a", string? proofKey = null, TaskPhase phase = TaskPhase.Planning)
+    private IssuanceRecord Record(string task = "task-1", string subject = "spiffe://example.org/agents/a", TaskPhase phase = TaskPhase.Planning, int maxTasks = 100)
     {
         var now = Time.GetUtcNow();
-        return new IssuanceRecord(Guid.NewGuid().ToString("N"), task, subject, phase, now, now.AddMinutes(5), proofKey, now.AddMinutes(5), TimeSpan.FromHours(1));
+        return new IssuanceRecord(Guid.NewGuid().ToString("N"), task, subject, phase, now, now.AddMinutes(5), TimeSpan.FromHours(1), maxTasks);
     }
 
     [Fact]
@@ -55,7 +55,7 @@ public abstract class CredentialStoreContract
     {
         var store = CreateStore();
         await store.RecordIssuanceAsync(Record(), default);
-        var moving = Record(phase: TaskPhase.Execution, proofKey: "p:move");
+        var moving = Record(phase: TaskPhase.Execution);
 
         var pending = await store.RecordIssuanceAsync(moving, default);
         var unchanged = await store.GetTaskAsync("task-1", default);
@@ -130,28 +130,37 @@ public abstract class CredentialStoreContract
     }
 
     [Fact]
-    public async Task Single_use_proof_is_accepted_once()
+    public async Task Single_use_proof_is_claimed_once()
     {
         var store = CreateStore();
-        var first = await store.RecordIssuanceAsync(Record(proofKey: "example.org:jti-1"), default);
-        var replay = Record(task: "task-2", proofKey: "example.org:jti-1");
+        var until = Time.GetUtcNow().AddMinutes(5);
 
-        var second = await store.RecordIssuanceAsync(replay, default);
+        var first = await store.ClaimProofAsync("JwtSvid/example.org:jti-1", until, default);
+        var replay = await store.ClaimProofAsync("JwtSvid/example.org:jti-1", until, default);
+        var other = await store.ClaimProofAsync("JwtSvid/example.org:jti-2", until, default);
 
-        Assert.Equal(IssuanceStatus.Recorded, first.Status);
-        Assert.Equal(IssuanceStatus.ProofReplayed, second.Status);
-        Assert.Null(await store.GetTaskAsync("task-2", default));
+        Assert.True(first);
+        Assert.False(replay);
+        Assert.True(other);
     }
 
     [Fact]
-    public async Task Refused_issuance_leaves_no_task_behind()
+    public async Task A_workload_holds_at_most_its_task_limit_and_the_refusal_writes_nothing()
     {
         var store = CreateStore();
-        await store.RecordIssuanceAsync(Record(task: "task-x", proofKey: "p:1"), default);
+        await store.RecordIssuanceAsync(Record(task: "mine-1", maxTasks: 2), default);
+        await store.RecordIssuanceAsync(Record(task: "mine-2", maxTasks: 2), default);
 
-        await store.RecordIssuanceAsync(Record(task: "task-y", proofKey: "p:1"), default);
+        var third = Record(task: "mine-3", maxTasks: 2);
+        var refused = await store.RecordIssuanceAsync(third, default);
+        var again = await store.RecordIssuanceAsync(Record(task: "mine-1", maxTasks: 2), default);
+        var otherWorkload = await store.RecordIssuanceAsync(Record(task: "theirs-1", subject: "spiffe://example.org/agents/b", maxTasks: 2), default);
 
-        Assert.Null(await store.GetTaskAsync("task-y", default));
+        Assert.Equal(IssuanceStatus.TaskLimitReached, refused.Status);
+        Assert.Null(await store.GetTaskAsync("mine-3", default));
+        Assert.Null(await store.GetTokenAsync(third.TokenId, default));
+        Assert.Equal(IssuanceStatus.Recorded, again.Status);
+        Assert.Equal(IssuanceStatus.Recorded, otherWorkload.Status);
     }
 
     [Fact]
