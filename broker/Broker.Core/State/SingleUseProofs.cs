@@ -23,9 +23,8 @@ internal static class SingleUseProofs
             return;
         }
 
-        // The kind keeps a JWT-SVID's "domain:jti" and an OIDC token's "issuer#jti" apart.
-        var key = identity.Kind + "/" + proofId;
-        var claimed = await SharedState.CallAsync(metrics, "credential.claim_proof", () => store.ClaimProofAsync(key, identity.ProofExpiresAt + AcceptanceMargin, cancellationToken));
+        // ProofId is already typed by kind and trust source (ProofKeys).
+        var claimed = await SharedState.CallAsync(metrics, "credential.claim_proof", () => store.ClaimProofAsync(proofId, identity.ProofExpiresAt + AcceptanceMargin, cancellationToken));
         if (!claimed)
         {
             throw BrokerErrors.Attestation(BrokerErrors.AttestationReplayed, "This single-use proof was already used.");

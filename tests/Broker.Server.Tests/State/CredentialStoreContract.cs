@@ -135,9 +135,9 @@ public abstract class CredentialStoreContract
         var store = CreateStore();
         var until = Time.GetUtcNow().AddMinutes(5);
 
-        var first = await store.ClaimProofAsync("JwtSvid/example.org:jti-1", until, default);
-        var replay = await store.ClaimProofAsync("JwtSvid/example.org:jti-1", until, default);
-        var other = await store.ClaimProofAsync("JwtSvid/example.org:jti-2", until, default);
+        var first = await store.ClaimProofAsync("jwt-svid:example.org:jti-1", until, default);
+        var replay = await store.ClaimProofAsync("jwt-svid:example.org:jti-1", until, default);
+        var other = await store.ClaimProofAsync("jwt-svid:example.org:jti-2", until, default);
 
         Assert.True(first);
         Assert.False(replay);

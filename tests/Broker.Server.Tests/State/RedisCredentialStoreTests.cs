@@ -30,12 +30,12 @@ public sealed class RedisCredentialStoreTests(RedisFixture redis) : CredentialSt
         await redis.Connection.GetDatabase().KeyDeleteAsync(keys.RevocationEpoch);
 
         await Assert.ThrowsAsync<Broker.Core.Revocation.RevocationStateLostException>(async () => await store.RecordIssuanceAsync(record, default));
-        await Assert.ThrowsAsync<Broker.Core.Revocation.RevocationStateLostException>(async () => await store.ClaimProofAsync("JwtSvid/example.org:lost", now.AddMinutes(5), default));
+        await Assert.ThrowsAsync<Broker.Core.Revocation.RevocationStateLostException>(async () => await store.ClaimProofAsync("jwt-svid:example.org:lost", now.AddMinutes(5), default));
         await Assert.ThrowsAsync<Broker.Core.Revocation.RevocationStateLostException>(async () => await store.EndTaskAsync("task-lost", owner: null, now, TimeSpan.FromHours(1), default));
 
         Assert.Null(await store.GetTaskAsync("task-lost", default));
         Assert.Null(await store.GetTokenAsync("tok-lost", default));
-        Assert.False(await redis.Connection.GetDatabase().KeyExistsAsync(keys.Proof("JwtSvid/example.org:lost")));
+        Assert.False(await redis.Connection.GetDatabase().KeyExistsAsync(keys.Proof("jwt-svid:example.org:lost")));
     }
 
     [Fact]
