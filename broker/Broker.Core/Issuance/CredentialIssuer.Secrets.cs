@@ -97,7 +97,7 @@ public sealed partial class CredentialIssuer
         var engine = secrets.Engines.For(policy.FindSecretEngine(grant.Engine)!);
         now = new DateTimeOffset(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
         var lease = new SecretLease(SecretLease.NewId(), grant.Engine, grant.Role, SecretLease.NewLogin(), request.TaskId, identity.WorkloadId, phase, now, now + ttl, secrets.Node);
-        var record = new IssuanceRecord(lease.LeaseId, request.TaskId, identity.WorkloadId, phase, now, lease.ExpiresAt, identity.ProofId, identity.ProofExpiresAt, _options.TaskRetention);
+        var record = new IssuanceRecord(lease.LeaseId, request.TaskId, identity.WorkloadId, phase, now, lease.ExpiresAt, _options.TaskRetention, _options.MaxTasksPerWorkload);
         if (approved is not null)
         {
             await _approvals.ConsumeAsync(approved, lease.LeaseId, identity, request.Context, cancellationToken);
@@ -172,8 +172,8 @@ public sealed partial class CredentialIssuer
                 throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
             case IssuanceStatus.TaskNotOwned:
                 throw BrokerErrors.PermissionDenied(BrokerErrors.TaskNotOwned, "The task belongs to another workload.");
-            case IssuanceStatus.ProofReplayed:
-                throw BrokerErrors.Attestation(BrokerErrors.AttestationReplayed, "This single-use proof was already used.");
+            case IssuanceStatus.TaskLimitReached:
+                throw TaskLimitReached();
         }
     }
 

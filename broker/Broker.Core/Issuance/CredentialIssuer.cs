@@ -384,7 +384,7 @@ public sealed partial class CredentialIssuer
                 case IssuanceStatus.TaskNotOwned:
                     throw BrokerErrors.PermissionDenied(BrokerErrors.TaskNotOwned, "The task belongs to another workload.");
                 case IssuanceStatus.TaskLimitReached:
-                    throw new BrokerException(FailureKind.ResourceExhausted, BrokerErrors.TaskLimitReached, $"This workload already holds {_options.MaxTasksPerWorkload} tasks; end tasks it no longer needs, or reuse one.");
+                    throw TaskLimitReached();
             }
         }
         catch (BrokerException refused)
@@ -427,6 +427,9 @@ public sealed partial class CredentialIssuer
         Audience = AuditText.Bound(request.Audience, IssuanceOptions.MaxAudienceLength),
         Peer = request.Context.Peer,
     };
+
+    private BrokerException TaskLimitReached() =>
+        new(FailureKind.ResourceExhausted, BrokerErrors.TaskLimitReached, $"This workload already holds {_options.MaxTasksPerWorkload} tasks; end tasks it no longer needs, or reuse one.");
 
     /// <summary>Whether this node's revocation index holds a revocation of the whole task (answered from memory).</summary>
     private bool TaskRevokedHere(string workloadId, string taskId) =>
