@@ -24,6 +24,9 @@ public sealed class BrokerOptions
     /// </summary>
     public TimeSpan MaxTokenLifetime { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>The one clock difference tolerated by every time check (see <see cref="ClockSkewSettings"/>).</summary>
+    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Path of the policy YAML file.</summary>
     public string PolicyPath { get; set; } = "";
 

@@ -32,6 +32,7 @@ public static class BrokerServerExtensions
     {
         var options = builder.Configuration.GetSection(BrokerOptions.Section).Get<BrokerOptions>() ?? new BrokerOptions();
         TokenLifetimeSettings.Apply(options, builder.Configuration);
+        ClockSkewSettings.Apply(options);
         if (options.Dev)
         {
             var grpcPort = builder.Configuration.GetValue("Broker:DevGrpcPort", DevEnvironment.DefaultGrpcPort);
@@ -44,7 +45,7 @@ public static class BrokerServerExtensions
             });
         }
 
-        var problems = StartupValidation.Problems(options);
+        var problems = StartupValidation.Problems(options).Concat(ClockSkewSettings.Problems(options, builder.Configuration)).ToList();
         if (problems.Count > 0)
         {
             throw new BrokerStartupException(problems);
@@ -118,7 +119,11 @@ public static class BrokerServerExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<FilePolicyProvider>>()));
         services.AddSingleton<IPolicyProvider>(sp => sp.GetRequiredService<FilePolicyProvider>());
-        services.AddBrokerAttestation(a => a.Audience = options.Audience);
+        services.AddBrokerAttestation(a =>
+        {
+            a.Audience = options.Audience;
+            a.ClockSkew = options.ClockSkew;
+        });
 
         if (string.IsNullOrWhiteSpace(options.Redis.Configuration))
         {
@@ -232,7 +237,7 @@ public static class BrokerServerExtensions
         try
         {
             var keys = options.Signing.Keys.Select(k => SigningKey.FromPemFile(k.Path, k.NotBefore ?? DateTimeOffset.MinValue)).ToList();
-            var ring = new SigningKeyRing(keys, options.Signing.PublishAhead, options.MaxTokenLifetime, TimeSpan.FromMinutes(1));
+            var ring = new SigningKeyRing(keys, options.Signing.PublishAhead, options.MaxTokenLifetime, options.ClockSkew);
             _ = ring.Active(DateTimeOffset.UtcNow);
             return ring;
         }

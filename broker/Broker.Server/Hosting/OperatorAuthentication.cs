@@ -22,7 +22,7 @@ internal static class OperatorAuthentication
                 options.TokenValidationParameters.ValidAudience = operators.Audience;
                 options.TokenValidationParameters.RoleClaimType = operators.RolesClaim;
                 options.TokenValidationParameters.NameClaimType = operators.NameClaim;
-                options.TokenValidationParameters.ClockSkew = TimeSpan.FromSeconds(30);
+                options.TokenValidationParameters.ClockSkew = broker.ClockSkew;
                 options.TokenValidationParameters.TypeValidator = (type, _, _) =>
                     string.Equals(type, "at+jwt", StringComparison.OrdinalIgnoreCase)
                         ? throw new SecurityTokenInvalidTypeException("Access tokens minted by Broker are not operator credentials.")

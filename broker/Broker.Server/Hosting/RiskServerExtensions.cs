@@ -43,7 +43,7 @@ internal static class RiskServerExtensions
         services.TryAddSingleton<IRiskStore, InMemoryRiskStore>();
         services.TryAddSingleton<ITelemetrySink>(sp => sp.GetRequiredService<FileTelemetrySink>());
         services.TryAddSingleton<ITelemetryReader>(sp => sp.GetRequiredService<FileTelemetrySink>());
-        services.TryAddSingleton(Options.Create(new RiskOptions()));
+        services.TryAddSingleton(Options.Create(new RiskOptions { ClockSkew = options.ClockSkew }));
         services.AddSingleton<RiskGate>();
         services.AddSingleton<RiskService>();
         return services;

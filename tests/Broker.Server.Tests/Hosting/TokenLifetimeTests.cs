@@ -60,7 +60,7 @@ public sealed class TokenLifetimeTests : IDisposable
         var tenMinutes = TimeSpan.FromMinutes(10);
         Assert.Equal(tenMinutes, host.Services.GetRequiredService<IOptions<IssuanceOptions>>().Value.MaxTokenLifetime);
         Assert.Equal(tenMinutes, host.Services.GetRequiredService<IOptions<RevocationOptions>>().Value.MaxTokenLifetime);
-        Assert.Equal(tenMinutes + TimeSpan.FromMinutes(1), host.Services.GetRequiredService<Broker.Core.Signing.SigningKeyRing>().RetainAfterRetirement);
+        Assert.Equal(tenMinutes + TimeSpan.FromSeconds(30), host.Services.GetRequiredService<Broker.Core.Signing.SigningKeyRing>().RetainAfterRetirement);
     }
 
     [Fact]
