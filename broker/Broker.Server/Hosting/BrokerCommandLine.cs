@@ -25,6 +25,9 @@ public static class BrokerCommandLine
                 case "--policy" when i + 1 < args.Length:
                     result.Add($"--Broker:PolicyPath={args[++i]}");
                     break;
+                case "--postgres" when i + 1 < args.Length:
+                    result.Add($"--Broker:DevPostgres={args[++i]}");
+                    break;
                 case "--redis" when i + 1 < args.Length:
                     result.Add($"--Broker:Redis:Configuration={args[++i]}");
                     break;

@@ -11,6 +11,9 @@ public sealed class BrokerOptions
     /// <summary>Folder where --dev writes its trust key, policy and audit log.</summary>
     public string DevDirectory { get; set; } = ".dev";
 
+    /// <summary>--dev only: a local PostgreSQL connection (with its password) for the dev orders-db engine (docs/secrets.md).</summary>
+    public string DevPostgres { get; set; } = "";
+
     /// <summary><c>iss</c> of every token and base of the discovery document, e.g. https://broker.example.org.</summary>
     public string Issuer { get; set; } = "";
 

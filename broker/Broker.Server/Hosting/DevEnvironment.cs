@@ -71,6 +71,11 @@ public static class DevEnvironment
         var issuer = $"http://127.0.0.1:{httpPort}";
         options.Issuer = string.IsNullOrEmpty(options.Issuer) ? issuer : options.Issuer;
         options.Audience = string.IsNullOrEmpty(options.Audience) ? $"spiffe://{TrustDomain}/broker" : options.Audience;
+        if (!string.IsNullOrEmpty(options.DevPostgres))
+        {
+            policyPath = DevPostgres.WritePolicy(root, options.DevPostgres);
+        }
+
         options.PolicyPath = string.IsNullOrEmpty(options.PolicyPath) ? policyPath : options.PolicyPath;
         options.AuditPath = string.IsNullOrEmpty(options.AuditPath) ? Path.Combine(root, "audit") : options.AuditPath;
 

@@ -185,6 +185,54 @@ public sealed class SecretIssuanceTests(RedisFixture redis, PostgresFixture post
         Assert.Contains("\"reason\":\"expired\"", await EventuallyAuditAsync("\"secret.ended\""), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_node_killed_after_issuing_leaves_no_orphan_login_once_another_node_acts()
+    {
+        var work = Directory.CreateTempSubdirectory("broker-secret-kill-").FullName;
+        var checkpoint = Path.Combine(work, "audit-checkpoint.pem");
+        using (var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256))
+        {
+            await File.WriteAllTextAsync(checkpoint, key.ExportPkcs8PrivateKeyPem());
+        }
+
+        var node = await BrokerNodeProcess.StartAsync(
+            "node-k",
+            Path.Combine(work, "k"),
+            new Dictionary<string, string>
+            {
+                ["Broker:Issuer"] = _broker.Host.Issuer,
+                ["Broker:Audience"] = BrokerScenario.Audience,
+                ["Broker:PolicyPath"] = _broker.PolicyPath,
+                ["Broker:AuditPath"] = Path.Combine(work, "k", "audit"),
+                ["Broker:NodeId"] = "node-k",
+                ["Broker:Audit:CheckpointKeyPath"] = checkpoint,
+                ["Broker:Redis:Configuration"] = redis.Server.Configuration,
+                ["Broker:Redis:KeyPrefix"] = _prefix,
+                ["Broker:Signing:Keys:0:Path"] = _broker.SigningKeyFile,
+                ["Broker:Operators:Authority"] = _broker.Operators.Issuer,
+            },
+            grpcPort: Broker.Testing.RedisServer.FreePort(),
+            httpPort: Broker.Testing.RedisServer.FreePort(),
+            timeout: TimeSpan.FromSeconds(90));
+        IssueSecretResponse issued;
+        try
+        {
+            issued = await new CredentialService.CredentialServiceClient(node.Channel).IssueSecretAsync(_broker.SecretRequest("task-killed"));
+        }
+        finally
+        {
+            await node.DisposeAsync(); // SIGKILL: no shutdown code runs
+        }
+
+        await using var session = await DatabaseSession.OpenAsync(issued.Login());
+        Assert.True(await DatabaseSession.IsAliveAsync(session), "the login should outlive its node until something ends it");
+
+        await _broker.RevokeAsync("the issuing node died", new CoreSelector { TaskId = "task-killed" });
+
+        Assert.True(await DatabaseSession.EventuallyAsync(async () => !await DatabaseSession.IsAliveAsync(session), Bound), "the dead node's session survived");
+        Assert.Equal(0, await postgres.Server.ScalarAsync<long>("postgres", $"SELECT count(*) FROM pg_roles WHERE rolname = '{issued.Credential.Database.Username}'"));
+    }
+
     private async Task<BrokerRefusal> RefusedAsync(IssueSecretRequest request)
     {
         var ex = await Assert.ThrowsAsync<RpcException>(async () => await _broker.Client.IssueSecretAsync(request));
