@@ -230,7 +230,7 @@ public sealed class SecretIssuanceTests(RedisFixture redis, PostgresFixture post
         await _broker.RevokeAsync("the issuing node died", new CoreSelector { TaskId = "task-killed" });
 
         Assert.True(await DatabaseSession.EventuallyAsync(async () => !await DatabaseSession.IsAliveAsync(session), Bound), "the dead node's session survived");
-        Assert.Equal(0, await postgres.Server.ScalarAsync<long>("postgres", $"SELECT count(*) FROM pg_roles WHERE rolname = '{issued.Credential.Database.Username}'"));
+        Assert.True(await DatabaseSession.EventuallyAsync(async () => await postgres.Server.ScalarAsync<long>("postgres", $"SELECT count(*) FROM pg_roles WHERE rolname = '{issued.Credential.Database.Username}'") == 0, Bound), "the dead node's login was not dropped");
     }
 
     private async Task<BrokerRefusal> RefusedAsync(IssueSecretRequest request)
