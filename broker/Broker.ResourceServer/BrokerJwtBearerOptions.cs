@@ -32,6 +32,22 @@ public sealed class BrokerJwtBearerOptions
     public string RevocationAddress { get; set; } = "";
 
     /// <summary>
+    /// A file holding this resource server's token for the revocation channel (a bearer token
+    /// from your IdP for the broker's resource-server audience, with the resource-server role).
+    /// Read again at every (re)connect, so a rotated file (a Kubernetes projected token, a
+    /// sidecar's output, or the <c>.dev/resource-server.token</c> a dev broker writes) is
+    /// picked up. Set this or <see cref="RevocationTokenProvider"/>.
+    /// </summary>
+    public string RevocationTokenFile { get; set; } = "";
+
+    /// <summary>
+    /// Supplies this resource server's token for the revocation channel, called at every
+    /// (re)connect (for example a client-credentials grant against your IdP, cached until near
+    /// expiry). Set this or <see cref="RevocationTokenFile"/>.
+    /// </summary>
+    public Func<CancellationToken, ValueTask<string>>? RevocationTokenProvider { get; set; }
+
+    /// <summary>
     /// Optional handler for the revocation channel, for example a <see cref="SocketsHttpHandler"/>
     /// with a client certificate or a private CA. Ignored when <see cref="RevocationChannelOptions"/>
     /// sets its own handler or client.

@@ -175,7 +175,8 @@ public sealed partial class BrokerRevocationClient : BackgroundService
         try
         {
             idle.CancelAfter(_options.StalenessBound);
-            using var call = client.WatchRevocations(new WatchRevocationsRequest { After = Cursor ?? "" }, cancellationToken: linked.Token);
+            var headers = new Metadata { { "authorization", "Bearer " + await ReadTokenAsync(linked.Token) } };
+            using var call = client.WatchRevocations(new WatchRevocationsRequest { After = Cursor ?? "" }, headers, cancellationToken: linked.Token);
             while (await call.ResponseStream.MoveNext(linked.Token))
             {
                 idle.CancelAfter(_options.StalenessBound);
@@ -183,6 +184,10 @@ public sealed partial class BrokerRevocationClient : BackgroundService
             }
 
             Log.StreamEnded(_logger, _options.RevocationAddress);
+        }
+        catch (RpcException ex) when (!stoppingToken.IsCancellationRequested && ex.StatusCode is StatusCode.Unauthenticated or StatusCode.PermissionDenied)
+        {
+            Log.NotAdmitted(_logger, _options.RevocationAddress, ex.StatusCode, ex.Status.Detail);
         }
         catch (RpcException ex) when (!stoppingToken.IsCancellationRequested)
         {
@@ -194,6 +199,10 @@ public sealed partial class BrokerRevocationClient : BackgroundService
             {
                 Log.StreamFailed(_logger, _options.RevocationAddress, ex.StatusCode, ex.Status.Detail);
             }
+        }
+        catch (IOException ex) when (!stoppingToken.IsCancellationRequested)
+        {
+            Log.TokenUnreadable(_logger, _options.RevocationTokenFile, ex.GetType().Name);
         }
         catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
         {
@@ -317,6 +326,21 @@ public sealed partial class BrokerRevocationClient : BackgroundService
 
     private void Confirm(DateTimeOffset now) => Interlocked.Exchange(ref _confirmedAtTicks, now.UtcTicks);
 
+    /// <summary>The resource-server token for this connection: from the provider, or read fresh from the file.</summary>
+    private async ValueTask<string> ReadTokenAsync(CancellationToken cancellationToken)
+    {
+        var token = _options.RevocationTokenProvider is { } provider
+            ? await provider(cancellationToken)
+            : await File.ReadAllTextAsync(_options.RevocationTokenFile, cancellationToken);
+        token = token.Trim();
+        if (token.Length == 0)
+        {
+            throw new IOException("The resource-server token is empty.");
+        }
+
+        return token;
+    }
+
     private GrpcChannel CreateChannel()
     {
         var channelOptions = _options.RevocationChannelOptions ?? new GrpcChannelOptions();
@@ -374,6 +398,12 @@ public sealed partial class BrokerRevocationClient : BackgroundService
 
         [LoggerMessage(EventId = 5109, Level = LogLevel.Warning, Message = "StaleStance = FailOpen: while revocation state is unknown, valid tokens are accepted and new revocations are not enforced")]
         public static partial void FailOpenConfigured(ILogger logger);
+
+        [LoggerMessage(EventId = 1300, Level = LogLevel.Error, Message = "The broker at {Address} refused this resource server's token ({StatusCode}: {Detail}); revocation state stays unknown until a valid resource-server token is configured")]
+        public static partial void NotAdmitted(ILogger logger, string address, StatusCode statusCode, string detail);
+
+        [LoggerMessage(EventId = 1301, Level = LogLevel.Error, Message = "The resource-server token file {Path} could not be read ({Error}); retrying")]
+        public static partial void TokenUnreadable(ILogger logger, string path, string error);
 
         [LoggerMessage(EventId = 5110, Level = LogLevel.Warning, Message = "RequireHttpsMetadata = false: keys from {Authority} and revocations from {RevocationAddress} may travel in the clear (loopback or dev only)")]
         public static partial void HttpsNotRequired(ILogger logger, string authority, string revocationAddress);

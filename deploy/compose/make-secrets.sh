@@ -5,6 +5,8 @@
 #   secrets/tls.crt, tls.key, ca.crt    TLS for the brokers (SANs broker, broker-1..3, localhost)
 #   secrets/resource-server.crt, .key   TLS for the sample resource server (SANs resource-server, localhost)
 #   secrets/trust.key.pem               stand-in for SPIRE: signs JWT-SVIDs of compose.local.test
+#   secrets/resource-servers.key.pem    stand-in for an IdP: signs resource-server tokens (.pub.pem: the brokers pin it)
+#   secrets/resource-server.token       the sample resource server's token for the revocation stream (a week; rerun to renew)
 #   policy/bundles/compose.local.test.jwks   that trust domain's JWT bundle, read by the policy
 # Existing files are kept (delete secrets/ to start over). In production these come from your
 # secret store and PKI, never from this script.
@@ -41,14 +43,20 @@ if [ ! -f secrets/resource-server.crt ]; then
 fi
 
 # JWT bundle of the trust domain: the public point of trust.key.pem as a JWK.
-b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
-hex_to_b64url() { printf "$(sed 's/../\\x&/g' <<<"$1")" | b64url; }
+# shellcheck source=../lib/jws.sh
+. ../lib/jws.sh
 point=$(openssl pkey -in secrets/trust.key.pem -pubout -outform DER | tail -c 65 | od -An -v -tx1 | tr -d ' \n')
 printf '{"keys":[{"kty":"EC","crv":"P-256","x":"%s","y":"%s","kid":"compose-trust-1","use":"jwt-svid","alg":"ES256"}]}\n' \
-  "$(hex_to_b64url "${point:2:64}")" "$(hex_to_b64url "${point:66:64}")" >policy/bundles/compose.local.test.jwks
+  "$(hex_b64url "${point:2:64}")" "$(hex_b64url "${point:66:64}")" >policy/bundles/compose.local.test.jwks
+
+# Resource servers authenticate to the revocation stream; without an IdP here, the brokers pin
+# this key (Broker__ResourceServers__KeyFile) and the sample's token is signed with it.
+ec_key secrets/resource-servers.key.pem
+openssl pkey -in secrets/resource-servers.key.pem -pubout -out secrets/resource-servers.pub.pem
+resource_server_token compose-resource-servers secrets/resource-servers.key.pem sample-resource-server >secrets/resource-server.token
 
 # The broker and the resource server run as UID 1654 and reads these through bind mounts: demo keys are world-readable
 # inside a folder only you can enter. Use real secret storage (Kubernetes Secrets, Vault) beyond a laptop.
-chmod 644 secrets/*.pem secrets/*.crt secrets/tls.key secrets/resource-server.key
+chmod 644 secrets/*.pem secrets/*.crt secrets/tls.key secrets/resource-server.key secrets/resource-server.token
 chmod 600 secrets/ca.key
 echo "secrets written to $(pwd)/secrets; trust bundle in $(pwd)/policy/bundles"

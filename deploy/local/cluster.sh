@@ -57,7 +57,13 @@ running() {
   return 1
 }
 
-b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+# shellcheck source=../lib/jws.sh
+. "$repo/deploy/lib/jws.sh"
+
+# The sample resource server's token for the revocation stream (start again for a fresh one).
+mint_resource_server_token() {
+  (umask 077; resource_server_token "$resource_server_issuer" "$dir/keys/resource-servers.key.pem" sample-resource-server >"$dir/keys/resource-server.token")
+}
 
 healthz() { # port -> HTTP status code of /healthz, or 000
   if command -v curl >/dev/null 2>&1; then
@@ -77,6 +83,9 @@ make_keys() {
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/keys/signing.pem" 2>/dev/null
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/keys/audit-checkpoint.key.pem" 2>/dev/null
     openssl pkey -in "$dir/keys/audit-checkpoint.key.pem" -pubout -out "$dir/keys/audit-checkpoint.pub.pem"
+    # Signs resource-server tokens (the nodes trust its public half for the revocation channel).
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/keys/resource-servers.key.pem" 2>/dev/null
+    openssl pkey -in "$dir/keys/resource-servers.key.pem" -pubout -out "$dir/keys/resource-servers.pub.pem"
     # A local SPIFFE trust domain standing in for SPIRE: its private key and JWT bundle.
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/trust/trust.key.pem" 2>/dev/null
   )
@@ -194,6 +203,7 @@ start() {
 
   local issuer="http://127.0.0.1:$((base + 2))"
   local authority=${BROKER_OPERATOR_AUTHORITY:-http://127.0.0.1:9/operators-idp-placeholder}
+  resource_server_issuer="local-cluster-resource-servers"
   for i in $(seq 1 "$nodes"); do
     local grpc=$((base + 2 * i - 1)) http=$((base + 2 * i)) node="node-$i"
     mkdir -p "$dir/$node"
@@ -211,6 +221,8 @@ start() {
       export Broker__Redis__KeyPrefix="$key_prefix"
       export Broker__Signing__Keys__0__Path="$dir/keys/signing.pem"
       export Broker__Operators__Authority="$authority"
+      export Broker__ResourceServers__KeyFile="$dir/keys/resource-servers.pub.pem"
+      export Broker__ResourceServers__Issuer="$resource_server_issuer"
       export Kestrel__Endpoints__Grpc__Url="http://127.0.0.1:$grpc"
       export Kestrel__Endpoints__Grpc__Protocols=Http2
       export Kestrel__Endpoints__Http__Url="http://127.0.0.1:$http"
@@ -241,12 +253,14 @@ EOF
   done
 
   # The sample resource server, once the nodes serve discovery, JWKS and the revocation stream.
+  mint_resource_server_token
   (
     cd "$dir"
     export ASPNETCORE_ENVIRONMENT=Production DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
     export Sample__Issuer="$issuer"
     export Sample__Audience="https://api.local.test"
     export Sample__RevocationAddress="http://127.0.0.1:$((base + 1))"
+    export Sample__RevocationTokenFile="$dir/keys/resource-server.token"
     export Kestrel__Endpoints__Http__Url="http://127.0.0.1:$resource_port"
     exec setsid dotnet "$sample_dll" </dev/null >"$dir/logs/resource-server.log" 2>&1
   ) &

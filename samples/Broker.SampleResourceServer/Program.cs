@@ -25,6 +25,7 @@ builder.Services.AddBrokerResourceServer(options =>
     options.Authority = sample.Issuer;
     options.Audience = sample.Audience;
     options.RevocationAddress = sample.RevocationAddress;
+    options.RevocationTokenFile = Path.GetFullPath(sample.RevocationTokenFile); // read again at every reconnect
     options.RequireHttpsMetadata = sample.RequireHttpsMetadata;
     options.StaleStance = StaleStance.FailClosed; // the default, stated: no answer about revocation, no access
     if (privateCa is not null)

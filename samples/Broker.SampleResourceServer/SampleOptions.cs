@@ -18,6 +18,13 @@ public sealed class SampleOptions
     /// <summary>A broker gRPC address for <c>WatchRevocations</c> (behind a load balancer: any node).</summary>
     public string RevocationAddress { get; set; } = "";
 
+    /// <summary>
+    /// File holding this API's resource-server token for the revocation stream (from your IdP:
+    /// the brokers' resource-server audience and role; read again at every reconnect). A
+    /// <c>--dev</c> broker writes one to <c>.dev/resource-server.token</c>.
+    /// </summary>
+    public string RevocationTokenFile { get; set; } = "";
+
     /// <summary>Optional PEM of a private CA that signed the brokers' TLS certificates.</summary>
     public string CaCertificatePath { get; set; } = "";
 
@@ -59,6 +66,11 @@ public sealed class SampleOptions
         else if (revocation.Scheme != Uri.UriSchemeHttps && !revocation.IsLoopback)
         {
             problems.Add("SRS003: Sample:RevocationAddress must use https unless it is a loopback address.");
+        }
+
+        if (string.IsNullOrWhiteSpace(RevocationTokenFile) || !File.Exists(RevocationTokenFile))
+        {
+            problems.Add($"SRS006: Sample:RevocationTokenFile must name the file holding this API's resource-server token ('{RevocationTokenFile}' does not exist); a --dev broker writes .dev/resource-server.token.");
         }
 
         if (!string.IsNullOrEmpty(CaCertificatePath) && !File.Exists(CaCertificatePath))

@@ -40,9 +40,12 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
 
     private readonly WebApplication _app;
 
-    private BenchmarkBroker(WebApplication app, string grpcAddress, string auditPath, string issuer)
+    private readonly TestResourceServerIssuer _resourceServers;
+
+    private BenchmarkBroker(WebApplication app, string grpcAddress, string auditPath, string issuer, TestResourceServerIssuer resourceServers)
     {
         _app = app;
+        _resourceServers = resourceServers;
         GrpcAddress = grpcAddress;
         AuditPath = auditPath;
         Issuer = issuer;
@@ -55,6 +58,9 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
     public string GrpcAddress { get; }
 
     public string AuditPath { get; }
+
+    /// <summary>A token the SDK presents on this node's revocation stream.</summary>
+    public string ResourceServerToken() => _resourceServers.Token();
 
     /// <param name="issuer">The issuer a cluster's nodes share; null for this node's own URL.</param>
     /// <param name="riskGate">Name a runtime-protection source in policy, which turns the risk gate on (a Redis read per issuance).</param>
@@ -105,6 +111,8 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
             // Never contacted: the benchmark makes no admin calls.
             ["Broker:Operators:Authority"] = "https://operators.example.invalid",
         });
+        var resourceServers = new TestResourceServerIssuer(Directory.CreateTempSubdirectory("broker-bench-rs-").FullName);
+        builder.Configuration.AddInMemoryCollection(resourceServers.Settings);
         ConfigureQuietLogging(builder);
         builder.AddBroker();
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -134,7 +142,7 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
         var app = builder.Build();
         app.MapBroker();
         await app.StartAsync();
-        return new BenchmarkBroker(app, $"http://127.0.0.1:{grpcPort}", auditPath, issuer ?? $"http://127.0.0.1:{httpPort}");
+        return new BenchmarkBroker(app, $"http://127.0.0.1:{grpcPort}", auditPath, issuer ?? $"http://127.0.0.1:{httpPort}", resourceServers);
     }
 
     public GrpcChannel CreateChannel() => Channels.Create(GrpcAddress);
@@ -143,6 +151,7 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+        _resourceServers.Dispose();
     }
 
     /// <summary>Console at Warning: per-request Information logs would measure the console, not the broker.</summary>

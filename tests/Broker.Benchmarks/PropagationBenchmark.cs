@@ -33,6 +33,7 @@ internal static class PropagationBenchmark
             Authority = nodeA.Issuer,
             Audience = "https://api.example.org",
             RevocationAddress = nodeB.GrpcAddress,
+            RevocationTokenProvider = _ => ValueTask.FromResult(nodeB.ResourceServerToken()),
             RequireHttpsMetadata = false,
         });
         using var sdk = new BrokerRevocationClient(sdkOptions, TimeProvider.System, NullLogger<BrokerRevocationClient>.Instance);

@@ -74,6 +74,7 @@ internal static class RiskBenchmark
                 Authority = gated.Issuer,
                 Audience = BenchmarkBroker.ResourceAudience,
                 RevocationAddress = gated.GrpcAddress,
+                RevocationTokenProvider = _ => ValueTask.FromResult(gated.ResourceServerToken()),
                 RequireHttpsMetadata = false,
             }),
             TimeProvider.System,

@@ -223,7 +223,7 @@ public sealed class RevokeCommandLineTests
     {
         var address = $"http://127.0.0.1:{ClosedPort()}";
 
-        var run = await Cli.RunAsync("introspect", "a.b.c", "--broker", address);
+        var run = await Cli.RunAsync(["introspect", "a.b.c", "--broker", address], environment: new Dictionary<string, string> { ["BROKER_RESOURCE_SERVER_TOKEN"] = "e30.e30.c2ln" });
 
         Assert.Equal(ExitCodes.Unavailable, run.ExitCode);
         Assert.Contains(address, run.Error, StringComparison.Ordinal);

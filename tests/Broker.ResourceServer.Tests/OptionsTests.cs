@@ -16,6 +16,7 @@ public sealed class OptionsTests
         Authority = "https://broker.example.org",
         Audience = "https://api.example.org",
         RevocationAddress = "https://broker.example.org:5080",
+        RevocationTokenFile = "/run/secrets/broker-resource-server-token",
     };
 
     private static IReadOnlyList<string> Failures(BrokerJwtBearerOptions options) =>
@@ -29,6 +30,22 @@ public sealed class OptionsTests
         Assert.Equal(TimeSpan.FromSeconds(2), options.StalenessBound);
         Assert.True(options.RequireHttpsMetadata);
         Assert.Empty(Failures(Valid()));
+    }
+
+    [Fact]
+    public void A_revocation_channel_without_exactly_one_credential_is_refused()
+    {
+        var none = Valid();
+        none.RevocationTokenFile = "";
+        var both = Valid();
+        both.RevocationTokenProvider = _ => ValueTask.FromResult("token");
+        var provider = Valid();
+        provider.RevocationTokenFile = "";
+        provider.RevocationTokenProvider = _ => ValueTask.FromResult("token");
+
+        Assert.Contains(Failures(none), f => f.StartsWith("BRS012:", StringComparison.Ordinal));
+        Assert.Contains(Failures(both), f => f.StartsWith("BRS012:", StringComparison.Ordinal));
+        Assert.Empty(Failures(provider));
     }
 
     [Theory]
@@ -102,6 +119,7 @@ public sealed class OptionsTests
             o.Authority = valid.Authority;
             o.Audience = valid.Audience;
             o.RevocationAddress = valid.RevocationAddress;
+            o.RevocationTokenFile = valid.RevocationTokenFile;
         });
         using var provider = services.BuildServiceProvider();
         var jwt = provider.GetRequiredService<IOptionsMonitor<JwtBearerOptions>>().Get(JwtBearerDefaults.AuthenticationScheme);

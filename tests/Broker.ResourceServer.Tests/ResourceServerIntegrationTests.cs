@@ -42,7 +42,7 @@ public sealed class ResourceServerIntegrationTests
     public async Task A_valid_token_is_accepted_and_refused_once_revoked()
     {
         await using var broker = await BrokerNode.StartAsync();
-        await using var api = await ProtectedApi.StartAsync(broker.Issuer, broker.GrpcAddress);
+        await using var api = await ProtectedApi.StartAsync(broker.ResourceServerTokenFile, broker.Issuer, broker.GrpcAddress);
         await api.WaitCurrentAsync();
         var token = await broker.IssueAsync("task-revoke-token");
         var bystander = await broker.IssueAsync("task-bystander");
@@ -68,7 +68,7 @@ public sealed class ResourceServerIntegrationTests
     public async Task Revoking_a_task_refuses_every_token_of_the_task()
     {
         await using var broker = await BrokerNode.StartAsync();
-        await using var api = await ProtectedApi.StartAsync(broker.Issuer, broker.GrpcAddress);
+        await using var api = await ProtectedApi.StartAsync(broker.ResourceServerTokenFile, broker.Issuer, broker.GrpcAddress);
         await api.WaitCurrentAsync();
         var planning = await broker.IssueAsync("task-doomed");
         var execution = await broker.IssueAsync("task-doomed", Phase.Execution, scopes: "deploy:staging");
@@ -85,7 +85,7 @@ public sealed class ResourceServerIntegrationTests
     public async Task Scope_and_phase_endpoints_answer_403_for_the_wrong_scope_or_phase()
     {
         await using var broker = await BrokerNode.StartAsync();
-        await using var api = await ProtectedApi.StartAsync(broker.Issuer, broker.GrpcAddress);
+        await using var api = await ProtectedApi.StartAsync(broker.ResourceServerTokenFile, broker.Issuer, broker.GrpcAddress);
         await api.WaitCurrentAsync();
         // Separate tasks: moving a task to execution ends its planning tokens.
         var planning = await broker.IssueAsync("task-scopes-planning", Phase.Planning, scopes: "repo:read");
@@ -131,7 +131,7 @@ public sealed class ResourceServerIntegrationTests
     public async Task A_token_for_another_audience_is_refused()
     {
         await using var broker = await BrokerNode.StartAsync();
-        await using var api = await ProtectedApi.StartAsync(broker.Issuer, broker.GrpcAddress, o => o.Audience = "https://other.example.org");
+        await using var api = await ProtectedApi.StartAsync(broker.ResourceServerTokenFile, broker.Issuer, broker.GrpcAddress, o => o.Audience = "https://other.example.org");
         await api.WaitCurrentAsync();
         var token = await broker.IssueAsync("task-audience");
 
@@ -145,7 +145,7 @@ public sealed class ResourceServerIntegrationTests
     {
         var broker = await BrokerNode.StartAsync();
         await using var brokerLifetime = broker;
-        await using var api = await ProtectedApi.StartAsync(broker.Issuer, broker.GrpcAddress);
+        await using var api = await ProtectedApi.StartAsync(broker.ResourceServerTokenFile, broker.Issuer, broker.GrpcAddress);
         await api.WaitCurrentAsync();
         var token = await broker.IssueAsync("task-stale");
         using (var ok = await api.GetAsync("/whoami", token.AccessToken))
@@ -170,7 +170,7 @@ public sealed class ResourceServerIntegrationTests
     {
         var broker = await BrokerNode.StartAsync();
         await using var brokerLifetime = broker;
-        await using var api = await ProtectedApi.StartAsync(broker.Issuer, broker.GrpcAddress, o => o.StaleStance = StaleStance.FailOpen);
+        await using var api = await ProtectedApi.StartAsync(broker.ResourceServerTokenFile, broker.Issuer, broker.GrpcAddress, o => o.StaleStance = StaleStance.FailOpen);
         await api.WaitCurrentAsync();
         var token = await broker.IssueAsync("task-fail-open");
         using (var ok = await api.GetAsync("/whoami", token.AccessToken))
@@ -189,7 +189,7 @@ public sealed class ResourceServerIntegrationTests
     {
         await using var broker = await BrokerNode.StartAsync();
         await using var relay = new TcpRelay(broker.GrpcPort);
-        await using var api = await ProtectedApi.StartAsync(broker.Issuer, relay.Address);
+        await using var api = await ProtectedApi.StartAsync(broker.ResourceServerTokenFile, broker.Issuer, relay.Address);
         await api.WaitCurrentAsync();
         var before = await broker.IssueAsync("task-before-cut");
         var during = await broker.IssueAsync("task-during-cut");
@@ -230,7 +230,7 @@ public sealed class ResourceServerIntegrationTests
         // Nothing listens on the relay's target until... never: the SDK cannot reach the stream at all.
         await using var relay = new TcpRelay(broker.GrpcPort);
         relay.Sever();
-        await using var api = await ProtectedApi.StartAsync(broker.Issuer, relay.Address);
+        await using var api = await ProtectedApi.StartAsync(broker.ResourceServerTokenFile, broker.Issuer, relay.Address);
         var token = await broker.IssueAsync("task-cold-start");
 
         using var refused = await api.GetAsync("/whoami", token.AccessToken);

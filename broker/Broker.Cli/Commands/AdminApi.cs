@@ -39,8 +39,14 @@ internal sealed class AdminApi : IDisposable
         ? AdminCallAsync("freeze issuance (role responder)", options => new AdminService.AdminServiceClient(_channel).FreezeAsync(new FreezeRequest { Reason = reason }, options).ResponseAsync, cancellationToken)
         : AdminCallAsync("unfreeze issuance (role responder)", options => new AdminService.AdminServiceClient(_channel).UnfreezeAsync(new UnfreezeRequest { Reason = reason }, options).ResponseAsync, cancellationToken);
 
-    public Task<IntrospectResponse> IntrospectAsync(string token, CancellationToken cancellationToken) =>
-        CallAsync(options => new RevocationService.RevocationServiceClient(_channel).IntrospectAsync(new IntrospectRequest { Token = token }, options).ResponseAsync, null, cancellationToken);
+    /// <summary>Introspects <paramref name="token"/>, authenticating as a resource server with <paramref name="resourceServerToken"/>.</summary>
+    public Task<IntrospectResponse> IntrospectAsync(string token, string resourceServerToken, CancellationToken cancellationToken) =>
+        CallAsync(
+            options => new RevocationService.RevocationServiceClient(_channel).IntrospectAsync(
+                new IntrospectRequest { Token = token },
+                options.WithHeaders(new Metadata { { "authorization", "Bearer " + resourceServerToken } })).ResponseAsync,
+            null,
+            cancellationToken);
 
     public Task<ListLeasesResponse> ListLeasesAsync(ListLeasesRequest request, CancellationToken cancellationToken) =>
         AdminCallAsync("list leases (role responder or auditor)", options => new LeaseAdminService.LeaseAdminServiceClient(_channel).ListLeasesAsync(request, options).ResponseAsync, cancellationToken);

@@ -97,6 +97,13 @@ public static class BrokerErrors
     public const string ReasonRequired = "REASON_REQUIRED";
     public const string BatchTooLarge = "BATCH_TOO_LARGE";
 
+    // Resource servers (WatchRevocations, Introspect) and rate limits (docs/resource-server.md, SECURITY.md).
+    public const string ResourceServerTokenMissing = "RESOURCE_SERVER_TOKEN_MISSING";
+    public const string ResourceServerTokenInvalid = "RESOURCE_SERVER_TOKEN_INVALID";
+    public const string ResourceServerRoleMissing = "RESOURCE_SERVER_ROLE_MISSING";
+    public const string WatchStreamsExhausted = "WATCH_STREAMS_EXHAUSTED";
+    public const string RateLimited = "RATE_LIMITED";
+
     public static BrokerException Attestation(string reason, string message) =>
         new(FailureKind.Unauthenticated, reason, message);
 
@@ -108,6 +115,12 @@ public static class BrokerErrors
 
     public static BrokerException FailedPrecondition(string reason, string message) =>
         new(FailureKind.FailedPrecondition, reason, message);
+
+    public static BrokerException Unauthenticated(string reason, string message) =>
+        new(FailureKind.Unauthenticated, reason, message);
+
+    public static BrokerException ResourceExhausted(string reason, string message, IReadOnlyDictionary<string, string>? metadata = null) =>
+        new(FailureKind.ResourceExhausted, reason, message, metadata);
 
     public static BrokerException Unavailable(string reason, string message, Exception? inner = null) =>
         new(FailureKind.Unavailable, reason, message, inner: inner);

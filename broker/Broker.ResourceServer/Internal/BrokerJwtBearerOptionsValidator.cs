@@ -64,6 +64,11 @@ internal sealed class BrokerJwtBearerOptionsValidator : IValidateOptions<BrokerJ
             failures.Add("BRS011: MaxTokenLifetime must be more than 0 and at most 24 hours (the broker's Broker:MaxTokenLifetime).");
         }
 
+        if (string.IsNullOrWhiteSpace(options.RevocationTokenFile) == (options.RevocationTokenProvider is null))
+        {
+            failures.Add("BRS012: set exactly one of RevocationTokenFile and RevocationTokenProvider: the broker's revocation channel admits authenticated resource servers only.");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

@@ -57,6 +57,8 @@ public static class BrokerCommandLine
              issuer/JWKS:  {dev.Issuer}/.well-known/jwks.json
              policy:       {dev.PolicyFile}   (edit it; reloads on save)
              audit log:    {dev.AuditFile}
+             resource-server token (24 h, for the SDK and the sample):
+                           {Path.Combine(Path.GetFullPath(app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BrokerOptions>>().Value.DevDirectory), DevResourceServerToken.FileName)}
 
              Next, in another terminal:
                dotnet run --project broker/Broker.Cli -- issue --dev \

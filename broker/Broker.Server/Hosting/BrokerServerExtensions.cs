@@ -71,6 +71,7 @@ public static class BrokerServerExtensions
         builder.Services.AddBrokerCore(options, builder.Configuration);
         builder.Services.AddOperatorAuthentication(options);
         builder.Services.AddBrokerOAuth(builder.Configuration);
+        builder.Services.AddResourceServerAuthentication(options, builder.Configuration);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = MaxRequestBytes;

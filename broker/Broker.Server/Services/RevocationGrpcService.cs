@@ -1,13 +1,18 @@
 using System.Threading.Channels;
 using Broker.Core.Revocation;
 using Broker.Revocation;
+using Broker.Server.Hosting;
 using Broker.V1;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 
 namespace Broker.Server.Services;
 
-/// <summary>Revocation stream for resource servers and introspection for everyone else.</summary>
+/// <summary>
+/// Revocation stream and introspection for authenticated resource servers
+/// (<see cref="ResourceServerAuthenticator"/>). The stream says what a resource server needs to
+/// refuse tokens (selectors and times), never who revoked or why.
+/// </summary>
 internal sealed class RevocationGrpcService : RevocationService.RevocationServiceBase
 {
     /// <summary>Subscribers are told this node is current at least this often.</summary>
@@ -20,9 +25,19 @@ internal sealed class RevocationGrpcService : RevocationService.RevocationServic
     private readonly TokenIntrospector _introspector;
     private readonly TimeProvider _time;
     private readonly IHostApplicationLifetime _lifetime;
+    private readonly ResourceServerAuthenticator _authenticator;
+    private readonly WatchStreamLimiter _streams;
 
-    public RevocationGrpcService(RevocationFeed feed, TokenIntrospector introspector, TimeProvider time, IHostApplicationLifetime lifetime)
+    public RevocationGrpcService(
+        RevocationFeed feed,
+        TokenIntrospector introspector,
+        TimeProvider time,
+        IHostApplicationLifetime lifetime,
+        ResourceServerAuthenticator authenticator,
+        WatchStreamLimiter streams)
     {
+        _authenticator = authenticator;
+        _streams = streams;
         _feed = feed;
         _introspector = introspector;
         _time = time;
@@ -31,6 +46,8 @@ internal sealed class RevocationGrpcService : RevocationService.RevocationServic
 
     public override async Task WatchRevocations(WatchRevocationsRequest request, IServerStreamWriter<RevocationEvent> responseStream, ServerCallContext context)
     {
+        var caller = await _authenticator.AuthenticateAsync(context.GetHttpContext());
+        using var slot = _streams.Enter(caller);
         _feed.EnsureCurrent();
 
         // End with the subscriber or with the host, so a node shuts down without waiting for its watchers.
@@ -65,7 +82,7 @@ internal sealed class RevocationGrpcService : RevocationService.RevocationServic
                 var position = RevocationCursor.Parse(entry.Id);
                 if (after is null || position > after.Value)
                 {
-                    await responseStream.WriteAsync(new RevocationEvent { Revocation = RevocationWire.ToWire(entry) });
+                    await responseStream.WriteAsync(new RevocationEvent { Revocation = RevocationWire.ToStreamWire(entry) });
                     sent = position;
                 }
             }
@@ -97,7 +114,7 @@ internal sealed class RevocationGrpcService : RevocationService.RevocationServic
                             var position = RevocationCursor.Parse(entry.Id);
                             if (sent is null || position > sent.Value)
                             {
-                                await responseStream.WriteAsync(new RevocationEvent { Revocation = RevocationWire.ToWire(entry) });
+                                await responseStream.WriteAsync(new RevocationEvent { Revocation = RevocationWire.ToStreamWire(entry) });
                                 sent = position;
                                 cursor = entry.Id;
                             }
@@ -137,6 +154,7 @@ internal sealed class RevocationGrpcService : RevocationService.RevocationServic
 
     public override async Task<IntrospectResponse> Introspect(IntrospectRequest request, ServerCallContext context)
     {
+        await _authenticator.AuthenticateAsync(context.GetHttpContext());
         _feed.EnsureCurrent();
         var result = await _introspector.IntrospectAsync(request.Token);
         var response = new IntrospectResponse { Active = result.Active, InactiveReason = result.InactiveReason ?? "" };

@@ -55,6 +55,18 @@ internal static class RevocationWire
         ExpiresAt = Timestamp.FromDateTimeOffset(entry.ExpiresAt),
     };
 
+    /// <summary>
+    /// What resource servers are sent: the selector and its times, which is all they need to
+    /// refuse tokens. Who revoked and why stay with operators (ListRevocations, the audit log).
+    /// </summary>
+    public static Broker.V1.Revocation ToStreamWire(RevocationEntry entry) => new()
+    {
+        Id = entry.Id,
+        Selector = ToWire(entry.Selector),
+        RevokedAt = Timestamp.FromDateTimeOffset(entry.RevokedAt),
+        ExpiresAt = Timestamp.FromDateTimeOffset(entry.ExpiresAt),
+    };
+
     public static Broker.V1.Phase ToWirePhase(string? phase) =>
         TaskPhaseNames.TryParse(phase, out var parsed)
             ? parsed switch

@@ -28,20 +28,27 @@ public sealed class BrokerNode : IAsyncDisposable
     private readonly TestTrustDomain _trust;
     private bool _stopped;
 
-    private BrokerNode(WebApplication app, TestTrustDomain trust, int grpcPort, string issuer)
+    private BrokerNode(WebApplication app, TestTrustDomain trust, int grpcPort, string issuer, string devDirectory)
     {
         _app = app;
         _trust = trust;
         GrpcPort = grpcPort;
         GrpcAddress = $"http://127.0.0.1:{grpcPort}";
         Issuer = issuer;
-        Channel = GrpcChannel.ForAddress(GrpcAddress);
+        ResourceServerTokenFile = Path.Combine(devDirectory, "resource-server.token");
+        Channel = GrpcChannel.ForAddress(GrpcAddress, new GrpcChannelOptions
+        {
+            HttpHandler = new ResourceServerTokenHandler(ResourceServerTokenHandler.FromDevDirectory(devDirectory), new SocketsHttpHandler()),
+        });
         Credentials = new CredentialService.CredentialServiceClient(Channel);
         Admin = new AdminService.AdminServiceClient(Channel);
         Revocations = new RevocationService.RevocationServiceClient(Channel);
     }
 
     public int GrpcPort { get; }
+
+    /// <summary>The resource-server token the dev node wrote (RevocationService calls on <see cref="Channel"/> carry it).</summary>
+    public string ResourceServerTokenFile { get; }
 
     public string GrpcAddress { get; }
 
@@ -89,7 +96,7 @@ public sealed class BrokerNode : IAsyncDisposable
         var app = builder.Build();
         app.MapBroker();
         await app.StartAsync();
-        return new BrokerNode(app, trust, grpcPort, issuer);
+        return new BrokerNode(app, trust, grpcPort, issuer, Path.Combine(work, "dev"));
     }
 
     public static string Policy(string jwksPath) => $"""

@@ -28,7 +28,8 @@ public sealed class ProtectedApi : IAsyncDisposable
 
     public BrokerRevocationClient Revocations { get; }
 
-    public static async Task<ProtectedApi> StartAsync(string issuer, string revocationAddress, Action<BrokerJwtBearerOptions>? configure = null)
+    /// <param name="tokenFile">The resource-server token file the SDK presents on the revocation stream.</param>
+    public static async Task<ProtectedApi> StartAsync(string tokenFile, string issuer, string revocationAddress, Action<BrokerJwtBearerOptions>? configure = null)
     {
         var port = RedisServer.FreePort();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
@@ -39,6 +40,7 @@ public sealed class ProtectedApi : IAsyncDisposable
             options.Authority = issuer;
             options.Audience = BrokerNode.ApiAudience;
             options.RevocationAddress = revocationAddress;
+            options.RevocationTokenFile = tokenFile;
             options.RequireHttpsMetadata = false; // loopback broker
             configure?.Invoke(options);
         });

@@ -45,7 +45,7 @@ public sealed class SentinelEpochLostTests
         await using var peer = await a.StartPeerAsync(redis.Configuration, Prefix);
         using var peerChannel = peer.CreateChannel();
         var nodes = new[] { new Node("A", a.Host, a.Channel), new Node("B", peer, peerChannel) };
-        await using var api = await ResourceApi.StartAsync(a.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: peer.GrpcAddress);
+        await using var api = await ResourceApi.StartAsync(a.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: peer.GrpcAddress, resourceServerToken: a.Operators.ResourceServerToken);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         var responder = a.As("alice", "responder");
         foreach (var node in nodes)

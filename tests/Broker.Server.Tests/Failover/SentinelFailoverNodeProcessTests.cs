@@ -96,7 +96,8 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
                 },
                 grpcPort: ports[2 * i],
                 httpPort: ports[2 * i + 1],
-                timeout: TimeSpan.FromSeconds(60))).ToList();
+                timeout: TimeSpan.FromSeconds(60),
+                resourceServerToken: idp.ResourceServerToken)).ToList();
             foreach (var start in starts)
             {
                 try

@@ -55,7 +55,7 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
             new Node("A", a.Host, a.Channel),
             new Node("B", peer, peerChannel),
         };
-        await using var api = await ResourceApi.StartAsync(a.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: peer.GrpcAddress);
+        await using var api = await ResourceApi.StartAsync(a.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: peer.GrpcAddress, resourceServerToken: a.Operators.ResourceServerToken);
         using var http = new HttpClient { Timeout = CallDeadline };
         var responder = a.As("alice", "responder");
 

@@ -15,7 +15,7 @@ public sealed class BrokerNodeProcess : IAsyncDisposable
 {
     private readonly Process _process;
 
-    private BrokerNodeProcess(string name, Process process, int grpcPort, int httpPort, string auditPath, string logPath)
+    private BrokerNodeProcess(string name, Process process, int grpcPort, int httpPort, string auditPath, string logPath, Func<string>? resourceServerToken)
     {
         Name = name;
         _process = process;
@@ -23,7 +23,9 @@ public sealed class BrokerNodeProcess : IAsyncDisposable
         HttpAddress = $"http://127.0.0.1:{httpPort}";
         AuditPath = auditPath;
         LogPath = logPath;
-        Channel = GrpcChannel.ForAddress(GrpcAddress);
+        Channel = resourceServerToken is null
+            ? GrpcChannel.ForAddress(GrpcAddress)
+            : GrpcChannel.ForAddress(GrpcAddress, new GrpcChannelOptions { HttpHandler = new Broker.Testing.ResourceServerTokenHandler(resourceServerToken, new SocketsHttpHandler()) });
     }
 
     public string Name { get; }
@@ -66,8 +68,9 @@ public sealed class BrokerNodeProcess : IAsyncDisposable
     /// Starts <c>dotnet Broker.Server.dll</c> in <paramref name="directory"/> on two free loopback
     /// ports with <paramref name="settings"/> (configuration keys such as <c>Broker:Issuer</c>,
     /// passed as <c>Broker__Issuer</c>) and returns once it is listening (gRPC liveness answers).
+    /// RevocationService calls on <see cref="Channel"/> carry <paramref name="resourceServerToken"/>.
     /// </summary>
-    public static async Task<BrokerNodeProcess> StartAsync(string name, string directory, IReadOnlyDictionary<string, string> settings, int grpcPort, int httpPort, TimeSpan timeout)
+    public static async Task<BrokerNodeProcess> StartAsync(string name, string directory, IReadOnlyDictionary<string, string> settings, int grpcPort, int httpPort, TimeSpan timeout, Func<string>? resourceServerToken = null)
     {
         Directory.CreateDirectory(directory);
         var log = Path.Combine(directory, "node.log");
@@ -97,7 +100,7 @@ public sealed class BrokerNodeProcess : IAsyncDisposable
         }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException($"{name} did not start.");
-        var node = new BrokerNodeProcess(name, process, grpcPort, httpPort, settings.GetValueOrDefault("Broker:AuditPath") ?? "", log);
+        var node = new BrokerNodeProcess(name, process, grpcPort, httpPort, settings.GetValueOrDefault("Broker:AuditPath") ?? "", log, resourceServerToken);
         try
         {
             var deadline = DateTime.UtcNow + timeout;

@@ -62,6 +62,7 @@ public sealed class BrokerScenario : IAsyncDisposable
             RedisConfiguration = redisConfiguration,
             RedisKeyPrefix = redisPrefix,
             OperatorAuthority = Operators.Issuer,
+            ResourceServerToken = Operators.ResourceServerToken,
             SigningKeyFiles = [SigningKeyFile],
             Issuer = Host.Issuer,
         };
@@ -111,6 +112,7 @@ public sealed class BrokerScenario : IAsyncDisposable
         {
             SigningKeyFiles = [signingKey],
             OperatorAuthority = operators.Issuer,
+            ResourceServerToken = redisConfiguration is null ? null : operators.ResourceServerToken,
             PolicyPath = policyPath,
             Audience = Audience,
             RedisConfiguration = redisConfiguration,

@@ -49,6 +49,12 @@ public sealed record BrokerTestHostOptions
     /// <summary>The lowest level the node logs at (providers added later see only these).</summary>
     public LogLevel MinimumLogLevel { get; init; } = LogLevel.Warning;
 
+    /// <summary>
+    /// The resource-server token channels from <see cref="BrokerTestHost.CreateChannel"/> send on
+    /// RevocationService calls; null: in dev mode the token the node wrote, in production none.
+    /// </summary>
+    public Func<string>? ResourceServerToken { get; init; }
+
     /// <summary>More plaintext HTTP/1.1 listeners on loopback (e.g. a dedicated metrics port); production mode only.</summary>
     public IReadOnlyList<int> ExtraHttpPorts { get; init; } = [];
 }
@@ -62,9 +68,12 @@ public sealed class BrokerTestHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private BrokerTestHost(WebApplication app, string grpcAddress, string httpAddress, string issuer, string auditPath)
+    private readonly Func<string>? _resourceServerToken;
+
+    private BrokerTestHost(WebApplication app, string grpcAddress, string httpAddress, string issuer, string auditPath, Func<string>? resourceServerToken)
     {
         _app = app;
+        _resourceServerToken = resourceServerToken;
         GrpcAddress = grpcAddress;
         HttpAddress = httpAddress;
         Issuer = issuer;
@@ -167,10 +176,16 @@ public sealed class BrokerTestHost : IAsyncDisposable
         app.MapBroker();
         await app.StartAsync();
         var scheme = options.TlsCertificate is null ? "http" : "https";
-        return new BrokerTestHost(app, $"{scheme}://127.0.0.1:{grpcPort}", $"http://127.0.0.1:{httpPort}", issuer, auditPath);
+        var resourceServerToken = options.ResourceServerToken
+            ?? (options.RedisConfiguration is null ? ResourceServerTokenHandler.FromDevDirectory(Path.Combine(work, "dev")) : null);
+        return new BrokerTestHost(app, $"{scheme}://127.0.0.1:{grpcPort}", $"http://127.0.0.1:{httpPort}", issuer, auditPath, resourceServerToken);
     }
 
-    /// <summary>An h2c channel to this node (or TLS when the node has a certificate, trusting it and presenting <paramref name="clientCertificate"/>).</summary>
+    /// <summary>
+    /// An h2c channel to this node (or TLS when the node has a certificate, trusting it and
+    /// presenting <paramref name="clientCertificate"/>). RevocationService calls on it carry the
+    /// node's resource-server token unless they set their own authorization.
+    /// </summary>
     public GrpcChannel CreateChannel(X509Certificate2? clientCertificate = null, X509Certificate2? trustedServerCertificate = null)
     {
         var handler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true };
@@ -184,7 +199,8 @@ public sealed class BrokerTestHost : IAsyncDisposable
             }
         }
 
-        return GrpcChannel.ForAddress(GrpcAddress, new GrpcChannelOptions { HttpHandler = handler });
+        HttpMessageHandler outer = _resourceServerToken is null ? handler : new ResourceServerTokenHandler(_resourceServerToken, handler);
+        return GrpcChannel.ForAddress(GrpcAddress, new GrpcChannelOptions { HttpHandler = outer });
     }
 
     public async ValueTask DisposeAsync()

@@ -26,8 +26,14 @@ public sealed class ResourceApi : IAsyncDisposable
 
     public string Address { get; }
 
-    public static async Task<ResourceApi> StartAsync(string authority, string audience, string? revocationAddress = null)
+    /// <param name="resourceServerToken">With <paramref name="revocationAddress"/>: the SDK's resource-server token for the revocation stream.</param>
+    public static async Task<ResourceApi> StartAsync(string authority, string audience, string? revocationAddress = null, Func<string>? resourceServerToken = null)
     {
+        if (revocationAddress is not null && resourceServerToken is null)
+        {
+            throw new ArgumentNullException(nameof(resourceServerToken), "The revocation stream admits authenticated resource servers only.");
+        }
+
         var port = Broker.Testing.RedisServer.FreePort();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         builder.Logging.ClearProviders();
@@ -51,6 +57,7 @@ public sealed class ResourceApi : IAsyncDisposable
                 options.Authority = authority;
                 options.Audience = audience;
                 options.RevocationAddress = revocationAddress;
+                options.RevocationTokenProvider = _ => ValueTask.FromResult(resourceServerToken!());
                 options.RequireHttpsMetadata = false; // loopback test issuer
             });
         }

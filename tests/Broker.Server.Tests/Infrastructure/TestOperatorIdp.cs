@@ -59,6 +59,9 @@ public sealed class TestOperatorIdp : IAsyncDisposable
         return _keys.Sign(new JsonObject { ["alg"] = "ES256", ["kid"] = _keys.KeyId, ["typ"] = "JWT" }, payload);
     }
 
+    /// <summary>A resource-server token (client credentials at a real IdP): the resource-server audience and role.</summary>
+    public string ResourceServerToken() => Token("test-resource-server", [ResourceServerTokenHandler.Role], ResourceServerTokenHandler.Audience);
+
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();

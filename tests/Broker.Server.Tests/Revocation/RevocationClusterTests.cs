@@ -85,7 +85,7 @@ public sealed class RevocationClusterTests(RedisFixture redis) : IAsyncLifetime
     [Fact]
     public async Task Resource_server_with_the_sdk_on_a_third_node_refuses_a_token_revoked_at_the_first()
     {
-        await using var api = await ResourceApi.StartAsync(_a.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: _others[1].Host.GrpcAddress);
+        await using var api = await ResourceApi.StartAsync(_a.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: _others[1].Host.GrpcAddress, resourceServerToken: _a.Operators.ResourceServerToken);
         using var http = new HttpClient();
         var token = (await _a.Client.IssueCredentialAsync(_a.Request(task: "sdk-task"))).AccessToken;
         await EventuallyAsync(async () => (await GetAsync(http, api, token)).StatusCode == System.Net.HttpStatusCode.OK);

@@ -146,7 +146,7 @@ public sealed class RiskClusterTests(RedisFixture redis) : IAsyncLifetime
         await Signals.ReportSignalAsync(Signal("sig-ok", RiskLevel.None, observed: DateTimeOffset.UtcNow.AddSeconds(-5)));
         var live = (await _a.Client.IssueCredentialAsync(_a.Request(task: "crit-1"))).AccessToken;
         var introspectB = new RevocationService.RevocationServiceClient(_bChannel);
-        await using var api = await ResourceApi.StartAsync(_a.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: _bHost.GrpcAddress);
+        await using var api = await ResourceApi.StartAsync(_a.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: _bHost.GrpcAddress, resourceServerToken: _a.Operators.ResourceServerToken);
         using var http = new HttpClient();
         Assert.True(await EventuallyAsync(async () => (await GetWhoAmIAsync(http, api, live)).StatusCode == System.Net.HttpStatusCode.OK));
 
