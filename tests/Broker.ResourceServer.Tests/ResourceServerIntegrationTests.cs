@@ -115,8 +115,8 @@ public sealed class ResourceServerIntegrationTests
         // Planning tokens live 10 minutes; a resource server told the broker's maximum is 5
         // minutes refuses them, since no revocation of theirs would be kept long enough.
         await using var broker = await BrokerNode.StartAsync();
-        await using var strict = await ProtectedApi.StartAsync(broker.Issuer, broker.GrpcAddress, o => o.MaxTokenLifetime = TimeSpan.FromMinutes(5));
-        await using var matching = await ProtectedApi.StartAsync(broker.Issuer, broker.GrpcAddress);
+        await using var strict = await ProtectedApi.StartAsync(broker.ResourceServerTokenFile, broker.Issuer, broker.GrpcAddress, o => o.MaxTokenLifetime = TimeSpan.FromMinutes(5));
+        await using var matching = await ProtectedApi.StartAsync(broker.ResourceServerTokenFile, broker.Issuer, broker.GrpcAddress);
         await strict.WaitCurrentAsync();
         await matching.WaitCurrentAsync();
         var token = await broker.IssueAsync("task-long-lived");
