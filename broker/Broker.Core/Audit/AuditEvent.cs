@@ -123,6 +123,12 @@ public static class AuditEventTypes
     /// <summary>First record of every segment after the first: the signed summary of the segment before it.</summary>
     public static readonly (int Id, string Name) AuditCheckpoint = (7000, "audit.checkpoint");
     public static readonly (int Id, string Name) OperatorAuthenticationFailed = (8000, "operator.authentication_failed");
+
+    /// <summary>An operator opened a web console session (actor; detail says how: oidc or dev).</summary>
+    public static readonly (int Id, string Name) ConsoleSignedIn = (8020, "console.signed_in");
+
+    /// <summary>A console form post was refused before reaching any domain service (e.g. no valid anti-forgery token).</summary>
+    public static readonly (int Id, string Name) ConsoleRequestRefused = (8021, "console.request_refused");
     public static readonly (int Id, string Name) PolicyLoaded = (9000, "policy.loaded");
     public static readonly (int Id, string Name) PolicyRefused = (9001, "policy.refused");
     public static readonly (int Id, string Name) SigningKeyActivated = (9100, "signing_key.activated");
@@ -136,6 +142,7 @@ public static class AuditEventTypes
         TaskEnded, TaskEndRefused, TaskPhaseChanged, Revoked, RevokeRefused, IssuanceFrozen, IssuanceUnfrozen,
         ApprovalRequested, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed,
         RiskSignalRefused, RiskFrozen, RiskUnfrozen, RiskCleared, AuditCheckpoint, OperatorAuthenticationFailed,
+        ConsoleSignedIn, ConsoleRequestRefused,
         PolicyLoaded, PolicyRefused, SigningKeyActivated, SigningKeyRetired,
     ];
 }

@@ -9,6 +9,7 @@ using Broker.Redis;
 using Broker.Server.Endpoints;
 using Broker.Server.Internal;
 using Broker.Server.OAuth;
+using Broker.Server.OperatorConsole;
 using Broker.Server.Services;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
@@ -72,6 +73,7 @@ public static class BrokerServerExtensions
         builder.Services.AddOperatorAuthentication(options);
         builder.Services.AddBrokerOAuth(builder.Configuration);
         builder.Services.AddResourceServerAuthentication(options, builder.Configuration);
+        builder.AddOperatorConsole(options);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = MaxRequestBytes;
@@ -209,6 +211,7 @@ public static class BrokerServerExtensions
         }
 
         app.UseBrokerMetricsListener();
+        app.UseOperatorConsole();
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapGrpcService<CredentialGrpcService>();
@@ -223,6 +226,7 @@ public static class BrokerServerExtensions
         app.MapWellKnown();
         app.MapBrokerOAuth();
         app.MapBrokerObservability();
+        app.MapOperatorConsole();
         app.MapGet("/healthz", async (HealthCheckService health) =>
         {
             var report = await health.CheckHealthAsync();

@@ -61,6 +61,19 @@ internal static class OperatorAuthentication
     public static string ActorOf(HttpContext context, OperatorOptions options) =>
         context.User.FindFirst(options.NameClaim)?.Value is { Length: > 0 } name ? "operator:" + name : "operator:unknown";
 
+    /// <summary>Name and groups from the operator's claims (name claim, roles/groups claim), for approvals.</summary>
+    public static Broker.Core.Approvals.Approver ApproverOf(System.Security.Claims.ClaimsPrincipal user, OperatorOptions options)
+    {
+        var name = user.FindFirst(options.NameClaim)?.Value;
+        if (string.IsNullOrEmpty(name))
+        {
+            throw Broker.Core.Errors.BrokerErrors.PermissionDenied(Broker.Core.Errors.BrokerErrors.ApproverNotEligible, "The operator token names no one; approvals need a named approver.");
+        }
+
+        return new Broker.Core.Approvals.Approver(name, user.FindAll(options.RolesClaim).Select(c => c.Value).ToHashSet(StringComparer.Ordinal));
+    }
+
+    /// <summary>Audits a refused operator (also used by the web console).</summary>
     internal static async Task AuditAsync(HttpContext context, string reason)
     {
         var audit = context.RequestServices.GetRequiredService<IAuditSink>();

@@ -39,16 +39,5 @@ internal sealed class ApprovalAdminGrpcService : ApprovalAdminService.ApprovalAd
     public override async Task<ApprovalInfo> Deny(DenyRequest request, ServerCallContext context) =>
         ApprovalWire.ToWire(await _approvals.DenyAsync(request.ApprovalId, ApproverOf(context), request.Reason, CallContext.From(context), context.CancellationToken), _time.GetUtcNow());
 
-    /// <summary>Name and groups from the operator token (name claim, roles/groups claim).</summary>
-    private Approver ApproverOf(ServerCallContext context)
-    {
-        var user = context.GetHttpContext().User;
-        var name = user.FindFirst(_operators.NameClaim)?.Value;
-        if (string.IsNullOrEmpty(name))
-        {
-            throw Broker.Core.Errors.BrokerErrors.PermissionDenied(Broker.Core.Errors.BrokerErrors.ApproverNotEligible, "The operator token names no one; approvals need a named approver.");
-        }
-
-        return new Approver(name, user.FindAll(_operators.RolesClaim).Select(c => c.Value).ToHashSet(StringComparer.Ordinal));
-    }
+    private Approver ApproverOf(ServerCallContext context) => OperatorAuthentication.ApproverOf(context.GetHttpContext().User, _operators);
 }
