@@ -19,15 +19,16 @@ internal static class ConsoleStylesheet
         h2 { font-size: 16px; margin: 24px 0 8px; }
         section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 12px 16px; margin-bottom: 16px; }
         table { width: 100%; border-collapse: collapse; }
-        th, td { text-align: left; vertical-align: top; padding: 6px 8px; border-bottom: 1px solid var(--line); }
+        th, td { text-align: left; vertical-align: top; padding: 6px 8px; border-bottom: 1px solid var(--line); overflow-wrap: anywhere; }
+        td.detail { max-width: 320px; }
         th { color: var(--muted); font-weight: 600; font-size: 12px; text-transform: uppercase; letter-spacing: .03em; }
-        code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 12px; word-break: break-all; }
+        code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; font-size: 12px; overflow-wrap: anywhere; }
         .muted { color: var(--muted); }
         .notice { padding: 10px 14px; border-radius: 6px; margin-bottom: 16px; border: 1px solid; }
         .notice.ok { background: #eaf6ee; border-color: #b7dfc3; color: var(--good); }
         .notice.error { background: #fdecea; border-color: #f3b8b3; color: var(--bad); }
         .notice.warn { background: #fff6e0; border-color: #f0d79a; color: var(--warn); }
-        .pill { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px; background: #e8edf5; }
+        .pill { display: inline-block; padding: 0 8px; border-radius: 10px; font-size: 12px; background: #e8edf5; white-space: nowrap; }
         .pill.high, .pill.critical, .pill.frozen { background: #fdecea; color: var(--bad); }
         .pill.medium { background: #fff6e0; color: var(--warn); }
         .pill.low, .pill.none { background: #eaf6ee; color: var(--good); }

@@ -25,9 +25,9 @@ public sealed class ConsoleWorld : IAsyncDisposable
 
     public string Agent => Scenario.Trust.SpiffeId(AgentPath);
 
-    public static async Task<ConsoleWorld> StartAsync()
+    public static async Task<ConsoleWorld> StartAsync(IReadOnlyDictionary<string, string?>? settings = null)
     {
-        var scenario = await BrokerScenario.StartAsync();
+        var scenario = await BrokerScenario.StartAsync(settings: settings);
         var policy = (await File.ReadAllTextAsync(scenario.PolicyPath))
             .Replace("match: spiffe://example.org/agents/*", "match: spiffe://example.org/agents/*\n    owner: " + Owner, StringComparison.Ordinal)
             .Replace("scopes: [repo:read, deploy:staging]", "scopes: [repo:read, deploy:staging, deploy:prod, payments:write]", StringComparison.Ordinal)
