@@ -47,6 +47,9 @@ public sealed class RedisKeys
     /// <summary>The optional cluster-wide mirror of every node's audit records (each node's files stay the record).</summary>
     public RedisKey AuditStream => _prefix + "audit";
 
+    /// <summary>Each node's signed audit chain head (hash: node id → head JSON); it only moves forward.</summary>
+    public RedisKey AuditHeads => _prefix + "audit:heads";
+
     /// <summary>An approval request and its votes (a hash kept a while past its expiry, for show and audit).</summary>
     public RedisKey Approval(string id) => _prefix + "approval:" + id;
 

@@ -16,6 +16,12 @@ catch (BrokerStartupException ex)
     await Console.Error.WriteLineAsync(ex.Message);
     return 2;
 }
+catch (Broker.Core.Audit.AuditTamperedException ex)
+{
+    // The audit log was tampered with: an operator must look, and may acknowledge (docs/audit.md).
+    await Console.Error.WriteLineAsync(ex.Message);
+    return 10;
+}
 catch (StackExchange.Redis.RedisConnectionException ex)
 {
     // Only Sentinel mode fails here (a single endpoint starts unhealthy and waits): no Sentinel

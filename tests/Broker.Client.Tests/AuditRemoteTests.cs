@@ -29,6 +29,48 @@ public sealed class AuditRemoteTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Verify_against_the_brokers_signed_head_catches_the_newest_records_cut_from_the_open_segment()
+    {
+        var issued = await Cli.RunAsync("issue", "--dev", "--dev-dir", _broker.Directory, "--agent", "spiffe://dev.local/agents/demo", "--task", "head-audit",
+            "--phase", "planning", "--scope", "repo:read", "--audience", "https://api.dev.local", "--token-only");
+        Assert.Equal(0, issued.ExitCode);
+        var head = await Cli.RunAsync("audit", "head", "--dev", "--dev-dir", _broker.Directory);
+        Assert.Equal(0, head.ExitCode);
+        var headFile = Path.Combine(_broker.Directory, "heads.jsonl");
+        await File.WriteAllTextAsync(headFile, head.Out);
+
+        // A copy of the log with its newest record cut: the open segment's tail is not signed yet.
+        var copy = Directory.CreateTempSubdirectory("brokerctl-cut-").FullName;
+        try
+        {
+            foreach (var file in Directory.GetFiles(_broker.Manifest.AuditFile))
+            {
+                File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
+            }
+
+            Assert.Equal(0, (await Cli.RunAsync("audit", "verify", copy, "--fetch-head", "--dev", "--dev-dir", _broker.Directory)).ExitCode);
+            var newest = Broker.Core.Audit.AuditFiles.All(copy)[^1].Path;
+            var lines = await File.ReadAllLinesAsync(newest);
+            await File.WriteAllTextAsync(newest, string.Join('\n', lines[..^1]) + "\n");
+            Assert.Equal(0, (await Cli.RunAsync("audit", "verify", copy)).ExitCode);
+
+            var fromFile = await Cli.RunAsync("audit", "verify", copy, "--expect-head", headFile);
+            var fromBroker = await Cli.RunAsync("audit", "verify", copy, "--fetch-head", "--dev", "--dev-dir", _broker.Directory);
+
+            foreach (var run in new[] { fromFile, fromBroker })
+            {
+                Assert.Equal(1, run.ExitCode);
+                Assert.Contains($"TAMPERED: {newest}:{lines.Length}: seq ", run.Out, StringComparison.Ordinal);
+                Assert.Contains("signed head is at seq", run.Out, StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Tail_follow_prints_records_as_the_broker_writes_them_until_interrupted()
     {
         var stdout = new SyncWriter();

@@ -24,6 +24,7 @@ internal static class AuditCommand
         audit.Subcommands.Add(CreateVerify(context, help));
         audit.Subcommands.Add(CreateTail(context, help));
         audit.Subcommands.Add(CreateQuery(context, help));
+        audit.Subcommands.Add(CreateHead(context, help));
         help.Add(audit, """
             Examples:
               brokerctl audit verify /var/lib/broker/audit --checkpoint-key audit-checkpoint.pub.pem
@@ -69,25 +70,64 @@ internal static class AuditCommand
             Description = "The audit checkpoint PUBLIC key (PEM). Without it, signatures are checked against the key each checkpoint names, which proves integrity but not who signed.",
             HelpName = "PUBLIC_PEM",
         };
+        var expectHead = new Option<FileInfo?>("--expect-head")
+        {
+            Description = "Signed chain heads (as 'brokerctl audit head' prints them): each node's log must reach its head with the same hash, so deleted newest records or segments are caught.",
+            HelpName = "FILE",
+        };
+        var fetchHead = new Option<bool>("--fetch-head")
+        {
+            Description = "Fetch the signed chain heads from a broker (AuditService.GetHeads, role auditor; --broker with --operator-token, or --dev) and check against them.",
+        };
+        var acceptAcknowledged = new Option<bool>("--accept-acknowledged")
+        {
+            Description = "Findings an audit.tamper_acknowledged record names do not fail verification (they are still printed).",
+        };
+        var operatorOptions = new OperatorOptions();
         var command = new Command(
             "verify",
-            "Check the hash chain, sequence numbers and signed checkpoints. Prints OK and exits 0, or prints the first bad record "
+            "Check the hash chain, sequence numbers, signed checkpoints and (optionally) signed heads. Prints OK and exits 0, or prints every finding "
             + "(file:line: seq N: what failed) and exits 1. A record cut short by a crash is a note, not tampering.");
         command.Arguments.Add(paths);
         command.Options.Add(key);
+        command.Options.Add(expectHead);
+        command.Options.Add(fetchHead);
+        command.Options.Add(acceptAcknowledged);
+        operatorOptions.AddTo(command);
         help.Add(command, """
             Examples:
               brokerctl audit verify .dev/audit --checkpoint-key .dev/trust/audit-checkpoint.pub.pem
               brokerctl audit verify audit-node-a-00000003.log audit-node-a-00000004.log
+              brokerctl audit head --broker https://broker:8443 > heads.jsonl    # keep off the host
+              brokerctl audit verify /var/lib/broker/audit --expect-head heads.jsonl
+              brokerctl audit verify /var/lib/broker/audit --fetch-head --broker https://broker:8443
             """);
 
-        command.SetAction(BrokerCtl.Guarded(context, (parseResult, _) =>
+        command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
         {
             using var publicKey = LoadPublicKey(parseResult.GetValue(key));
+            var heads = new List<AuditHead>();
+            if (parseResult.GetValue(expectHead) is { } headFile)
+            {
+                if (!headFile.Exists)
+                {
+                    throw CliException.Local($"head file '{headFile.FullName}' does not exist.");
+                }
+
+                heads.AddRange(AuditHeads.ReadFile(headFile.FullName));
+            }
+
+            if (parseResult.GetValue(fetchHead))
+            {
+                // The fleet's heads: check those of the nodes whose files were given.
+                var nodes = Nodes(parseResult.GetValue(paths)!);
+                heads.AddRange((await FetchHeadsAsync(context, parseResult, operatorOptions, cancellationToken)).Where(h => nodes.Contains(h.Node)));
+            }
+
             AuditVerifyResult result;
             try
             {
-                result = AuditVerifier.Verify(parseResult.GetValue(paths)!, publicKey);
+                result = AuditVerifier.Verify(parseResult.GetValue(paths)!, new AuditVerifyOptions { CheckpointKey = publicKey, ExpectedHeads = heads });
             }
             catch (ArgumentException ex)
             {
@@ -99,14 +139,31 @@ internal static class AuditCommand
                 context.Out.WriteLine("note: " + note);
             }
 
-            if (result.Problem is { } problem)
+            foreach (var acknowledgement in result.Acknowledgements)
             {
-                context.Out.WriteLine($"TAMPERED: {problem}");
-                context.Out.WriteLine($"  file: {problem.File}");
-                context.Out.WriteLine($"  line: {problem.Line}");
-                context.Out.WriteLine($"  seq:  {(problem.Seq is { } seq ? seq.ToString(CultureInfo.InvariantCulture) : "-")}");
-                context.Out.WriteLine($"  what: {problem.What}");
-                return Task.FromResult(ExitCodes.Refused);
+                context.Out.WriteLine(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"note: node {acknowledgement.Node}: at seq {acknowledgement.Seq} {acknowledgement.Actor ?? "an operator"} acknowledged {acknowledgement.Findings.Count} finding(s) of tampering ({acknowledgement.Reason})"));
+            }
+
+            if (result.Problems.Count > 0)
+            {
+                foreach (var finding in result.Problems)
+                {
+                    context.Out.WriteLine((result.IsAcknowledged(finding) ? "ACKNOWLEDGED: " : "TAMPERED: ") + finding);
+                }
+
+                var first = result.Unacknowledged.FirstOrDefault() ?? result.Problems[0];
+                context.Out.WriteLine($"  file: {first.File}");
+                context.Out.WriteLine($"  line: {first.Line}");
+                context.Out.WriteLine($"  seq:  {(first.Seq is { } seq ? seq.ToString(CultureInfo.InvariantCulture) : "-")}");
+                context.Out.WriteLine($"  what: {first.What}");
+                var open = result.Unacknowledged.Count();
+                context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.Problems.Count} finding(s), {result.Problems.Count - open} acknowledged"));
+                if (open > 0 || !parseResult.GetValue(acceptAcknowledged))
+                {
+                    return ExitCodes.Refused;
+                }
             }
 
             if (result.Segments == 0)
@@ -116,10 +173,63 @@ internal static class AuditCommand
 
             context.Out.WriteLine(string.Create(
                 CultureInfo.InvariantCulture,
-                $"OK {result.Records} records in {result.Segments} segment(s) of {result.Nodes.Count} node(s) ({string.Join(", ", result.Nodes)}); {result.Checkpoints} checkpoint(s) verified{(publicKey is null ? "" : " with the pinned key")}"));
-            return Task.FromResult(ExitCodes.Success);
+                $"OK {result.Records} records in {result.Segments} segment(s) of {result.Nodes.Count} node(s) ({string.Join(", ", result.Nodes)}); {result.Checkpoints} checkpoint(s) verified{(publicKey is null ? "" : " with the pinned key")}{(heads.Count == 0 ? "" : $"; {heads.Count} signed head(s) reached")}"));
+            return ExitCodes.Success;
         }));
         return command;
+    }
+
+    /// <summary>The node ids of the segments under <paramref name="paths"/>.</summary>
+    private static HashSet<string> Nodes(string[] paths)
+    {
+        var nodes = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var path in paths)
+        {
+            if (Directory.Exists(path))
+            {
+                nodes.UnionWith(AuditFiles.All(path).Select(s => s.Node));
+            }
+            else if (AuditChain.TryParseSegmentFileName(Path.GetFileName(path), out var node, out _))
+            {
+                nodes.Add(node);
+            }
+        }
+
+        return nodes;
+    }
+
+    private static Command CreateHead(CliContext context, HelpTexts help)
+    {
+        var operatorOptions = new OperatorOptions();
+        var node = new Option<string?>("--node") { Description = "Only this node's head." };
+        var command = new Command("head", "Print each node's signed audit chain head from a broker (role auditor), one JSON object per line: keep it off the host and pass it to 'verify --expect-head'.");
+        command.Options.Add(node);
+        operatorOptions.AddTo(command);
+        help.Add(command, """
+            Examples:
+              brokerctl audit head --dev > heads.jsonl
+              brokerctl audit head --broker https://broker.example.org:8443 --node broker-a
+            """);
+        command.SetAction(BrokerCtl.Guarded(context, async (parseResult, cancellationToken) =>
+        {
+            foreach (var head in await FetchHeadsAsync(context, parseResult, operatorOptions, cancellationToken, parseResult.GetValue(node)))
+            {
+                context.Out.WriteLine(AuditHeads.ToJson(head));
+            }
+
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static async Task<List<AuditHead>> FetchHeadsAsync(CliContext context, ParseResult parseResult, OperatorOptions operatorOptions, CancellationToken cancellationToken, string? node = null)
+    {
+        var (address, token) = operatorOptions.Resolve(parseResult, context);
+        using var api = new AuditApi(address, token);
+        var response = await api.CallAsync(async (client, options) => await client.GetHeadsAsync(new GetAuditHeadsRequest { Node = node ?? "" }, options), cancellationToken);
+        return response.Heads
+            .Select(h => AuditHeads.TryParse(h.Json) ?? throw CliException.Local($"the broker sent a head for node '{h.Node}' that is not a signed audit head."))
+            .ToList();
     }
 
     private static Command CreateTail(CliContext context, HelpTexts help)

@@ -75,6 +75,9 @@ public sealed record AuditEvent
 
     /// <summary>On <c>secret.*</c> events: the role the lease's login was a member of.</summary>
     public string? Role { get; init; }
+
+    /// <summary>On <c>audit.tamper_acknowledged</c> only: each finding acknowledged, as <see cref="AuditProblem.Key"/>.</summary>
+    public IReadOnlyList<string>? Findings { get; init; }
 }
 
 /// <summary>
@@ -122,6 +125,9 @@ public static class AuditEventTypes
 
     /// <summary>First record of every segment after the first: the signed summary of the segment before it.</summary>
     public static readonly (int Id, string Name) AuditCheckpoint = (7000, "audit.checkpoint");
+
+    /// <summary>First record of the segment a node started in after an operator acknowledged findings of tampering.</summary>
+    public static readonly (int Id, string Name) AuditTamperAcknowledged = (7001, "audit.tamper_acknowledged");
     public static readonly (int Id, string Name) OperatorAuthenticationFailed = (8000, "operator.authentication_failed");
 
     /// <summary>An operator opened a web console session (actor; detail says how: oidc or dev).</summary>
@@ -141,7 +147,7 @@ public static class AuditEventTypes
         SecretIssued, SecretRefused, SecretEnded, SecretCleanupFailed,
         TaskEnded, TaskEndRefused, TaskPhaseChanged, Revoked, RevokeRefused, IssuanceFrozen, IssuanceUnfrozen,
         ApprovalRequested, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed,
-        RiskSignalRefused, RiskFrozen, RiskUnfrozen, RiskCleared, AuditCheckpoint, OperatorAuthenticationFailed,
+        RiskSignalRefused, RiskFrozen, RiskUnfrozen, RiskCleared, AuditCheckpoint, AuditTamperAcknowledged, OperatorAuthenticationFailed,
         ConsoleSignedIn, ConsoleRequestRefused,
         PolicyLoaded, PolicyRefused, SigningKeyActivated, SigningKeyRetired,
     ];

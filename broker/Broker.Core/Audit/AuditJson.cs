@@ -9,6 +9,8 @@ namespace Broker.Core.Audit;
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(AuditEvent))]
 [JsonSerializable(typeof(AuditCheckpoint))]
+[JsonSerializable(typeof(AuditHead))]
+[JsonSerializable(typeof(List<AuditHead>))]
 public sealed partial class AuditJsonContext : JsonSerializerContext
 {
     /// <summary>The event's own JSON and a newline (the sink adds seq, node and prev in front when it writes).</summary>

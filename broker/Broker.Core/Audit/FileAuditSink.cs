@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -36,6 +37,21 @@ public sealed class FileAuditOptions
 
     /// <summary>Where group-commit latency and batch sizes are recorded (optional).</summary>
     public BrokerMetrics? Metrics { get; set; }
+
+    /// <summary>Where this node's signed chain head is published as it advances, and checked at start (optional; Redis for a fleet).</summary>
+    public IAuditHeadStore? HeadStore { get; set; }
+
+    /// <summary>
+    /// The fingerprint of the findings an operator acknowledges (<c>--acknowledge-tamper</c>): when it
+    /// matches what start-up found, the node starts and records them in <c>audit.tamper_acknowledged</c>.
+    /// </summary>
+    public string? AcknowledgeTamper { get; set; }
+
+    /// <summary>Who acknowledged, for the record (the operating-system user by default).</summary>
+    public string AcknowledgedBy { get; set; } = Environment.UserName;
+
+    /// <summary>How many of the newest segments start-up checks record by record (0: all); older ones are checked for gaps.</summary>
+    public int VerifySegmentsAtStart { get; set; } = 8;
 }
 
 /// <summary>
@@ -75,6 +91,11 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
     private long _seq;
     private string _lastHash = AuditChain.Genesis;
     private AuditCheckpoint? _pendingCheckpoint;
+
+    // The acknowledgement to write as the first record of the first segment after start, if any.
+    private AuditEvent? _pendingAcknowledgement;
+    private readonly AuditHeadPublisher? _heads;
+    private volatile string? _headConflict;
     private byte[] _buffer = new byte[64 * 1024];
     private long _flushes;
     private long _mirrorFailures;
@@ -101,14 +122,36 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 
         CreateDirectory(Directory);
         Node = ResolveNodeId(options.NodeId, Directory);
-        Recover();
+        var acknowledged = CheckIntegrity(out var replaceHead);
+        if (!acknowledged)
+        {
+            Recover();
+        }
+
+        if (options.HeadStore is { } store)
+        {
+            _heads = new AuditHeadPublisher(store, _key, Node, time, logger, options.RetryInterval, replaceHead, HeadConflict);
+        }
+
         StartSegment();
         WriteBatch([]);
         _writer = Task.Run(WriteLoopAsync);
     }
 
     /// <summary>False after the last batch failed to become durable; true again once one succeeds.</summary>
-    public bool IsHealthy => _healthy;
+    public bool IsHealthy => _healthy && _headConflict is null;
+
+    /// <summary>This node's chain head as of the last durable batch, signed now (for auditors who pin it).</summary>
+    public AuditHead CurrentHead()
+    {
+        var head = _head;
+        return AuditHeads.Sign(new AuditHead { Node = Node, Seq = head.Seq, Hash = head.Hash, Segment = head.Segment, Time = _time.GetUtcNow() }, _key);
+    }
+
+    // The durable head, replaced by the writer after each batch and read by CurrentHead.
+    private volatile DurableHead _head = new(0, AuditChain.Genesis, 0);
+
+    private sealed record DurableHead(long Seq, string Hash, long Segment);
 
     /// <summary>This node's id, as in every record and segment name.</summary>
     public string Node { get; }
@@ -157,6 +200,11 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         }
 
         CloseQuietly(truncate: false);
+        if (_heads is not null)
+        {
+            _heads.Advance(_seq, _lastHash, _segment);
+            await _heads.DisposeAsync();
+        }
     }
 
     private async Task WriteLoopAsync()
@@ -281,6 +329,11 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
     /// <summary>Writes one batch (possibly empty) and fsyncs it; chain state moves only when it is durable.</summary>
     private void WriteBatch(List<Pending> batch)
     {
+        if (_headConflict is { } conflict)
+        {
+            throw new IOException(conflict);
+        }
+
         if (_file is null)
         {
             Reopen();
@@ -297,7 +350,13 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         var firstPrev = hash;
         var written = 0;
         var records = 0;
-        if (_segmentCount == 0 && _pendingCheckpoint is { } checkpoint)
+        if (_segmentCount == 0 && _pendingAcknowledgement is { } acknowledgement)
+        {
+            // After acknowledged tampering the chain resumes here, and says why.
+            Append(JsonSerializer.SerializeToUtf8Bytes(acknowledgement, AuditJsonContext.Default.AuditEvent), ref seq, ref hash, ref written);
+            records++;
+        }
+        else if (_segmentCount == 0 && _pendingCheckpoint is { } checkpoint)
         {
             var json = JsonSerializer.SerializeToUtf8Bytes(CheckpointEvent(checkpoint), AuditJsonContext.Default.AuditEvent);
             Append(json, ref seq, ref hash, ref written);
@@ -339,6 +398,9 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         _seq = seq;
         _lastHash = hash;
         _pendingCheckpoint = null;
+        _pendingAcknowledgement = null;
+        _head = new DurableHead(seq, hash, _segment);
+        _heads?.Advance(seq, hash, _segment);
         if (_options.Mirror is not null)
         {
             var durable = _buffer.AsSpan(0, written);
@@ -465,12 +527,17 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
     }
 
     /// <summary>
-    /// At start: the node's last segment may have been cut short by a crash. Seal it with the
-    /// records that are complete (a torn last line stays in the file, outside the checkpoint) and
-    /// chain the next segment from its last complete record.
+    /// At start, before anything is written: verifies this node's log (the newest
+    /// <see cref="FileAuditOptions.VerifySegmentsAtStart"/> segments record by record, all of
+    /// them for gaps, orphaned and moved-aside checkpoints) against the head published off the
+    /// host. Findings no earlier acknowledgement names stop the start
+    /// (<see cref="AuditTamperedException"/>) unless the operator acknowledged exactly these;
+    /// then the chain resumes where verification ends, in a new segment whose first record
+    /// names them. True when acknowledging (no old segment is sealed or signed then).
     /// </summary>
-    private void Recover()
+    private bool CheckIntegrity(out bool replaceHead)
     {
+        replaceHead = false;
         var segments = AuditFiles.Segments(Directory, Node);
         while (segments.Count > 0 && new FileInfo(segments[^1].Path).Length == 0)
         {
@@ -479,6 +546,86 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
             segments.RemoveAt(segments.Count - 1);
         }
 
+        AuditHead? published = null;
+        if (_options.HeadStore is { } store)
+        {
+            try
+            {
+                published = store.Read(Node);
+            }
+            catch (Exception ex)
+            {
+                // Checked again at the first publication: a head ahead of this log then stops writing.
+                Log.HeadUnchecked(_logger, ex);
+            }
+        }
+
+        using var publicKey = ECDsa.Create();
+        publicKey.ImportSubjectPublicKeyInfo(_key.ExportSubjectPublicKeyInfo(), out _);
+        var result = AuditVerifier.Verify(
+            [Directory],
+            new AuditVerifyOptions
+            {
+                CheckpointKey = publicKey,
+                Node = Node,
+                ExpectedHeads = published is null ? [] : [published],
+                LastSegments = _options.VerifySegmentsAtStart,
+            });
+        var findings = result.Unacknowledged.ToList();
+        if (findings.Count == 0)
+        {
+            return false;
+        }
+
+        var fingerprint = AuditTamperedException.FingerprintOf(findings);
+        if (!string.Equals(_options.AcknowledgeTamper, fingerprint, StringComparison.OrdinalIgnoreCase))
+        {
+            Log.Tampered(_logger, Directory, findings.Count, findings[0].ToString());
+            throw new AuditTamperedException(Directory, Node, findings);
+        }
+
+        Log.TamperAcknowledged(_logger, Directory, findings.Count, _options.AcknowledgedBy);
+        var end = result.Ends.GetValueOrDefault(Node);
+        _seq = end?.Seq ?? 0;
+        _lastHash = end?.Hash ?? AuditChain.Genesis;
+        _segment = Math.Max(segments.Count == 0 ? 0 : segments[^1].Number, published?.Segment ?? 0);
+        replaceHead = published is not null && (published.Seq != _seq || published.Hash != _lastHash);
+        _pendingAcknowledgement = new AuditEvent
+        {
+            EventId = AuditEventTypes.AuditTamperAcknowledged.Id,
+            Type = AuditEventTypes.AuditTamperAcknowledged.Name,
+            Time = _time.GetUtcNow(),
+            CorrelationId = "audit-ack-" + fingerprint,
+            Outcome = AuditOutcomes.Success,
+            Reason = "AUDIT_TAMPERED",
+            Actor = _options.AcknowledgedBy,
+            Detail = string.Create(
+                CultureInfo.InvariantCulture,
+                $"fingerprint={fingerprint}; resumed after seq {_seq}{(published is null ? "" : $"; published head was seq {published.Seq} in segment {published.Segment:D8}")}"),
+            Findings = findings.Take(MaxAcknowledgedFindings).Select(f => f.Key).ToList(),
+        };
+        return true;
+    }
+
+    private const int MaxAcknowledgedFindings = 1000;
+
+    /// <summary>The head stored off the host is ahead of this chain or diverges: another writer, or a rewound log. Stop writing.</summary>
+    private void HeadConflict(AuditHead stored)
+    {
+        _headConflict = string.Create(
+            CultureInfo.InvariantCulture,
+            $"BRK1041: the audit head published for node {Node} is seq {stored.Seq} in segment {stored.Segment:D8}, ahead of or different from this log: another process writes as node {Node}, or records were removed; restart to check the log");
+        Log.HeadConflict(_logger, Node, stored.Seq);
+    }
+
+    /// <summary>
+    /// At start: the node's last segment may have been cut short by a crash. Seal it with the
+    /// records that are complete (a torn last line stays in the file, outside the checkpoint) and
+    /// chain the next segment from its last complete record.
+    /// </summary>
+    private void Recover()
+    {
+        var segments = AuditFiles.Segments(Directory, Node);
         if (segments.Count == 0)
         {
             return;
@@ -510,22 +657,18 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
             LastHash = lastHash!,
             SealedAt = _time.GetUtcNow(),
         };
-        var exists = File.Exists(checkpointPath);
-        var existing = exists ? AuditFiles.TryReadCheckpoint(checkpointPath) : null;
+        var existing = File.Exists(checkpointPath) ? AuditFiles.TryReadCheckpoint(checkpointPath) : null;
         AuditCheckpoint checkpoint;
-        if (existing is not null && Same(existing, computed) && AuditChain.SignatureValid(existing, _key))
+        if (existing is not null)
         {
-            checkpoint = existing;
+            // The integrity check passed, so the checkpoint matches; a mismatch here is never re-signed.
+            checkpoint = Same(existing, computed) && AuditChain.SignatureValid(existing, _key)
+                ? existing
+                : throw new InvalidDataException($"Audit checkpoint '{checkpointPath}' does not match its segment; run 'brokerctl audit verify'.");
         }
         else
         {
-            if (exists)
-            {
-                // Never overwrite evidence: keep the old file aside for the verifier to flag.
-                Log.CheckpointMismatch(_logger, checkpointPath);
-                File.Move(checkpointPath, checkpointPath + ".mismatch-" + _time.GetUtcNow().ToUnixTimeSeconds(), overwrite: true);
-            }
-
+            // A crash left the segment open: seal what is complete (the torn tail stays outside).
             checkpoint = AuditChain.Sign(computed, _key);
             WriteCheckpointFile(checkpointPath, checkpoint);
         }
@@ -663,14 +806,23 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 7301, Level = LogLevel.Critical, Message = "BRK1040: audit log {Path} was tampered with ({Count} findings; first: {First}); the node does not start")]
+        public static partial void Tampered(ILogger logger, string path, int count, string first);
+
+        [LoggerMessage(EventId = 7302, Level = LogLevel.Critical, Message = "Audit log {Path}: {Count} findings of tampering acknowledged by {Actor}; recorded as audit.tamper_acknowledged and the chain resumes in a new segment")]
+        public static partial void TamperAcknowledged(ILogger logger, string path, int count, string actor);
+
+        [LoggerMessage(EventId = 7303, Level = LogLevel.Warning, Message = "The published audit head could not be read at start; it is checked at the first publication instead")]
+        public static partial void HeadUnchecked(ILogger logger, Exception exception);
+
+        [LoggerMessage(EventId = 7304, Level = LogLevel.Critical, Message = "BRK1041: the audit head published for node {Node} (seq {Seq}) is ahead of or differs from this log; audit writes stop (fail closed)")]
+        public static partial void HeadConflict(ILogger logger, string node, long seq);
+
         [LoggerMessage(EventId = 6000, Level = LogLevel.Critical, Message = "Audit log {Path} could not be written; {Count} requests refused until it can")]
         public static partial void WriteFailed(ILogger logger, string path, int count, Exception exception);
 
         [LoggerMessage(EventId = 6001, Level = LogLevel.Warning, Message = "Audit segment {Path} ends with a torn record of {Bytes} bytes (crash mid-write); it was never acknowledged and stays outside the checkpoint")]
         public static partial void TornTail(ILogger logger, string path, long bytes);
-
-        [LoggerMessage(EventId = 6002, Level = LogLevel.Critical, Message = "Audit checkpoint {Path} does not match its segment; kept aside for the verifier and re-sealed")]
-        public static partial void CheckpointMismatch(ILogger logger, string path);
 
         [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "Audit segment {Path} could not be sealed at shutdown; it is sealed at the next start")]
         public static partial void SealFailed(ILogger logger, string path, Exception exception);

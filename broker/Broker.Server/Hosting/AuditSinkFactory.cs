@@ -6,7 +6,7 @@ namespace Broker.Server.Hosting;
 /// <summary>Builds the audit sink from configuration; anything unusable stops start-up with a stable id.</summary>
 internal static class AuditSinkFactory
 {
-    public static FileAuditSink Create(BrokerOptions options, TimeProvider time, ILogger<FileAuditSink> logger, Broker.Core.Diagnostics.BrokerMetrics metrics, IAuditMirror? mirror = null)
+    public static FileAuditSink Create(BrokerOptions options, TimeProvider time, ILogger<FileAuditSink> logger, Broker.Core.Diagnostics.BrokerMetrics metrics, IAuditMirror? mirror = null, IAuditHeadStore? heads = null)
     {
         if (options.Audit.MirrorToRedis && mirror is null)
         {
@@ -26,6 +26,9 @@ internal static class AuditSinkFactory
                     CheckpointKey = key,
                     Mirror = mirror,
                     Metrics = metrics,
+                    HeadStore = heads,
+                    AcknowledgeTamper = string.IsNullOrWhiteSpace(options.Audit.AcknowledgeTamper) ? null : options.Audit.AcknowledgeTamper.Trim(),
+                    VerifySegmentsAtStart = options.Audit.VerifySegmentsAtStart,
                 },
                 time,
                 logger);

@@ -28,6 +28,9 @@ public static class BrokerCommandLine
                 case "--postgres" when i + 1 < args.Length:
                     result.Add($"--Broker:DevPostgres={args[++i]}");
                     break;
+                case "--acknowledge-tamper" when i + 1 < args.Length:
+                    result.Add($"--Broker:Audit:AcknowledgeTamper={args[++i]}");
+                    break;
                 case "--redis" when i + 1 < args.Length:
                     result.Add($"--Broker:Redis:Configuration={args[++i]}");
                     break;

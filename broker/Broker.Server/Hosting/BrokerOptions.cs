@@ -79,6 +79,15 @@ public sealed class AuditSettings
 
     /// <summary>Approximate bound of the mirror stream (<c>XADD MAXLEN ~ N</c>).</summary>
     public int MirrorMaxLength { get; set; } = 1_000_000;
+
+    /// <summary>
+    /// The fingerprint a refused start printed (BRK1040): start anyway, recording exactly those
+    /// findings in an <c>audit.tamper_acknowledged</c> record (<c>--acknowledge-tamper</c>).
+    /// </summary>
+    public string AcknowledgeTamper { get; set; } = "";
+
+    /// <summary>How many of the newest segments start-up checks record by record (0: all); older ones are checked for gaps.</summary>
+    public int VerifySegmentsAtStart { get; set; } = 8;
 }
 
 public sealed class ApprovalSettings

@@ -114,8 +114,14 @@ public static class BrokerServerExtensions
             sp.GetRequiredService<Broker.Core.Diagnostics.BrokerMetrics>(),
             options.Audit.MirrorToRedis && sp.GetService<IConnectionMultiplexer>() is { } redis
                 ? new RedisAuditMirror(redis, sp.GetRequiredService<RedisKeys>(), sp.GetRequiredService<ILogger<RedisAuditMirror>>(), options.Audit.MirrorMaxLength)
-                : null));
+                : null,
+            sp.GetService<IAuditHeadStore>()));
         services.AddSingleton<IAuditSink>(sp => sp.GetRequiredService<FileAuditSink>());
+        if (!string.IsNullOrWhiteSpace(options.Redis.Configuration))
+        {
+            // Each node's signed chain head, off the host: deleting the newest records is caught.
+            services.AddSingleton<IAuditHeadStore>(sp => new RedisAuditHeadStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<RedisKeys>()));
+        }
         services.AddSingleton<FilePolicyProvider>(sp => new FilePolicyProvider(
             options.PolicyPath,
             sp.GetRequiredService<IAuditSink>(),

@@ -20,11 +20,13 @@ internal sealed class AuditGrpcService : AuditService.AuditServiceBase
 
     private readonly FileAuditSink _sink;
     private readonly TimeProvider _time;
+    private readonly IAuditHeadStore? _heads;
 
-    public AuditGrpcService(FileAuditSink sink, TimeProvider time)
+    public AuditGrpcService(FileAuditSink sink, TimeProvider time, IAuditHeadStore? heads = null)
     {
         _sink = sink;
         _time = time;
+        _heads = heads;
     }
 
     public override async Task Tail(TailAuditRequest request, IServerStreamWriter<AuditRecord> responseStream, ServerCallContext context)
@@ -81,6 +83,32 @@ internal sealed class AuditGrpcService : AuditService.AuditServiceBase
         var response = new QueryAuditResponse();
         response.Records.AddRange(matches.Select(ToWire));
         return Task.FromResult(response);
+    }
+
+    public override async Task<GetAuditHeadsResponse> GetHeads(GetAuditHeadsRequest request, ServerCallContext context)
+    {
+        IReadOnlyList<AuditHead> heads;
+        if (_heads is null)
+        {
+            heads = [_sink.CurrentHead()];
+        }
+        else
+        {
+            try
+            {
+                heads = await _heads.ReadAllAsync(context.CancellationToken);
+            }
+            catch (Exception ex) when (ex is StackExchange.Redis.RedisException or TimeoutException)
+            {
+                throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The published audit heads cannot be read (Redis).", ex);
+            }
+        }
+
+        var response = new GetAuditHeadsResponse();
+        response.Heads.AddRange(heads
+            .Where(h => string.IsNullOrEmpty(request.Node) || h.Node == request.Node)
+            .Select(h => new AuditHeadRecord { Json = AuditHeads.ToJson(h), Node = h.Node, Seq = h.Seq, Hash = h.Hash, Segment = h.Segment }));
+        return response;
     }
 
     private static string? Optional(string value) => string.IsNullOrEmpty(value) ? null : value;

@@ -22,7 +22,10 @@ public sealed class AuditLogFixture : IDisposable
     /// <summary>The public half only, as an auditor would pin it.</summary>
     public ECDsa PublicKey { get; }
 
-    public FileAuditSink Sink(TimeProvider? time = null, long segmentMaxBytes = 64L * 1024 * 1024, string node = "node-a", string? directory = null) =>
+    /// <summary>Where sinks built by this fixture publish their chain heads (off the host, as Redis would keep them).</summary>
+    public InMemoryAuditHeadStore Heads { get; } = new();
+
+    public FileAuditSink Sink(TimeProvider? time = null, long segmentMaxBytes = 64L * 1024 * 1024, string node = "node-a", string? directory = null, string? acknowledge = null) =>
         new(
             new FileAuditOptions
             {
@@ -31,6 +34,9 @@ public sealed class AuditLogFixture : IDisposable
                 SegmentMaxBytes = segmentMaxBytes,
                 CheckpointKey = Key,
                 RetryInterval = TimeSpan.FromMilliseconds(50),
+                HeadStore = Heads,
+                AcknowledgeTamper = acknowledge,
+                AcknowledgedBy = "operator:test",
             },
             time ?? TimeProvider.System,
             NullLogger<FileAuditSink>.Instance);
