@@ -86,7 +86,7 @@ public sealed partial class ApprovalService
             risk,
             text,
             string.IsNullOrEmpty(request.PopPublicKeyJwk) ? null : request.PopPublicKeyJwk,
-            policy.FindRule(identity.WorkloadId)?.Owner,
+            policy.FindRule(identity)?.Owner,
             policy.Digest,
             now,
             now + gates.Min(g => g.Validity),

@@ -75,7 +75,7 @@ public sealed partial class CredentialIssuer
             throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
         }
 
-        var (phaseRule, grant) = SecretPolicyDecision.Authorize(policy, identity.WorkloadId, phase, request.Engine, request.Role);
+        var (phaseRule, grant) = SecretPolicyDecision.Authorize(policy, identity, phase, request.Engine, request.Role);
         await _risk.CheckAsync(identity.WorkloadId, request.TaskId, phase, phaseRule, cancellationToken);
         var maxTtl = grant.MaxLeaseTtl < _options.MaxTokenLifetime ? grant.MaxLeaseTtl : _options.MaxTokenLifetime;
         var ttl = request.RequestedTtl ?? maxTtl;
@@ -104,7 +104,7 @@ public sealed partial class CredentialIssuer
         }
 
         // Task ownership and the phase change first: a refused task never reaches the engine.
-        await RecordLeaseIssuanceAsync(record, policy, identity.WorkloadId, phase, request.Context, cancellationToken);
+        await RecordLeaseIssuanceAsync(record, policy, identity, phase, request.Context, cancellationToken);
         DownstreamLogin login;
         try
         {
@@ -149,12 +149,12 @@ public sealed partial class CredentialIssuer
 
     // As the token path records a token: claims the task, and a phase change first ends the earlier
     // phase's credentials (tokens and leases alike) unless policy keeps them.
-    private async Task RecordLeaseIssuanceAsync(IssuanceRecord record, BrokerPolicy policy, string workloadId, TaskPhase phase, RequestContext context, CancellationToken cancellationToken)
+    private async Task RecordLeaseIssuanceAsync(IssuanceRecord record, BrokerPolicy policy, WorkloadIdentity identity, TaskPhase phase, RequestContext context, CancellationToken cancellationToken)
     {
         var outcome = await SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record, cancellationToken));
         if (outcome.Status == IssuanceStatus.PhaseChangePending && outcome.PreviousPhase is { } left)
         {
-            if (LeavingRevokes(policy, workloadId, left))
+            if (LeavingRevokes(policy, identity, left))
             {
                 await _revoker.RevokeInternalAsync(
                     Broker.Revocation.RevocationSelector.ForTaskPhase(record.TaskId, left.ToWire()),

@@ -261,7 +261,7 @@ public sealed partial class CredentialIssuer
         _revocations.EnsureIssuanceAllowed();
         RequestValidator.ValidateTaskId(request.TaskId);
         var phase = request.Phase is null && request.PhaseFromPolicy
-            ? PolicyDecision.DefaultPhase(policy, identity.WorkloadId)
+            ? PolicyDecision.DefaultPhase(policy, identity)
             : RequestValidator.ValidatePhase(request.Phase);
         var scopes = RequestValidator.ValidateScopes(request.Scopes);
         RequestValidator.ValidateAudience(request.Audience);
@@ -277,7 +277,7 @@ public sealed partial class CredentialIssuer
             throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
         }
 
-        var phaseRule = PolicyDecision.Authorize(policy, identity.WorkloadId, phase, scopes, request.Audience);
+        var phaseRule = PolicyDecision.Authorize(policy, identity, phase, scopes, request.Audience);
         await _risk.CheckAsync(identity.WorkloadId, request.TaskId, phase, phaseRule, cancellationToken);
         var maxTtl = phaseRule.MaxTtl < _options.MaxTokenLifetime ? phaseRule.MaxTtl : _options.MaxTokenLifetime;
         var ttl = request.RequestedTtl ?? maxTtl;
@@ -364,7 +364,7 @@ public sealed partial class CredentialIssuer
             {
                 // Moving on ends the earlier phase's credentials, durably, before the task changes
                 // phase: if this fails, nothing moved and the next request tries again.
-                if (LeavingRevokes(policy, identity.WorkloadId, left))
+                if (LeavingRevokes(policy, identity, left))
                 {
                     await _revoker.RevokeInternalAsync(
                         Broker.Revocation.RevocationSelector.ForTaskPhase(request.TaskId, left.ToWire()),
@@ -436,8 +436,8 @@ public sealed partial class CredentialIssuer
         _revocations.Index.IsRevoked(new Broker.Revocation.TokenFacts("", workloadId, taskId, "", _time.GetUtcNow()), out var revokedBy)
         && revokedBy == Broker.Revocation.RevocationKind.Task;
 
-    private static bool LeavingRevokes(BrokerPolicy policy, string workloadId, TaskPhase left) =>
-        !(policy.FindRule(workloadId) is { } rule && rule.Phases.TryGetValue(left, out var leftRule) && leftRule.KeepTokensOnExit);
+    private static bool LeavingRevokes(BrokerPolicy policy, WorkloadIdentity identity, TaskPhase left) =>
+        !(policy.FindRule(identity) is { } rule && rule.Phases.TryGetValue(left, out var leftRule) && leftRule.KeepTokensOnExit);
 
     private async Task<WorkloadIdentity> AttestAsync(AttestationEvidence? evidence, RequestContext context, string policyDigest, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using Broker.Core.Attestation;
 using Broker.Core.Errors;
 
 using Broker.Core.Policy;
@@ -7,9 +8,9 @@ namespace Broker.Core.Issuance;
 /// <summary>Applies the agent rules: a request outside policy is refused as a whole, never trimmed.</summary>
 public static class PolicyDecision
 {
-    public static PhaseRule Authorize(BrokerPolicy policy, string workloadId, TaskPhase phase, IReadOnlyList<string> scopes, string audience)
+    public static PhaseRule Authorize(BrokerPolicy policy, WorkloadIdentity identity, TaskPhase phase, IReadOnlyList<string> scopes, string audience)
     {
-        var rule = policy.FindRule(workloadId)
+        var rule = policy.FindRule(identity)
             ?? throw BrokerErrors.PermissionDenied(BrokerErrors.AgentNotAllowed, "No policy rule allows this workload.");
 
         if (!rule.Phases.TryGetValue(phase, out var phaseRule))
@@ -39,9 +40,9 @@ public static class PolicyDecision
     /// The phase of a request that named none (a standard OAuth client's): the agent rule's
     /// <c>default_phase</c>. Without one the request is refused, saying what to send instead.
     /// </summary>
-    public static TaskPhase DefaultPhase(BrokerPolicy policy, string workloadId)
+    public static TaskPhase DefaultPhase(BrokerPolicy policy, WorkloadIdentity identity)
     {
-        var rule = policy.FindRule(workloadId)
+        var rule = policy.FindRule(identity)
             ?? throw BrokerErrors.PermissionDenied(BrokerErrors.AgentNotAllowed, "No policy rule allows this workload.");
         return rule.DefaultPhase ?? throw BrokerErrors.InvalidArgument(
             BrokerErrors.PhaseRequired,

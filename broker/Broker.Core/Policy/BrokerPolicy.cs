@@ -1,3 +1,5 @@
+using Broker.Core.Attestation;
+
 namespace Broker.Core.Policy;
 
 /// <summary>A validated policy: trust sources and agent rules. Immutable once loaded.</summary>
@@ -22,11 +24,18 @@ public sealed class BrokerPolicy
 
     public SecretEnginePolicy? FindSecretEngine(string name) => SecretEngines.FirstOrDefault(e => e.Name == name);
 
-    public AgentRule? FindRule(string workloadId)
+    /// <summary>
+    /// The first rule whose pattern matches the identity, considering only rules of the
+    /// identity's kind: <c>spiffe://</c> patterns match only identities a SPIFFE trust domain
+    /// proved (JWT-SVID, X.509-SVID), every other pattern only OIDC-proven identities. The
+    /// string alone never decides which kind of trust vouched for it.
+    /// </summary>
+    public AgentRule? FindRule(WorkloadIdentity identity)
     {
+        var spiffe = identity.Kind is AttestationKind.JwtSvid or AttestationKind.X509Svid;
         foreach (var rule in Agents)
         {
-            if (rule.Match.IsMatch(workloadId))
+            if (rule.Match.IsSpiffe == spiffe && rule.Match.IsMatch(identity.WorkloadId))
             {
                 return rule;
             }

@@ -435,10 +435,12 @@ public static partial class PolicyLoader
             return null;
         }
 
-        // Otherwise an OIDC subject could be mapped to an id that reads as a SPIFFE ID.
-        if (text.StartsWith("spiffe:", StringComparison.OrdinalIgnoreCase))
+        // Otherwise an OIDC subject could be mapped to an id that reads as a SPIFFE ID: the
+        // prefix must not start with 'spiffe:' nor be a start of it ('', 's', 'spif', ...) that
+        // a chosen subject ('fe://example.org/admin') completes.
+        if (text.StartsWith("spiffe:", StringComparison.OrdinalIgnoreCase) || "spiffe:".StartsWith(text, StringComparison.OrdinalIgnoreCase))
         {
-            reader.Error(node, path, "a workload id prefix must not start with 'spiffe:'; SPIFFE IDs come only from SPIFFE trust domains");
+            reader.Error(node, path, $"workload_id_prefix '{PolicyReader.Shorten(text)}' could make an OIDC subject read as a SPIFFE ID ('spiffe://...'); SPIFFE IDs come only from SPIFFE trust domains. Use a prefix such as 'k8s:'");
             return null;
         }
 

@@ -20,6 +20,9 @@ public sealed partial class WorkloadPattern
 
     public string Text { get; }
 
+    /// <summary>True for a SPIFFE ID pattern (<c>spiffe://…</c>): it matches only SPIFFE-attested identities.</summary>
+    public bool IsSpiffe => Text.StartsWith("spiffe://", StringComparison.Ordinal);
+
     public bool IsMatch(string workloadId) => _regex.IsMatch(workloadId);
 
     public static bool TryParse(string text, out WorkloadPattern? pattern, out string? error)

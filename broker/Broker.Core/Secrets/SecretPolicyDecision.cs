@@ -1,3 +1,4 @@
+using Broker.Core.Attestation;
 using Broker.Core.Errors;
 using Broker.Core.Policy;
 
@@ -6,9 +7,9 @@ namespace Broker.Core.Secrets;
 /// <summary>Applies the agent rules to a downstream-credential request: the agent's rule, its phase, and that phase's <c>secrets:</c>.</summary>
 public static class SecretPolicyDecision
 {
-    public static (PhaseRule Phase, SecretGrant Grant) Authorize(BrokerPolicy policy, string workloadId, TaskPhase phase, string engine, string role)
+    public static (PhaseRule Phase, SecretGrant Grant) Authorize(BrokerPolicy policy, WorkloadIdentity identity, TaskPhase phase, string engine, string role)
     {
-        var rule = policy.FindRule(workloadId)
+        var rule = policy.FindRule(identity)
             ?? throw BrokerErrors.PermissionDenied(BrokerErrors.AgentNotAllowed, "No policy rule allows this workload.");
 
         if (!rule.Phases.TryGetValue(phase, out var phaseRule))

@@ -30,6 +30,12 @@ public sealed class BrokerOptions
     /// <summary>The one clock difference tolerated by every time check (see <see cref="ClockSkewSettings"/>).</summary>
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Serve gRPC server reflection (service and message descriptions, for grpcurl and the like).
+    /// Unset: on in --dev, off in production, where it only helps a caller map the attack surface.
+    /// </summary>
+    public bool? GrpcReflection { get; set; }
+
     /// <summary>Path of the policy YAML file.</summary>
     public string PolicyPath { get; set; } = "";
 

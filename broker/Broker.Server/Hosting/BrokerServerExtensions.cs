@@ -80,7 +80,11 @@ public static class BrokerServerExtensions
             grpc.EnableDetailedErrors = false;
             grpc.Interceptors.Add<BrokerErrorInterceptor>();
         });
-        builder.Services.AddGrpcReflection();
+        if (options.GrpcReflection ?? options.Dev)
+        {
+            builder.Services.AddGrpcReflection();
+        }
+
         builder.Services.AddGrpcHealthChecks(health =>
             {
                 // "" is every check (readiness). Each dependency also answers on its own, and
@@ -181,7 +185,13 @@ public static class BrokerServerExtensions
     public static WebApplication MapBroker(this WebApplication app)
     {
         // Resolve eagerly so a bad policy, key or audit path stops start-up instead of the first call.
-        _ = app.Services.GetRequiredService<IPolicyProvider>();
+        var options = app.Services.GetRequiredService<IOptions<BrokerOptions>>().Value;
+        var policy = app.Services.GetRequiredService<IPolicyProvider>();
+        if (OperatorSeparation.Problems(options, policy.Current).ToList() is { Count: > 0 } separation)
+        {
+            throw new BrokerStartupException(separation);
+        }
+
         _ = app.Services.GetRequiredService<SigningKeyRing>();
         _ = app.Services.GetRequiredService<IAuditSink>();
 
@@ -203,7 +213,6 @@ public static class BrokerServerExtensions
 
         if (app.Services.GetService<IConnectionMultiplexer>() is { } redis)
         {
-            var options = app.Services.GetRequiredService<IOptions<BrokerOptions>>().Value;
             var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Redis.Durability");
             using var check = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             try
@@ -227,7 +236,11 @@ public static class BrokerServerExtensions
         app.MapRisk();
         app.MapApprovals();
         app.MapSecrets();
-        app.MapGrpcReflectionService();
+        if (options.GrpcReflection ?? options.Dev)
+        {
+            app.MapGrpcReflectionService();
+        }
+
         app.MapGrpcHealthChecksService();
         app.MapWellKnown();
         app.MapBrokerOAuth();

@@ -72,6 +72,8 @@ public static class StartupValidation
             problems.Add("BRK1007: Broker:Operators:Authority must not be Broker's own issuer: agent credentials must never authorize admin calls.");
         }
 
+        problems.AddRange(OperatorSeparation.Problems(options));
+
         if (string.IsNullOrWhiteSpace(options.AuditPath))
         {
             problems.Add("BRK1005: Broker:AuditPath is required: no credential is issued without a durable audit record.");

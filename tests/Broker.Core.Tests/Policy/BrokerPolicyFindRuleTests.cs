@@ -1,3 +1,4 @@
+using Broker.Core.Attestation;
 using Broker.Core.Policy;
 
 namespace Broker.Core.Tests.Policy;
@@ -36,15 +37,29 @@ public sealed class BrokerPolicyFindRuleTests : IDisposable
     {
         var policy = Load();
 
-        Assert.Equal("deployer-canary", policy.FindRule("spiffe://example.org/agents/deployer/canary")!.Name);
-        Assert.Equal("deployer", policy.FindRule("spiffe://example.org/agents/deployer/eu-1")!.Name);
-        Assert.Equal("everything-else", policy.FindRule("spiffe://example.org/agents/deployer/eu-1/x")!.Name);
-        Assert.Equal("everything-else", policy.FindRule("spiffe://example.org/other")!.Name);
+        Assert.Equal("deployer-canary", policy.FindRule(Spiffe("spiffe://example.org/agents/deployer/canary"))!.Name);
+        Assert.Equal("deployer", policy.FindRule(Spiffe("spiffe://example.org/agents/deployer/eu-1"))!.Name);
+        Assert.Equal("everything-else", policy.FindRule(Spiffe("spiffe://example.org/agents/deployer/eu-1/x"))!.Name);
+        Assert.Equal("everything-else", policy.FindRule(Spiffe("spiffe://example.org/other"))!.Name);
     }
 
     [Theory]
     [InlineData("spiffe://example.org")]
     [InlineData("spiffe://other.org/agents/deployer/eu-1")]
     [InlineData("")]
-    public void An_id_no_rule_matches_finds_nothing(string workloadId) => Assert.Null(Load().FindRule(workloadId));
+    public void An_id_no_rule_matches_finds_nothing(string workloadId) => Assert.Null(Load().FindRule(Spiffe(workloadId)));
+
+    [Fact]
+    public void A_spiffe_rule_never_matches_an_identity_an_oidc_issuer_vouched_for()
+    {
+        // Should an OIDC subject ever map to a string that reads as a SPIFFE ID, the kind of
+        // trust that proved it still decides: only SPIFFE-proven identities meet spiffe:// rules.
+        var policy = Load();
+        var id = "spiffe://example.org/agents/deployer/eu-1";
+
+        Assert.Null(policy.FindRule(new WorkloadIdentity(id, AttestationKind.OidcToken, "https://issuer.example", DateTimeOffset.MaxValue)));
+        Assert.Equal("deployer", policy.FindRule(new WorkloadIdentity(id, AttestationKind.X509Svid, "example.org", DateTimeOffset.MaxValue))!.Name);
+    }
+
+    private static WorkloadIdentity Spiffe(string workloadId) => new(workloadId, AttestationKind.JwtSvid, "example.org", DateTimeOffset.MaxValue);
 }

@@ -502,11 +502,15 @@ public sealed class PolicyValidationTests : IDisposable
     [Theory]
     [InlineData("\"spiffe://example.org/\"")]
     [InlineData("\"SPIFFE:\"")]
+    // A start of 'spiffe:' that a chosen subject completes ('fe://example.org/admin').
+    [InlineData("s")]
+    [InlineData("spif")]
+    [InlineData("Spiffe")]
     public void A_workload_id_prefix_that_could_pass_for_a_spiffe_id_is_reported(string prefix)
     {
         var yaml = OidcPolicy("").Replace("workload_id_prefix: \"k8s:\"", $"workload_id_prefix: {prefix}", StringComparison.Ordinal);
 
-        PolicyAssert.HasError(Load(yaml), 5, "must not start with 'spiffe:'");
+        PolicyAssert.HasError(Load(yaml), 5, "could make an OIDC subject read as a SPIFFE ID");
     }
 
     private static string OidcPolicy(string extraIssuerLines) => $$"""

@@ -22,8 +22,8 @@ public sealed class SamplePolicyTests : IDisposable
 
         Assert.Equal(["deployer", "triage"], policy.Agents.Select(a => a.Name));
         Assert.All(policy.Agents, a => Assert.Equal(3, a.Phases.Count));
-        Assert.Equal("deployer", policy.FindRule("spiffe://example.org/agents/deployer/prod-1")!.Name);
-        Assert.Equal("triage", policy.FindRule("k8s:system:serviceaccount:ops:triage")!.Name);
+        Assert.Equal("deployer", policy.FindRule(new Broker.Core.Attestation.WorkloadIdentity("spiffe://example.org/agents/deployer/prod-1", Broker.Core.Attestation.AttestationKind.JwtSvid, "example.org", DateTimeOffset.MaxValue))!.Name);
+        Assert.Equal("triage", policy.FindRule(new Broker.Core.Attestation.WorkloadIdentity("k8s:system:serviceaccount:ops:triage", Broker.Core.Attestation.AttestationKind.OidcToken, "https://kubernetes.default.svc.cluster.local", DateTimeOffset.MaxValue))!.Name);
     }
 
     [Fact]

@@ -1,0 +1,92 @@
+using Broker.Server.Hosting;
+using Broker.Server.Tests.Infrastructure;
+using Broker.Testing;
+using Grpc.Core;
+using Grpc.Reflection.V1Alpha;
+
+namespace Broker.Server.Tests.Hosting;
+
+/// <summary>What production start-up refuses or turns off that --dev allows.</summary>
+[Collection(RedisCollection.Name)]
+public sealed class ProductionHardeningTests(RedisFixture redis)
+{
+    [Fact]
+    public async Task Grpc_reflection_is_off_in_production_unless_turned_on()
+    {
+        await using (var production = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: RedisFixture.NewPrefix()))
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(() => ListServicesAsync(production));
+            Assert.Equal(StatusCode.Unimplemented, refused.StatusCode);
+        }
+
+        await using var turnedOn = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: RedisFixture.NewPrefix(), settings: new Dictionary<string, string?> { ["Broker:GrpcReflection"] = "true" });
+        Assert.Contains("broker.v1.CredentialService", await ListServicesAsync(turnedOn));
+    }
+
+    [Fact]
+    public async Task Grpc_reflection_is_on_in_dev()
+    {
+        await using var dev = await BrokerScenario.StartAsync();
+
+        Assert.Contains("broker.v1.CredentialService", await ListServicesAsync(dev));
+    }
+
+    [Fact]
+    public async Task Start_up_refuses_an_operator_authority_that_also_attests_workloads()
+    {
+        using var trust = new TestTrustDomain("example.org");
+        var jwks = trust.WriteJwksFile(use: null);
+        var policyPath = Path.Combine(trust.Directory, "policy.yaml");
+        await File.WriteAllTextAsync(policyPath, $"""
+            version: 1
+            trust:
+              oidc:
+                - issuer: https://idp.example.org
+                  jwks_file: {jwks}
+                  workload_id_prefix: "idp:"
+            agents:
+              - name: a
+                match: idp:*
+                phases:
+                  planning: {"{"} scopes: [s], audiences: [https://api], max_ttl: 1m {"}"}
+            """);
+
+        var refused = await Assert.ThrowsAsync<BrokerStartupException>(() => BrokerTestHost.StartAsync(new BrokerTestHostOptions
+        {
+            PolicyPath = policyPath,
+            RedisConfiguration = redis.Server.Configuration,
+            RedisKeyPrefix = RedisFixture.NewPrefix(),
+            OperatorAuthority = "https://idp.example.org/",
+        }));
+
+        var problem = Assert.Single(refused.Problems);
+        Assert.StartsWith("BRK1053", problem, StringComparison.Ordinal);
+        Assert.Contains("Broker:Operators:Authority", problem, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("https://broker.example.org", "", "https://broker.example.org/")]
+    [InlineData("https://broker.example.org", "spiffe://example.org/broker", "spiffe://example.org/broker")]
+    public void Start_up_refuses_an_operator_audience_equal_to_the_agent_audience(string issuer, string audience, string operatorAudience)
+    {
+        var options = new BrokerOptions { Issuer = issuer, Audience = audience, Operators = { Audience = operatorAudience } };
+
+        Assert.Contains(StartupValidation.Problems(options), p => p.StartsWith("BRK1052", StringComparison.Ordinal) && p.Contains("Broker:Operators:Audience", StringComparison.Ordinal));
+        Assert.DoesNotContain(StartupValidation.Problems(new BrokerOptions { Issuer = issuer, Audience = audience }), p => p.StartsWith("BRK1052", StringComparison.Ordinal));
+    }
+
+    private static async Task<List<string>> ListServicesAsync(BrokerScenario broker)
+    {
+        var client = new ServerReflection.ServerReflectionClient(broker.Channel);
+        using var call = client.ServerReflectionInfo();
+        await call.RequestStream.WriteAsync(new ServerReflectionRequest { ListServices = "" });
+        await call.RequestStream.CompleteAsync();
+        var names = new List<string>();
+        await foreach (var response in call.ResponseStream.ReadAllAsync())
+        {
+            names.AddRange(response.ListServicesResponse.Service.Select(s => s.Name));
+        }
+
+        return names;
+    }
+}
