@@ -53,6 +53,7 @@ public sealed class RedisLossTests(RedisFixture redis) : IAsyncLifetime
         using var stop = new CancellationTokenSource();
         var emptiedAt = long.MaxValue;
         var issuedAfter = 0;
+        var issuedBefore = 0;
         var refusedAfter = new List<string>();
         var callers = Enumerable.Range(0, 4).Select(i => Task.Run(async () =>
         {
@@ -64,10 +65,7 @@ public sealed class RedisLossTests(RedisFixture redis) : IAsyncLifetime
                 try
                 {
                     await node.IssueCredentialAsync(_a.Request(task: task));
-                    if (started > Interlocked.Read(ref emptiedAt))
-                    {
-                        Interlocked.Increment(ref issuedAfter);
-                    }
+                    Interlocked.Increment(ref started > Interlocked.Read(ref emptiedAt) ? ref issuedAfter : ref issuedBefore);
                 }
                 catch (RpcException ex) when (started > Interlocked.Read(ref emptiedAt))
                 {
@@ -83,7 +81,8 @@ public sealed class RedisLossTests(RedisFixture redis) : IAsyncLifetime
             }
         })).ToArray();
 
-        await Task.Delay(200); // let the callers run against the intact state first
+        // The callers are running against the intact state before it is lost.
+        await EventuallyAsync(() => Task.FromResult(Volatile.Read(ref issuedBefore) >= 8));
         await EmptyRedisAsync();
         Interlocked.Exchange(ref emptiedAt, System.Diagnostics.Stopwatch.GetTimestamp());
         await EventuallyAsync(() => Task.FromResult(Volatile.Read(ref issuedAfter) > 0 || refusedAfter.Count >= 40));
