@@ -17,7 +17,8 @@
 #   BROKER_SAMPLE_DLL   a built Broker.SampleResourceServer.dll; default: build
 #                       samples/Broker.SampleResourceServer (Release).
 #   BROKER_BASE_PORT    first port; Redis gets it, node i gets BASE+2i-1 (gRPC) and BASE+2i (HTTP),
-#                       the resource server BASE+2N+1. Default: a free range chosen at random.
+#                       the resource server BASE+2N+1. Default: a free range chosen at random
+#                       below the kernel's ephemeral range, so no outgoing connection holds it.
 #   BROKER_START_TIMEOUT  seconds to wait for every process's /healthz (default 60).
 #
 # The resource server takes tokens for audience https://api.local.test from the cluster's issuer
@@ -169,7 +170,7 @@ start() {
   if [ -z "$base" ]; then
     local try p free
     for try in $(seq 1 50); do
-      base=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+      base=$((10000 + (RANDOM * 32768 + RANDOM) % 22000))
       free=1
       for p in $(seq "$base" $((base + 2 * nodes + 1))); do
         if port_in_use "$p"; then free=0; break; fi

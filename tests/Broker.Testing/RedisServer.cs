@@ -35,9 +35,21 @@ public sealed class RedisServer : IAsyncDisposable
     {
         var executable = FindExecutableOrThrow();
         var dataDirectory = Directory.CreateTempSubdirectory("broker-redis-").FullName;
-        var server = new RedisServer(executable, FreePort(), dataDirectory);
-        await server.StartProcessAsync();
-        return server;
+        // A port checked free can still be taken before redis-server binds it (another test's
+        // child process); such a start is retried on a new port, never reported as a failure.
+        for (var attempt = 1; ; attempt++)
+        {
+            var server = new RedisServer(executable, FreePort(), dataDirectory);
+            try
+            {
+                await server.StartProcessAsync();
+                return server;
+            }
+            catch (PortInUseException) when (attempt < 5)
+            {
+                server._process?.Dispose();
+            }
+        }
     }
 
     /// <summary>Stops the server the way a crash would not: SHUTDOWN lets AOF finish. Use <see cref="Kill"/> for a crash.</summary>
@@ -130,7 +142,14 @@ public sealed class RedisServer : IAsyncDisposable
             if (_process.HasExited)
             {
                 var log = Path.Combine(DataDirectory, "redis.log");
-                throw new InvalidOperationException($"redis-server exited with {_process.ExitCode}: {(File.Exists(log) ? await File.ReadAllTextAsync(log) : "no log")}");
+                var text = File.Exists(log) ? await File.ReadAllTextAsync(log) : "no log";
+                File.Delete(log);
+                if (text.Contains("Address already in use", StringComparison.Ordinal))
+                {
+                    throw new PortInUseException($"redis-server could not bind port {Port}: {text}");
+                }
+
+                throw new InvalidOperationException($"redis-server exited with {_process.ExitCode}: {text}");
             }
 
             try
@@ -185,10 +204,9 @@ public sealed class RedisServer : IAsyncDisposable
         return null;
     }
 
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    /// <summary>A free loopback port: see <see cref="LoopbackPorts"/>.</summary>
+    public static int FreePort() => LoopbackPorts.Next();
 }
+
+/// <summary>The port a child server was given was bound by someone else first.</summary>
+public sealed class PortInUseException(string message) : Exception(message);
