@@ -17,7 +17,8 @@ namespace Broker.ResourceServer.Tests.Infrastructure;
 /// <summary>
 /// One broker node in dev mode (in-memory state) on real Kestrel, registered the way the shipped
 /// host is (<c>AddBroker</c>/<c>MapBroker</c>), with an attested test agent and a dev operator
-/// who can revoke.
+/// who can revoke. Given a Redis configuration, the node keeps its state there (dev mode on a
+/// shared Redis, as <c>--dev --redis</c>).
 /// </summary>
 public sealed class BrokerNode : IAsyncDisposable
 {
@@ -63,12 +64,14 @@ public sealed class BrokerNode : IAsyncDisposable
 
     public RevocationService.RevocationServiceClient Revocations { get; }
 
-    public static async Task<BrokerNode> StartAsync()
+    /// <param name="redisConfiguration">A Redis to keep state in; null for in-memory state.</param>
+    /// <param name="policy">Writes the policy from the trust domain's JWKS path; null means <see cref="Policy"/>.</param>
+    public static async Task<BrokerNode> StartAsync(string? redisConfiguration = null, Func<string, string>? policy = null)
     {
         var trust = new TestTrustDomain("example.org");
         var work = Directory.CreateTempSubdirectory("broker-rs-node-").FullName;
         var policyPath = Path.Combine(work, "policy.yaml");
-        await File.WriteAllTextAsync(policyPath, Policy(trust.WriteJwksFile()));
+        await File.WriteAllTextAsync(policyPath, (policy ?? Policy)(trust.WriteJwksFile()));
         var keyPath = Path.Combine(work, "signing.pem");
         using (var key = ECDsa.Create(ECCurve.NamedCurves.nistP256))
         {
@@ -90,6 +93,8 @@ public sealed class BrokerNode : IAsyncDisposable
             ["Broker:PolicyPath"] = policyPath,
             ["Broker:AuditPath"] = Path.Combine(work, "audit.log"),
             ["Broker:Signing:Keys:0:Path"] = keyPath,
+            ["Broker:Redis:Configuration"] = redisConfiguration,
+            ["Broker:Redis:KeyPrefix"] = redisConfiguration is null ? null : $"rs{Guid.NewGuid():N}:",
         });
         builder.Logging.ClearProviders();
         builder.AddBroker();
@@ -119,6 +124,10 @@ public sealed class BrokerNode : IAsyncDisposable
                 audiences: [{ApiAudience}]
                 max_ttl: 5m
         """;
+
+    /// <summary>A JWT-SVID for <paramref name="agent"/> addressed to this broker: the proof an agent presents.</summary>
+    public string Svid(string agent = "/agents/planner") =>
+        _trust.MintSvid(_trust.SpiffeId(agent), BrokerAudience, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5));
 
     /// <summary>Issues a token to the attested agent <paramref name="agent"/>.</summary>
     public async Task<IssueCredentialResponse> IssueAsync(string task, Phase phase = Phase.Planning, string agent = "/agents/planner", params string[] scopes)
