@@ -131,4 +131,22 @@ public sealed class AuthorizationRequirementTests
         var reason = Assert.Single(result.Failure!.FailureReasons);
         Assert.Contains("deploy:prod", reason.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task The_attributes_require_authentication_the_exact_scopes_and_the_phase()
+    {
+        var requirements = new IAuthorizationRequirementData[] { new RequireBrokerScopeAttribute("deploy:prod"), new RequireBrokerPhaseAttribute(BrokerPhases.Execution) }
+            .SelectMany(d => d.GetRequirements()).ToList();
+        var services = new ServiceCollection().AddLogging().AddAuthorization();
+        await using var provider = services.BuildServiceProvider();
+        var authorization = provider.GetRequiredService<IAuthorizationService>();
+
+        Assert.True((await authorization.AuthorizeAsync(WithScope("repo:read deploy:prod"), null, requirements)).Succeeded);
+        Assert.False((await authorization.AuthorizeAsync(WithScope("deploy:prod", "planning"), null, requirements)).Succeeded);
+        Assert.False((await authorization.AuthorizeAsync(WithScope("deploy:production"), null, requirements)).Succeeded);
+        var anonymous = new ClaimsPrincipal(new ClaimsIdentity([new Claim("scope", "deploy:prod"), new Claim("phase", "execution")]));
+        Assert.False((await authorization.AuthorizeAsync(anonymous, null, requirements)).Succeeded);
+        Assert.Throws<ArgumentException>(() => new RequireBrokerPhaseAttribute("deployment"));
+        Assert.Throws<ArgumentException>(() => new RequireBrokerScopeAttribute("two words"));
+    }
 }
