@@ -21,7 +21,7 @@ public sealed class RespondPageTests(Chromium chromium) : IAsyncLifetime
     public async Task A_responder_revokes_a_task_after_confirming_and_a_resource_server_refuses_its_token()
     {
         var issued = await _world.Scenario.Client.IssueCredentialAsync(_world.Scenario.Request(task: "inc-7"));
-        await using var api = await ResourceApi.StartAsync(_world.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: _world.Host.GrpcAddress);
+        await using var api = await ResourceApi.StartAsync(_world.Host.Issuer, BrokerScenario.ResourceAudience, revocationAddress: _world.Host.GrpcAddress, resourceServerToken: _world.Host.ResourceServerToken);
         using var http = new HttpClient();
         Assert.Equal(HttpStatusCode.OK, await CallAsync(http, api, issued.AccessToken));
 

@@ -96,6 +96,7 @@ public static class BrokerErrors
     public const string SelectorInvalid = "SELECTOR_INVALID";
     public const string ReasonRequired = "REASON_REQUIRED";
     public const string BatchTooLarge = "BATCH_TOO_LARGE";
+    public const string TokenNotHeld = "TOKEN_NOT_HELD";
 
     // Resource servers (WatchRevocations, Introspect) and rate limits (docs/resource-server.md, SECURITY.md).
     public const string ResourceServerTokenMissing = "RESOURCE_SERVER_TOKEN_MISSING";

@@ -8,7 +8,19 @@ using Microsoft.Extensions.Options;
 namespace Broker.Core.Revocation;
 
 /// <summary>What introspection found.</summary>
-public sealed record IntrospectionResult(bool Active, string? InactiveReason, JsonWebToken? Token);
+public sealed record IntrospectionResult(bool Active, string? InactiveReason, JsonWebToken? Token)
+{
+    /// <summary>The token's granted scopes (its <c>scope</c> claim), empty when there is no token.</summary>
+    public IReadOnlyList<string> Scopes => Token is not null && Token.TryGetPayloadValue<string>("scope", out var scope)
+        ? scope.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+        : [];
+
+    /// <summary>The token's task (its <c>task</c> claim).</summary>
+    public string? TaskId => Token is not null && Token.TryGetPayloadValue<string>("task", out var task) ? task : null;
+
+    /// <summary>The token's phase, by wire name (its <c>phase</c> claim).</summary>
+    public string? Phase => Token is not null && Token.TryGetPayloadValue<string>("phase", out var phase) ? phase : null;
+}
 
 /// <summary>
 /// Checks a Broker access token as a resource server would (signature against this broker's

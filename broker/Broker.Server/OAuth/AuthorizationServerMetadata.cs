@@ -20,8 +20,16 @@ internal static class AuthorizationServerMetadata
     {
         var root = issuer.TrimEnd('/');
         writer.WriteString("token_endpoint", root + OAuthProtocol.TokenPath);
+        writer.WriteString("introspection_endpoint", root + OAuthProtocol.IntrospectionPath);
+        writer.WriteString("revocation_endpoint", root + OAuthProtocol.RevocationPath);
         WriteArray(writer, "grant_types_supported", GrantTypes);
         WriteArray(writer, "token_endpoint_auth_methods_supported", TokenEndpointAuthMethods);
+
+        // Resource servers introspect with a resource-server bearer token (docs/resource-server.md).
+        WriteArray(writer, "introspection_endpoint_auth_methods_supported", ["bearer"]);
+
+        // Responders revoke with an operator bearer token; agents with the proof they hold.
+        WriteArray(writer, "revocation_endpoint_auth_methods_supported", ["bearer", "private_key_jwt", "tls_client_auth"]);
 
         // No authorization endpoint: agents are workloads, there is no browser redirect.
         WriteArray(writer, "response_types_supported", []);

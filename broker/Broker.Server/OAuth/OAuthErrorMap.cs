@@ -25,6 +25,10 @@ internal static class OAuthErrorMap
         [BrokerErrors.ApprovalExpired] = OAuthProtocol.ExpiredToken,
         [BrokerErrors.ApprovalIdInvalid] = OAuthProtocol.InvalidGrant,
         [BrokerErrors.ApprovalNotYours] = OAuthProtocol.InvalidGrant,
+        [BrokerErrors.ResourceServerTokenMissing] = OAuthProtocol.InvalidClient,
+        [BrokerErrors.ResourceServerTokenInvalid] = OAuthProtocol.InvalidClient,
+        [BrokerErrors.ResourceServerRoleMissing] = OAuthProtocol.AccessDenied,
+        [BrokerErrors.TokenNotHeld] = OAuthProtocol.UnauthorizedClient,
     };
 
     /// <summary>RFC 6749 error code and HTTP status for a domain refusal.</summary>
@@ -46,6 +50,8 @@ internal static class OAuthErrorMap
 
     public static int StatusOf(string error) => error switch
     {
+        // RFC 6749 section 5.2: a client that failed to authenticate hears 401.
+        OAuthProtocol.InvalidClient => StatusCodes.Status401Unauthorized,
         OAuthProtocol.TemporarilyUnavailable => StatusCodes.Status503ServiceUnavailable,
         OAuthProtocol.ServerError => StatusCodes.Status500InternalServerError,
         _ => StatusCodes.Status400BadRequest,

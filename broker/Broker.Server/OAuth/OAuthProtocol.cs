@@ -4,6 +4,8 @@ namespace Broker.Server.OAuth;
 internal static class OAuthProtocol
 {
     public const string TokenPath = "/oauth2/token";
+    public const string IntrospectionPath = "/oauth2/introspect";
+    public const string RevocationPath = "/oauth2/revoke";
     public const string MetadataPath = "/.well-known/oauth-authorization-server";
 
     public const string TokenExchangeGrant = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -16,8 +18,10 @@ internal static class OAuthProtocol
     /// <summary>The RFC 9396 authorization details type that names Broker's task, phase and justification.</summary>
     public const string AgentTaskType = "agent_task";
 
-    // RFC 6749 section 5.2, RFC 8707, RFC 8628 / CIBA, RFC 9396.
+    // RFC 6749 section 5.2, RFC 7009, RFC 8707, RFC 8628 / CIBA, RFC 9396.
     public const string InvalidRequest = "invalid_request";
+    public const string InvalidClient = "invalid_client";
+    public const string UnsupportedTokenType = "unsupported_token_type";
     public const string InvalidGrant = "invalid_grant";
     public const string InvalidScope = "invalid_scope";
     public const string InvalidTarget = "invalid_target";

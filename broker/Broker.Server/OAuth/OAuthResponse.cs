@@ -38,8 +38,15 @@ internal static class OAuthResponse
         string reason,
         string message,
         IReadOnlyDictionary<string, string>? metadata = null,
-        Action<Utf8JsonWriter>? more = null) =>
-        WriteAsync(context, OAuthErrorMap.StatusOf(error), writer =>
+        Action<Utf8JsonWriter>? more = null)
+    {
+        var status = OAuthErrorMap.StatusOf(error);
+        if (status == StatusCodes.Status401Unauthorized)
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer realm=\"broker\"";
+        }
+
+        return WriteAsync(context, status, writer =>
         {
             writer.WriteString("error", error);
             writer.WriteString("error_description", Description(reason, message));
@@ -57,6 +64,7 @@ internal static class OAuthResponse
 
             more?.Invoke(writer);
         });
+    }
 
     // RFC 6749 limits error_description to printable ASCII except '"' and '\'.
     private static string Description(string reason, string message)

@@ -18,13 +18,18 @@ internal static class OAuthServerExtensions
         services.AddSingleton<IValidateOptions<OAuthOptions>, OAuthOptionsValidator>();
         services.AddSingleton<OAuthTransport>();
         services.AddSingleton<ApprovalPolls>();
+        services.AddSingleton<OAuthEndpointRunner>();
         services.AddSingleton<TokenEndpoint>();
+        services.AddSingleton<IntrospectionEndpoint>();
+        services.AddSingleton<RevocationEndpoint>();
         return services;
     }
 
     public static IEndpointRouteBuilder MapBrokerOAuth(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapPost(OAuthProtocol.TokenPath, (HttpContext context, TokenEndpoint token) => token.HandleAsync(context));
+        endpoints.MapPost(OAuthProtocol.IntrospectionPath, (HttpContext context, IntrospectionEndpoint introspection) => introspection.HandleAsync(context));
+        endpoints.MapPost(OAuthProtocol.RevocationPath, (HttpContext context, RevocationEndpoint revocation) => revocation.HandleAsync(context));
         return endpoints;
     }
 }

@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Broker.Core;
 using Broker.Core.Approvals;
-using Broker.Core.Errors;
 using Broker.Core.Issuance;
 using Broker.Server.Services;
 
@@ -14,65 +13,43 @@ namespace Broker.Server.OAuth;
 /// risk, approvals, audit). Gated scopes answer <c>authorization_pending</c> with the approval
 /// id (<c>auth_req_id</c>) and digest; the client repeats its grant with <c>auth_req_id</c>.
 /// </summary>
-internal sealed partial class TokenEndpoint(CredentialIssuer issuer, ApprovalPolls polls, OAuthTransport transport, TimeProvider time, ILogger<TokenEndpoint> logger)
+internal sealed class TokenEndpoint(CredentialIssuer issuer, ApprovalPolls polls, OAuthEndpointRunner runner, TimeProvider time)
 {
-    public async Task HandleAsync(HttpContext context)
+    public Task HandleAsync(HttpContext context) => runner.RunAsync(context, () => ExchangeAsync(context));
+
+    private async Task ExchangeAsync(HttpContext context)
     {
-        try
+        var form = await TokenForm.ReadAsync(context);
+        var grantType = form["grant_type"]
+            ?? throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.RequestMalformed, "grant_type is required.");
+        var evidence = await SubjectProof.ReadAsync(grantType, form, context);
+        if (form["requested_token_type"] is { } requested && requested != OAuthProtocol.AccessTokenType)
         {
-            transport.EnsureSecure(context);
-            var form = await TokenForm.ReadAsync(context);
-            var grantType = form["grant_type"]
-                ?? throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.RequestMalformed, "grant_type is required.");
-            var evidence = await SubjectProof.ReadAsync(grantType, form, context);
-            if (form["requested_token_type"] is { } requested && requested != OAuthProtocol.AccessTokenType)
-            {
-                throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.TokenTypeUnsupported, $"requested_token_type must be {OAuthProtocol.AccessTokenType}.");
-            }
+            throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.TokenTypeUnsupported, $"requested_token_type must be {OAuthProtocol.AccessTokenType}.");
+        }
 
-            var call = CallContext.From(context);
-            if (form["auth_req_id"] is { } approvalId)
-            {
-                await PollAsync(context, approvalId, evidence, call);
-                return;
-            }
+        var call = CallContext.From(context);
+        if (form["auth_req_id"] is { } approvalId)
+        {
+            await PollAsync(context, approvalId, evidence, call);
+            return;
+        }
 
-            var details = AgentTaskDetails.Parse(form["authorization_details"]);
-            TaskPhase? phase = details.Phase is null ? null : TaskPhaseNames.TryParse(details.Phase, out var named) ? named : null;
-            var taskId = details.TaskId ?? NewTaskId();
-            var outcome = await issuer.IssueAsync(
-                new IssueRequest(taskId, phase, Scopes(form["scope"]), Audience(form), null, evidence, null, details.Justification, call, PhaseFromPolicy: details.Phase is null),
-                context.RequestAborted);
+        var details = AgentTaskDetails.Parse(form["authorization_details"]);
+        TaskPhase? phase = details.Phase is null ? null : TaskPhaseNames.TryParse(details.Phase, out var named) ? named : null;
+        var taskId = details.TaskId ?? NewTaskId();
+        var outcome = await issuer.IssueAsync(
+            new IssueRequest(taskId, phase, Scopes(form["scope"]), Audience(form), null, evidence, null, details.Justification, call, PhaseFromPolicy: details.Phase is null),
+            context.RequestAborted);
 
-            if (outcome.Pending is { } pending)
-            {
-                polls.TryPoll(pending.Id, pending.Agent);
-                await PendingAsync(context, pending, "Approval is required for a gated scope; poll with auth_req_id.");
-                return;
-            }
+        if (outcome.Pending is { } pending)
+        {
+            polls.TryPoll(pending.Id, pending.Agent);
+            await PendingAsync(context, pending, "Approval is required for a gated scope; poll with auth_req_id.");
+            return;
+        }
 
-            await TokenAsync(context, outcome.Credential!, taskId, details.Justification);
-        }
-        catch (OAuthRequestException ex)
-        {
-            Log.Refused(logger, ex.Reason);
-            await OAuthResponse.ErrorAsync(context, ex.Error, ex.Reason, ex.Message);
-        }
-        catch (BrokerException ex)
-        {
-            Log.Refused(logger, ex.Reason);
-            var (error, _) = OAuthErrorMap.Map(ex);
-            await OAuthResponse.ErrorAsync(context, error, ex.Reason, ex.Message, ex.Metadata);
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            // The client went away; there is no one to answer.
-        }
-        catch (Exception ex)
-        {
-            Log.Unexpected(logger, ex);
-            await OAuthResponse.ErrorAsync(context, OAuthProtocol.ServerError, "INTERNAL", "Internal error.");
-        }
+        await TokenAsync(context, outcome.Credential!, taskId, details.Justification);
     }
 
     private async Task PollAsync(HttpContext context, string approvalId, Core.Attestation.AttestationEvidence? evidence, RequestContext call)
@@ -161,13 +138,4 @@ internal sealed partial class TokenEndpoint(CredentialIssuer issuer, ApprovalPol
 
     /// <summary>A task for a client that names none: 128 random bits, never reused.</summary>
     private static string NewTaskId() => "task_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-
-    private static partial class Log
-    {
-        [LoggerMessage(EventId = 2300, Level = LogLevel.Information, Message = "Token request refused: {Reason}")]
-        public static partial void Refused(ILogger logger, string reason);
-
-        [LoggerMessage(EventId = 2301, Level = LogLevel.Error, Message = "Token request failed unexpectedly")]
-        public static partial void Unexpected(ILogger logger, Exception exception);
-    }
 }

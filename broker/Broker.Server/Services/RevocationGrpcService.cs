@@ -164,13 +164,9 @@ internal sealed class RevocationGrpcService : RevocationService.RevocationServic
             response.Subject = jwt.Subject;
             response.Audience = jwt.Audiences.FirstOrDefault() ?? "";
             response.ExpiresAt = Timestamp.FromDateTime(DateTime.SpecifyKind(jwt.ValidTo, DateTimeKind.Utc));
-            if (jwt.TryGetPayloadValue<string>("scope", out var scope))
-            {
-                response.Scopes.AddRange(scope.Split(' ', StringSplitOptions.RemoveEmptyEntries));
-            }
-
-            response.TaskId = jwt.TryGetPayloadValue<string>("task", out var task) ? task : "";
-            response.Phase = RevocationWire.ToWirePhase(jwt.TryGetPayloadValue<string>("phase", out var phase) ? phase : null);
+            response.Scopes.AddRange(result.Scopes);
+            response.TaskId = result.TaskId ?? "";
+            response.Phase = RevocationWire.ToWirePhase(result.Phase);
         }
 
         return response;

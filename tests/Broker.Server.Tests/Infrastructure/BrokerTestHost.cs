@@ -203,6 +203,10 @@ public sealed class BrokerTestHost : IAsyncDisposable
         return GrpcChannel.ForAddress(GrpcAddress, new GrpcChannelOptions { HttpHandler = outer });
     }
 
+    /// <summary>A resource-server token this node accepts (introspection, the revocation stream).</summary>
+    public string ResourceServerToken() =>
+        _resourceServerToken?.Invoke() ?? throw new InvalidOperationException("This node was started without a resource-server token.");
+
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();

@@ -23,6 +23,8 @@ public sealed class MetadataTests : IAsyncLifetime
         Assert.Equal(metadata.GetRawText(), openid.GetRawText());
         Assert.Equal(issuer, metadata.GetProperty("issuer").GetString());
         Assert.Equal(issuer + "/oauth2/token", metadata.GetProperty("token_endpoint").GetString());
+        Assert.Equal(issuer + "/oauth2/introspect", metadata.GetProperty("introspection_endpoint").GetString());
+        Assert.Equal(issuer + "/oauth2/revoke", metadata.GetProperty("revocation_endpoint").GetString());
         Assert.Equal(
             ["urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
             metadata.GetProperty("grant_types_supported").EnumerateArray().Select(g => g.GetString()));
