@@ -94,9 +94,7 @@ internal sealed class RevocationEndpoint(
         var type = form["client_assertion_type"];
         if (assertion is null && type is null)
         {
-            return context.Request.IsHttps && await context.Connection.GetClientCertificateAsync(context.RequestAborted) is { } certificate
-                ? new X509SvidEvidence(certificate)
-                : null;
+            return await SubjectProof.ClientCertificateAsync(context);
         }
 
         if (assertion is null || type != ClientAssertionType)

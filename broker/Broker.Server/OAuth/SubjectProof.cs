@@ -50,7 +50,8 @@ internal static class SubjectProof
         }
     }
 
-    private static async Task<AttestationEvidence?> ClientCertificateAsync(HttpContext context) =>
+    /// <summary>The X.509-SVID of a mutual-TLS connection (RFC 8705); null over plain HTTP or without a certificate.</summary>
+    internal static async Task<AttestationEvidence?> ClientCertificateAsync(HttpContext context) =>
         context.Request.IsHttps && await context.Connection.GetClientCertificateAsync(context.RequestAborted) is { } certificate
             ? new X509SvidEvidence(certificate)
             : null;
