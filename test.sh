@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what the tests need (redis-server, redis-cli, openssl, postgresql, chromium) when
-# missing, then prints the Sentinel failover report (artifacts/failover-report.txt, when that test ran) and one closing line
+# Runs every test. Installs what the tests need (redis-server, redis-cli, openssl, postgresql, chromium, node, npm)
+# when missing, installs the Node interop client's pinned packages (npm ci, from its lockfile), then prints the Sentinel failover report (artifacts/failover-report.txt, when that test ran) and one closing line
 # "N passed, N failed, N skipped" taken from the test results (TRX files).
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +11,8 @@ declare -A needed=(
   [redis-cli]=redis-tools    # deploy/local/cluster.sh sets the revocation epoch with it
   [openssl]=openssl          # deploy/local/cluster.sh makes its keys with it
   [chromium]=chromium        # the web console is tested in a real browser
+  [node]=nodejs              # a stock non-.NET OAuth client (tests/interop/node) drives the token endpoint
+  [npm]=npm                  # installs that client's pinned packages
 )
 missing=()
 for tool in "${!needed[@]}"; do
@@ -31,6 +33,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   done
   postgres_bin || { echo "The tests need a PostgreSQL server: install it with 'apt-get install -y postgresql'." >&2; exit 1; }
 fi
+
+# The Node OAuth client's packages, exactly as its lockfile pins them.
+(cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error) \
+  || { echo "npm ci failed in tests/interop/node: the OAuth interop test needs its pinned packages (Node.js 20+ and npm: apt-get install -y nodejs npm)." >&2; exit 1; }
 
 results=artifacts/test-results
 report=artifacts/failover-report.txt   # written by the Sentinel failover test

@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Broker.Server.Tests.Infrastructure;
+
+/// <summary>
+/// Runs <c>tests/interop/node/agent.mjs</c>, an agent built on the stock oauth4webapi client,
+/// against a broker, and returns the JSON it prints. Missing Node.js or packages fail the test
+/// with what to install: an interop test that silently skips proves nothing.
+/// </summary>
+public static class NodeOAuthClient
+{
+    public static string Directory { get; } = Path.Combine(RepositoryRoot(), "tests", "interop", "node");
+
+    /// <summary>Runs the agent with <paramref name="environment"/>; a non-zero exit fails the test with the client's own error.</summary>
+    public static async Task<JsonElement> RunAsync(IReadOnlyDictionary<string, string> environment)
+    {
+        if (!File.Exists(Path.Combine(Directory, "node_modules", "oauth4webapi", "package.json")))
+        {
+            Assert.Fail($"The Node OAuth client's packages are not installed: run 'npm ci' in {Directory} (./test.sh does).");
+        }
+
+        var info = new ProcessStartInfo("node") { WorkingDirectory = Directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add("agent.mjs");
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
+        Process process;
+        try
+        {
+            process = Process.Start(info)!;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException("This test needs Node.js 20+ on PATH (Debian: apt-get install -y nodejs npm).", e);
+        }
+
+        using (process)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            var output = process.StandardOutput.ReadToEndAsync(timeout.Token);
+            var error = process.StandardError.ReadToEndAsync(timeout.Token);
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.True(process.ExitCode == 0, $"agent.mjs exited {process.ExitCode}:\n{await error}\n{await output}");
+            return JsonDocument.Parse(await output).RootElement.Clone();
+        }
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Broker.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("repository root (Broker.sln) not found above " + AppContext.BaseDirectory);
+    }
+}
