@@ -16,4 +16,9 @@ public static class ProofKeys
     public static string JwtSvid(string trustDomain, string jwtId) => JwtSvidPrefix + trustDomain + ":" + jwtId;
 
     public static string Oidc(string issuer, string jwtId) => OidcPrefix + issuer + "#" + jwtId;
+
+    public const string DpopPrefix = "dpop:";
+
+    /// <summary>A DPoP proof, by its key and <c>jti</c>: another key's proof may reuse the jti.</summary>
+    public static string Dpop(string jkt, string jwtId) => DpopPrefix + jkt + ":" + jwtId;
 }

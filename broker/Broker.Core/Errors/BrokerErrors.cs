@@ -98,6 +98,14 @@ public static class BrokerErrors
     public const string BatchTooLarge = "BATCH_TOO_LARGE";
     public const string TokenNotHeld = "TOKEN_NOT_HELD";
 
+    // DPoP proofs (RFC 9449) at the token endpoint; the resource-server SDK uses the same codes (docs/oauth.md).
+    public const string DpopProofInvalid = Jose.DpopReasons.ProofInvalid;
+    public const string DpopProofTargetMismatch = Jose.DpopReasons.TargetMismatch;
+    public const string DpopProofStale = Jose.DpopReasons.Stale;
+    public const string DpopProofReplayed = Jose.DpopReasons.Replayed;
+    public const string DpopNonceRequired = Jose.DpopReasons.NonceRequired;
+    public const string DpopProofMissing = Jose.DpopReasons.ProofMissing;
+
     // Resource servers (WatchRevocations, Introspect) and rate limits (docs/resource-server.md, SECURITY.md).
     public const string ResourceServerTokenMissing = "RESOURCE_SERVER_TOKEN_MISSING";
     public const string ResourceServerTokenInvalid = "RESOURCE_SERVER_TOKEN_INVALID";

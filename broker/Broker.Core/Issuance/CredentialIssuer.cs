@@ -33,6 +33,7 @@ public sealed partial class CredentialIssuer
     private readonly TimeProvider _time;
     private readonly ILogger<CredentialIssuer> _logger;
     private readonly Secrets.SecretLeases? _secrets;
+    private readonly DpopVerifier? _dpop;
 
     public CredentialIssuer(
         IWorkloadAttestor attestor,
@@ -48,9 +49,11 @@ public sealed partial class CredentialIssuer
         TimeProvider time,
         ILogger<CredentialIssuer> logger,
         BrokerMetrics metrics,
-        Secrets.SecretLeases? secrets = null)
+        Secrets.SecretLeases? secrets = null,
+        DpopVerifier? dpop = null)
     {
         _secrets = secrets;
+        _dpop = dpop;
         _metrics = metrics;
         _attestor = attestor;
         _policy = policy;
@@ -71,10 +74,50 @@ public sealed partial class CredentialIssuer
         ObservedAsync(request, null, async activity =>
         {
             var policy = _policy.Current;
+
+            // Before attestation: a nonce challenge must not consume a single-use workload proof.
+            if (request.Dpop is { } dpop)
+            {
+                request = request with { PopPublicKeyJwk = await ProvePossessionAsync(request, dpop, policy, cancellationToken), Dpop = null };
+            }
+
             var identity = await AttestAsync(request.Evidence, request.Context, policy.Digest, cancellationToken);
             activity?.SetTag("broker.agent", identity.WorkloadId);
             return await IssueOrRefuseAsync(request, identity, policy, null, cancellationToken);
         });
+
+    /// <summary>
+    /// Checks the DPoP proof and returns its public key, which the token is then bound to
+    /// (<c>cnf.jkt</c>). A refusal is audited, except the nonce challenge, which is a protocol step.
+    /// </summary>
+    private async Task<string> ProvePossessionAsync(IssueRequest request, DpopPresentation dpop, BrokerPolicy policy, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var verifier = _dpop ?? throw BrokerErrors.InvalidArgument(BrokerErrors.DpopProofInvalid, "This broker does not accept DPoP proofs.");
+            return (await verifier.VerifyAsync(dpop, cancellationToken)).PublicJwk;
+        }
+        catch (BrokerException ex) when (ex.Reason != BrokerErrors.DpopNonceRequired && ex.Kind != FailureKind.Unavailable)
+        {
+            await AuditRefusalAsync(
+                new AuditEvent
+                {
+                    EventId = AuditEventTypes.CredentialRefused.Id,
+                    Type = AuditEventTypes.CredentialRefused.Name,
+                    Time = _time.GetUtcNow(),
+                    CorrelationId = request.Context.CorrelationId,
+                    PolicyDigest = policy.Digest,
+                    Outcome = AuditOutcomes.Failure,
+                    Reason = ex.Reason,
+                    TaskId = AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength),
+                    Audience = AuditText.Bound(request.Audience, IssuanceOptions.MaxAudienceLength),
+                    Detail = "DPoP proof refused before attestation",
+                    Peer = request.Context.Peer,
+                },
+                cancellationToken);
+            throw;
+        }
+    }
 
     /// <summary>
     /// One issuance as operators see it: a <c>broker.issue</c> span and the issuance histogram by

@@ -16,7 +16,8 @@ public sealed record IssueRequest(
     string? PopPublicKeyJwk,
     string? Justification,
     RequestContext Context,
-    bool PhaseFromPolicy = false);
+    bool PhaseFromPolicy = false,
+    DpopPresentation? Dpop = null);
 
 /// <summary>Who is asking, from where, under which correlation id.</summary>
 public sealed record RequestContext(string CorrelationId, string? Peer);

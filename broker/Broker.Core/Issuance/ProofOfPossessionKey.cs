@@ -1,5 +1,5 @@
 using Broker.Core.Errors;
-using Microsoft.IdentityModel.Tokens;
+using Broker.Jose;
 
 namespace Broker.Core.Issuance;
 
@@ -10,8 +10,6 @@ namespace Broker.Core.Issuance;
 /// </summary>
 internal static class ProofOfPossessionKey
 {
-    private static readonly string[] PrivateMembers = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-
     /// <summary>Returns the RFC 7638 thumbprint (base64url) of a public JWK, or throws POP_KEY_INVALID.</summary>
     public static string Thumbprint(string jwkJson)
     {
@@ -20,39 +18,7 @@ internal static class ProofOfPossessionKey
             throw Invalid("is too large");
         }
 
-        JsonWebKey jwk;
-        try
-        {
-            jwk = new JsonWebKey(jwkJson);
-        }
-        catch (ArgumentException)
-        {
-            throw Invalid("is not a JSON Web Key");
-        }
-
-        using (var doc = System.Text.Json.JsonDocument.Parse(jwkJson))
-        {
-            foreach (var member in PrivateMembers)
-            {
-                if (doc.RootElement.TryGetProperty(member, out _))
-                {
-                    throw Invalid("contains private key material");
-                }
-            }
-        }
-
-        var shapeOk = jwk.Kty switch
-        {
-            "EC" => jwk.Crv is "P-256" or "P-384" or "P-521" && !string.IsNullOrEmpty(jwk.X) && !string.IsNullOrEmpty(jwk.Y),
-            "RSA" => !string.IsNullOrEmpty(jwk.N) && !string.IsNullOrEmpty(jwk.E) && Base64UrlEncoder.DecodeBytes(jwk.N).Length >= 256,
-            _ => false,
-        };
-        if (!shapeOk)
-        {
-            throw Invalid("must be an EC (P-256/384/521) or RSA (2048+ bit) public key");
-        }
-
-        return Base64UrlEncoder.Encode(jwk.ComputeJwkThumbprint());
+        return PublicJwk.TryRead(jwkJson, out var problem) is { } jwk ? PublicJwk.Thumbprint(jwk) : throw Invalid(problem!);
     }
 
     private static BrokerException Invalid(string why) =>

@@ -42,6 +42,23 @@ public sealed class SigningKey
 
     public SigningCredentials Credentials { get; }
 
+    /// <summary>
+    /// A secret for <paramref name="purpose"/> derived from this key's private scalar (HKDF-SHA256):
+    /// every node holding the key derives the same secret, and nothing derived reveals the key.
+    /// </summary>
+    public byte[] DeriveSecret(string purpose)
+    {
+        var d = ((ECDsaSecurityKey)Credentials.Key).ECDsa.ExportParameters(includePrivateParameters: true).D!;
+        try
+        {
+            return HKDF.DeriveKey(HashAlgorithmName.SHA256, d, 32, salt: null, info: System.Text.Encoding.ASCII.GetBytes("broker " + purpose));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(d);
+        }
+    }
+
     public static SigningKey Create(ECDsa key, DateTimeOffset notBefore) => new(key, notBefore);
 
     public static SigningKey Generate(DateTimeOffset notBefore) => new(ECDsa.Create(ECCurve.NamedCurves.nistP256), notBefore);

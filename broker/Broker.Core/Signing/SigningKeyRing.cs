@@ -37,6 +37,12 @@ public sealed class SigningKeyRing
     /// <summary>How long a retired key stays published after its successor starts signing: the longest token lifetime plus skew.</summary>
     public TimeSpan RetainAfterRetirement => _retainAfter;
 
+    /// <summary>
+    /// A secret every node of a cluster shares (they load the same keys), derived from the
+    /// earliest key: adding the next key for a rotation leaves it unchanged.
+    /// </summary>
+    public byte[] DeriveSharedSecret(string purpose) => _keys[0].DeriveSecret(purpose);
+
     /// <summary>The key that signs at <paramref name="now"/>; fails when none has started yet.</summary>
     public SigningKey Active(DateTimeOffset now)
     {

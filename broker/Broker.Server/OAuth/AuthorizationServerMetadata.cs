@@ -35,6 +35,9 @@ internal static class AuthorizationServerMetadata
         WriteArray(writer, "response_types_supported", []);
         WriteArray(writer, "authorization_details_types_supported", [OAuthProtocol.AgentTaskType]);
 
+        // A DPoP proof at the token endpoint binds the token to its key (cnf.jkt, RFC 9449).
+        WriteArray(writer, "dpop_signing_alg_values_supported", Jose.DpopProofReader.Algorithms);
+
         // Tokens obtained over mutual TLS carry cnf.x5t#S256 (RFC 8705 section 3).
         writer.WriteBoolean("tls_client_certificate_bound_access_tokens", true);
     }

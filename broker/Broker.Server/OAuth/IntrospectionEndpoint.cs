@@ -34,7 +34,10 @@ internal sealed class IntrospectionEndpoint(ResourceServerAuthenticator authenti
             }
 
             var jwt = result.Token!;
-            w.WriteString("token_type", "Bearer");
+            var cnf = Confirmation(jwt.EncodedPayload);
+
+            // RFC 9449 section 6.2: a key-bound token is a DPoP token, presented as such.
+            w.WriteString("token_type", cnf is { } bound && bound.TryGetProperty("jkt", out _) ? "DPoP" : "Bearer");
             w.WriteString("scope", string.Join(' ', result.Scopes));
             w.WriteString("client_id", jwt.Subject);
             w.WriteString("sub", jwt.Subject);
@@ -45,11 +48,11 @@ internal sealed class IntrospectionEndpoint(ResourceServerAuthenticator authenti
             w.WriteNumber("exp", new DateTimeOffset(jwt.ValidTo, TimeSpan.Zero).ToUnixTimeSeconds());
             w.WriteString("task_id", result.TaskId);
             w.WriteString("phase", result.Phase);
-            if (Confirmation(jwt.EncodedPayload) is { } cnf)
+            if (cnf is { } confirmation)
             {
-                // RFC 8705 section 3.2: a certificate-bound token says what it is bound to.
+                // RFC 8705 section 3.2 and RFC 9449 section 6.2: a bound token says what it is bound to.
                 w.WritePropertyName("cnf");
-                cnf.WriteTo(w);
+                confirmation.WriteTo(w);
             }
         });
     }

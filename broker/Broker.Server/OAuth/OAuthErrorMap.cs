@@ -29,6 +29,12 @@ internal static class OAuthErrorMap
         [BrokerErrors.ResourceServerTokenInvalid] = OAuthProtocol.InvalidClient,
         [BrokerErrors.ResourceServerRoleMissing] = OAuthProtocol.AccessDenied,
         [BrokerErrors.TokenNotHeld] = OAuthProtocol.UnauthorizedClient,
+        [BrokerErrors.DpopProofInvalid] = OAuthProtocol.InvalidDpopProof,
+        [BrokerErrors.DpopProofTargetMismatch] = OAuthProtocol.InvalidDpopProof,
+        [BrokerErrors.DpopProofStale] = OAuthProtocol.InvalidDpopProof,
+        [BrokerErrors.DpopProofReplayed] = OAuthProtocol.InvalidDpopProof,
+        [BrokerErrors.DpopProofMissing] = OAuthProtocol.InvalidDpopProof,
+        [BrokerErrors.DpopNonceRequired] = OAuthProtocol.UseDpopNonce,
     };
 
     /// <summary>RFC 6749 error code and HTTP status for a domain refusal.</summary>

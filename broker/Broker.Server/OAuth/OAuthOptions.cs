@@ -12,6 +12,9 @@ public sealed class OAuthOptions
     /// faster poll is answered <c>slow_down</c> (RFC 8628 section 3.5). Sent as <c>interval</c>.
     /// </summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>DPoP proofs at the token endpoint (<c>Broker:OAuth:Dpop</c>).</summary>
+    public Core.Issuance.DpopOptions Dpop { get; set; } = new();
 }
 
 internal sealed class OAuthOptionsValidator : IValidateOptions<OAuthOptions>

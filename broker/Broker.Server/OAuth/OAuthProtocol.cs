@@ -34,4 +34,10 @@ internal static class OAuthProtocol
     public const string SlowDown = "slow_down";
     public const string ExpiredToken = "expired_token";
     public const string InvalidAuthorizationDetails = "invalid_authorization_details";
+
+    // RFC 9449 sections 7.1 and 8.
+    public const string InvalidDpopProof = "invalid_dpop_proof";
+    public const string UseDpopNonce = "use_dpop_nonce";
+    public const string DpopHeader = "DPoP";
+    public const string DpopNonceHeader = "DPoP-Nonce";
 }

@@ -1,3 +1,8 @@
+using Broker.Core.Diagnostics;
+using Broker.Core.Issuance;
+using Broker.Core.Signing;
+using Broker.Core.State;
+using Broker.Jose;
 using Microsoft.Extensions.Options;
 
 namespace Broker.Server.OAuth;
@@ -19,6 +24,13 @@ internal static class OAuthServerExtensions
         services.AddSingleton<OAuthTransport>();
         services.AddSingleton<ApprovalPolls>();
         services.AddSingleton<OAuthEndpointRunner>();
+        services.AddSingleton(sp =>
+        {
+            var skew = sp.GetRequiredService<IOptions<Hosting.BrokerOptions>>().Value.ClockSkew;
+            var time = sp.GetRequiredService<TimeProvider>();
+            var nonces = new DpopNonces(sp.GetRequiredService<SigningKeyRing>().DeriveSharedSecret("dpop-nonce v1"), time);
+            return new DpopVerifier(new DpopProofReader(skew), nonces, settings.Dpop, sp.GetRequiredService<ICredentialStore>(), sp.GetRequiredService<BrokerMetrics>(), time, skew);
+        });
         services.AddSingleton<TokenEndpoint>();
         services.AddSingleton<IntrospectionEndpoint>();
         services.AddSingleton<RevocationEndpoint>();

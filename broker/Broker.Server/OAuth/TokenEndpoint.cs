@@ -2,7 +2,10 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using Broker.Core;
 using Broker.Core.Approvals;
+using Broker.Core.Errors;
 using Broker.Core.Issuance;
+using Broker.Server.Hosting;
+using Microsoft.Extensions.Options;
 using Broker.Server.Services;
 
 namespace Broker.Server.OAuth;
@@ -13,12 +16,17 @@ namespace Broker.Server.OAuth;
 /// risk, approvals, audit). Gated scopes answer <c>authorization_pending</c> with the approval
 /// id (<c>auth_req_id</c>) and digest; the client repeats its grant with <c>auth_req_id</c>.
 /// </summary>
-internal sealed class TokenEndpoint(CredentialIssuer issuer, ApprovalPolls polls, OAuthEndpointRunner runner, TimeProvider time)
+internal sealed class TokenEndpoint(CredentialIssuer issuer, ApprovalPolls polls, OAuthEndpointRunner runner, DpopVerifier dpop, IOptions<BrokerOptions> options, TimeProvider time)
 {
+    // The htu a DPoP proof must name: the token endpoint as the metadata publishes it, whichever node answers.
+    private readonly Uri _tokenEndpoint = new(options.Value.Issuer.TrimEnd('/') + OAuthProtocol.TokenPath);
+
     public Task HandleAsync(HttpContext context) => runner.RunAsync(context, () => ExchangeAsync(context));
 
     private async Task ExchangeAsync(HttpContext context)
     {
+        // A fresh nonce on every answer (RFC 9449 section 8.2), so a client never needs a round trip to get one.
+        context.Response.Headers[OAuthProtocol.DpopNonceHeader] = dpop.Nonces.Current();
         var form = await TokenForm.ReadAsync(context);
         var grantType = form["grant_type"]
             ?? throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.RequestMalformed, "grant_type is required.");
@@ -35,11 +43,12 @@ internal sealed class TokenEndpoint(CredentialIssuer issuer, ApprovalPolls polls
             return;
         }
 
+        var possession = Possession(context);
         var details = AgentTaskDetails.Parse(form["authorization_details"]);
         TaskPhase? phase = details.Phase is null ? null : TaskPhaseNames.TryParse(details.Phase, out var named) ? named : null;
         var taskId = details.TaskId ?? NewTaskId();
         var outcome = await issuer.IssueAsync(
-            new IssueRequest(taskId, phase, Scopes(form["scope"]), Audience(form), null, evidence, null, details.Justification, call, PhaseFromPolicy: details.Phase is null),
+            new IssueRequest(taskId, phase, Scopes(form["scope"]), Audience(form), null, evidence, null, details.Justification, call, PhaseFromPolicy: details.Phase is null, Dpop: possession),
             context.RequestAborted);
 
         if (outcome.Pending is { } pending)
@@ -118,6 +127,18 @@ internal sealed class TokenEndpoint(CredentialIssuer issuer, ApprovalPolls polls
             w.WriteEndObject();
             w.WriteEndArray();
         });
+
+    /// <summary>The request's DPoP proof (RFC 9449 section 5); null without one, refused when sent twice.</summary>
+    private DpopPresentation? Possession(HttpContext context)
+    {
+        var proofs = context.Request.Headers[OAuthProtocol.DpopHeader];
+        return proofs.Count switch
+        {
+            0 => null,
+            1 => new DpopPresentation(proofs[0] ?? "", HttpMethods.Post, _tokenEndpoint),
+            _ => throw new OAuthRequestException(OAuthProtocol.InvalidDpopProof, BrokerErrors.DpopProofMissing, "Send exactly one DPoP header."),
+        };
+    }
 
     private long SecondsUntil(DateTimeOffset at) => Math.Max(0, (long)(at - time.GetUtcNow()).TotalSeconds);
 

@@ -34,7 +34,7 @@ public sealed class MetadataTests : IAsyncLifetime
 
         // Nothing is advertised that is not served.
         Assert.False(metadata.TryGetProperty("authorization_endpoint", out _));
-        Assert.False(metadata.TryGetProperty("dpop_signing_alg_values_supported", out _));
+        Assert.Equal(["ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512"], metadata.GetProperty("dpop_signing_alg_values_supported").EnumerateArray().Select(a => a.GetString()));
         foreach (var endpoint in metadata.EnumerateObject().Where(p => p.Name.EndsWith("_endpoint", StringComparison.Ordinal)))
         {
             using var content = new FormUrlEncodedContent([]);

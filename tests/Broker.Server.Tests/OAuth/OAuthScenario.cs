@@ -73,14 +73,28 @@ public sealed class OAuthScenario : IAsyncDisposable
     public static string Details(string task, string phase, string? justification = null) =>
         JsonSerializer.Serialize(new[] { justification is null ? new Dictionary<string, string> { ["type"] = "agent_task", ["task_id"] = task, ["phase"] = phase } : new Dictionary<string, string> { ["type"] = "agent_task", ["task_id"] = task, ["phase"] = phase, ["justification"] = justification } });
 
-    public async Task<OAuthAnswer> PostAsync(string path, IEnumerable<KeyValuePair<string, string?>> form)
+    public Task<OAuthAnswer> PostAsync(string path, IEnumerable<KeyValuePair<string, string?>> form) => PostAsync(Http, path, form, []);
+
+    /// <summary>Posts <paramref name="form"/> through <paramref name="http"/> (this node or a peer) with <paramref name="headers"/> (e.g. DPoP proofs, repeatable).</summary>
+    public static async Task<OAuthAnswer> PostAsync(HttpClient http, string path, IEnumerable<KeyValuePair<string, string?>> form, IEnumerable<(string Name, string Value)> headers)
     {
-        using var content = new FormUrlEncodedContent(form.Where(p => p.Value is not null).Select(p => new KeyValuePair<string, string>(p.Key, p.Value!)));
-        using var response = await Http.PostAsync(path, content);
+        using var request = new HttpRequestMessage(HttpMethod.Post, path)
+        {
+            Content = new FormUrlEncodedContent(form.Where(p => p.Value is not null).Select(p => new KeyValuePair<string, string>(p.Key, p.Value!))),
+        };
+        foreach (var (name, value) in headers)
+        {
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        using var response = await http.SendAsync(request);
         return await OAuthAnswer.ReadAsync(response);
     }
 
     public Task<OAuthAnswer> TokenAsync(IEnumerable<KeyValuePair<string, string?>> form) => PostAsync("/oauth2/token", form);
+
+    /// <summary>The token endpoint as the metadata names it: what a DPoP proof's <c>htu</c> must be at every node.</summary>
+    public string TokenEndpoint => Broker.Host.Issuer.TrimEnd('/') + "/oauth2/token";
 
     public async ValueTask DisposeAsync()
     {
@@ -92,11 +106,17 @@ public sealed class OAuthScenario : IAsyncDisposable
 /// <summary>One answer from an OAuth endpoint: status, the headers that matter, the JSON body.</summary>
 public sealed record OAuthAnswer(HttpStatusCode Status, string? CacheControl, string? ContentType, JsonElement Body)
 {
+    /// <summary>The <c>DPoP-Nonce</c> header (RFC 9449 section 8), when sent.</summary>
+    public string? DpopNonce { get; init; }
+
     public static async Task<OAuthAnswer> ReadAsync(HttpResponseMessage response)
     {
         var text = await response.Content.ReadAsStringAsync();
         var body = text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
-        return new OAuthAnswer(response.StatusCode, response.Headers.CacheControl?.ToString(), response.Content.Headers.ContentType?.MediaType, body);
+        return new OAuthAnswer(response.StatusCode, response.Headers.CacheControl?.ToString(), response.Content.Headers.ContentType?.MediaType, body)
+        {
+            DpopNonce = response.Headers.TryGetValues("DPoP-Nonce", out var nonces) ? nonces.Single() : null,
+        };
     }
 
     public string? this[string member] => Body.ValueKind == JsonValueKind.Object && Body.TryGetProperty(member, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;

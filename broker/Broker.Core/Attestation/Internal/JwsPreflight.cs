@@ -1,6 +1,6 @@
-using System.Buffers.Text;
 using System.Text.Json;
 using Broker.Core.Errors;
+using Broker.Jose;
 
 namespace Broker.Core.Attestation.Internal;
 
@@ -29,9 +29,6 @@ internal static class JwsPreflight
 {
     /// <summary>Longest accepted <c>kid</c>.</summary>
     public const int MaxKeyIdLength = 128;
-
-    // Nesting in real tokens is shallow (Kubernetes claims go three deep); this bounds the parser.
-    private const int MaxJsonDepth = 16;
 
     private static readonly HashSet<string> AllowedAlgorithms = new(StringComparer.Ordinal)
     {
@@ -66,38 +63,18 @@ internal static class JwsPreflight
         CheckSize(token, maxBytes, profile);
         var noun = Noun(profile);
 
-        // JWS JSON serialization ({"payload":...}), whitespace, or anything outside the
-        // base64url alphabet: only compact serialization is accepted.
-        var dots = 0;
-        foreach (var c in token!)
-        {
-            if (c == '.')
-            {
-                dots++;
-            }
-            else if (!IsBase64UrlChar(c))
-            {
-                throw Malformed($"{noun} is not a compact JWS");
-            }
-        }
-
-        // Five segments is a JWE (or an encrypted nested JWT); anything but three is refused.
-        if (dots != 2)
-        {
-            throw Malformed($"{noun} must have exactly three segments");
-        }
-
-        var first = token.IndexOf('.');
-        var second = token.IndexOf('.', first + 1);
-        var headerSegment = token.AsSpan(0, first);
-        var payloadSegment = token.AsSpan(first + 1, second - first - 1);
-        var signatureSegment = token.AsSpan(second + 1);
+        // JWS JSON serialization, whitespace, anything outside the base64url alphabet, or a
+        // five-segment JWE: only compact serialization is accepted (CompactJws).
+        var (headerRange, payloadRange, signatureRange) = Shared(() => CompactJws.Split(token!, noun));
+        var headerSegment = token.AsSpan(headerRange);
+        var payloadSegment = token.AsSpan(payloadRange);
+        var signatureSegment = token.AsSpan(signatureRange);
 
         var header = ReadObject(headerSegment, noun + " header");
         var alg = CheckHeader(header, profile, out var kid);
 
         // Checked after alg so that an unsigned "alg: none" token is reported as such.
-        if (signatureSegment.IsEmpty || !IsCanonicalBase64Url(signatureSegment))
+        if (signatureSegment.IsEmpty || !CompactJws.IsCanonicalBase64Url(signatureSegment))
         {
             throw Malformed($"{noun} has no valid signature segment");
         }
@@ -204,117 +181,26 @@ internal static class JwsPreflight
 
     private static JsonElement ReadObject(ReadOnlySpan<char> segment, string what)
     {
-        if (segment.IsEmpty || !IsCanonicalBase64Url(segment))
-        {
-            throw Malformed($"{what} is not valid base64url");
-        }
-
-        var bytes = new byte[Base64Url.GetMaxDecodedLength(segment.Length)];
-        if (!Base64Url.TryDecodeFromChars(segment, bytes, out var written))
-        {
-            throw Malformed($"{what} is not valid base64url");
-        }
-
-        var json = bytes.AsSpan(0, written);
-
-        // The reader checks UTF-8 only lazily, when a string is read: a bad byte in a value
-        // would surface later as an InvalidOperationException instead of this refusal.
-        if (!System.Text.Unicode.Utf8.IsValid(json))
-        {
-            throw Malformed($"{what} is not valid UTF-8");
-        }
-
         try
         {
-            RejectDuplicateKeys(json, what);
-            var reader = new Utf8JsonReader(json, ReaderOptions);
-            var element = JsonElement.ParseValue(ref reader);
-            if (element.ValueKind != JsonValueKind.Object)
-            {
-                throw Malformed($"{what} is not a JSON object");
-            }
-
-            return element;
+            return CompactJws.ReadObject(segment, what);
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        catch (JoseFormatException e)
         {
-            // InvalidOperationException: a string that is not valid UTF-8.
-            throw Malformed($"{what} is not valid JSON");
+            throw Malformed(e.Message);
         }
     }
 
-    private static readonly JsonReaderOptions ReaderOptions = new()
+    private static T Shared<T>(Func<T> read)
     {
-        MaxDepth = MaxJsonDepth,
-        CommentHandling = JsonCommentHandling.Disallow,
-        AllowTrailingCommas = false,
-    };
-
-    /// <summary>
-    /// Duplicate member names are refused at every depth: parsers disagree on which one wins,
-    /// so a token could mean one thing to the signer's checks and another to ours.
-    /// </summary>
-    private static void RejectDuplicateKeys(ReadOnlySpan<byte> json, string what)
-    {
-        var reader = new Utf8JsonReader(json, ReaderOptions);
-        var scopes = new Stack<HashSet<string>?>();
-        while (reader.Read())
+        try
         {
-            switch (reader.TokenType)
-            {
-                case JsonTokenType.StartObject:
-                    scopes.Push(new HashSet<string>(StringComparer.Ordinal));
-                    break;
-                case JsonTokenType.StartArray:
-                    scopes.Push(null);
-                    break;
-                case JsonTokenType.EndObject:
-                case JsonTokenType.EndArray:
-                    scopes.Pop();
-                    break;
-                case JsonTokenType.PropertyName:
-                    // GetString unescapes, so "sub" and "\u0073ub" count as the same name.
-                    if (!scopes.Peek()!.Add(reader.GetString()!))
-                    {
-                        throw Malformed($"{what} has a duplicate JSON member");
-                    }
-
-                    break;
-            }
+            return read();
         }
-    }
-
-    private static bool IsBase64UrlChar(char c) =>
-        c is >= 'A' and <= 'Z' or >= 'a' and <= 'z' or >= '0' and <= '9' or '-' or '_';
-
-    /// <summary>
-    /// Unpadded, and the unused low bits of the last character are zero, so each byte string
-    /// has exactly one accepted spelling (no malleable re-encodings of a signed token).
-    /// </summary>
-    private static bool IsCanonicalBase64Url(ReadOnlySpan<char> segment)
-    {
-        var remainder = segment.Length % 4;
-        if (remainder == 1)
+        catch (JoseFormatException e)
         {
-            return false;
+            throw Malformed(e.Message);
         }
-
-        if (remainder == 0)
-        {
-            return true;
-        }
-
-        var last = segment[^1];
-        var value = last switch
-        {
-            >= 'A' and <= 'Z' => last - 'A',
-            >= 'a' and <= 'z' => last - 'a' + 26,
-            >= '0' and <= '9' => last - '0' + 52,
-            '-' => 62,
-            _ => 63,
-        };
-        var unusedBits = remainder == 2 ? 4 : 2;
-        return (value & ((1 << unusedBits) - 1)) == 0;
     }
 
     private static BrokerException Malformed(string message) =>
