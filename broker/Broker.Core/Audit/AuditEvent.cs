@@ -78,6 +78,15 @@ public sealed record AuditEvent
 
     /// <summary>On <c>audit.tamper_acknowledged</c> only: each finding acknowledged, as <see cref="AuditProblem.Key"/>.</summary>
     public IReadOnlyList<string>? Findings { get; init; }
+
+    /// <summary>On <c>refusals.aggregated</c> only: how many refusals past the caller's budget the record stands for.</summary>
+    public long? Count { get; init; }
+
+    /// <summary>On <c>refusals.aggregated</c> only: when the first of them was refused.</summary>
+    public DateTimeOffset? FirstAt { get; init; }
+
+    /// <summary>On <c>refusals.aggregated</c> only: when the last of them was refused.</summary>
+    public DateTimeOffset? LastAt { get; init; }
 }
 
 /// <summary>
@@ -89,6 +98,9 @@ public static class AuditEventTypes
 {
     public static readonly (int Id, string Name) AttestationAccepted = (1000, "attestation.accepted");
     public static readonly (int Id, string Name) AttestationRefused = (1001, "attestation.refused");
+
+    /// <summary>Refusals past a caller's budget in one window, counted instead of recorded one each (docs/audit.md).</summary>
+    public static readonly (int Id, string Name) RefusalsAggregated = (1010, "refusals.aggregated");
     public static readonly (int Id, string Name) CredentialIssued = (2000, "credential.issued");
     public static readonly (int Id, string Name) CredentialRefused = (2001, "credential.refused");
 
@@ -143,7 +155,7 @@ public static class AuditEventTypes
     /// <summary>Every type above, for the schema document and for readers that list them.</summary>
     public static IReadOnlyList<(int Id, string Name)> All { get; } =
     [
-        AttestationAccepted, AttestationRefused, CredentialIssued, CredentialRefused, CredentialVoided,
+        AttestationAccepted, AttestationRefused, RefusalsAggregated, CredentialIssued, CredentialRefused, CredentialVoided,
         SecretIssued, SecretRefused, SecretEnded, SecretCleanupFailed,
         TaskEnded, TaskEndRefused, TaskPhaseChanged, Revoked, RevokeRefused, IssuanceFrozen, IssuanceUnfrozen,
         ApprovalRequested, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed,

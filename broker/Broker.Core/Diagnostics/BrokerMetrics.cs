@@ -19,6 +19,7 @@ public sealed class BrokerMetrics
 
     private readonly Histogram<double> _issuance;
     private readonly Counter<long> _refusals;
+    private readonly Counter<long> _rateLimited;
     private readonly Histogram<double> _stateCalls;
     private readonly Histogram<double> _auditFsync;
     private readonly Histogram<long> _auditBatch;
@@ -38,6 +39,10 @@ public sealed class BrokerMetrics
             "broker.refusals",
             unit: "{refusal}",
             description: "Calls refused with a catalogued reason (docs/errors.md), by RPC method, reason and gRPC status.");
+        _rateLimited = Meter.CreateCounter<long>(
+            "broker.rate_limited",
+            unit: "{refusal}",
+            description: "Refusals past their caller's budget (Broker:RateLimit), answered RATE_LIMITED and counted into refusals.aggregated, by door and the reason they would have had.");
         _stateCalls = Meter.CreateHistogram(
             "broker.state.duration",
             unit: "s",
@@ -76,6 +81,9 @@ public sealed class BrokerMetrics
 
     public void Refused(string method, string reason, string grpcStatus) =>
         _refusals.Add(1, new TagList { { "rpc.method", method }, { "broker.reason", reason }, { "rpc.grpc.status", grpcStatus } });
+
+    public void RateLimited(string door, string reason) =>
+        _rateLimited.Add(1, new TagList { { "broker.door", door }, { "broker.reason", reason } });
 
     public void StateCall(string operation, bool succeeded, TimeSpan elapsed) =>
         _stateCalls.Record(elapsed.TotalSeconds, new TagList { { "broker.operation", operation }, { "broker.outcome", succeeded ? "ok" : "error" } });

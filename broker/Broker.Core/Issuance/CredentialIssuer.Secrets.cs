@@ -54,7 +54,12 @@ public sealed partial class CredentialIssuer
         catch (BrokerException ex) when (ex.Reason != BrokerErrors.AuditUnavailable)
         {
             var refusal = SecretEvent(AuditEventTypes.SecretRefused, request, identity, policy) with { Outcome = AuditOutcomes.Failure, Reason = ex.Reason };
-            await AuditRefusalAsync(ex.Metadata.TryGetValue("signal_id", out var signal) ? refusal with { Detail = "signal " + signal } : refusal, cancellationToken);
+            refusal = ex.Metadata.TryGetValue("signal_id", out var signal) ? refusal with { Detail = "signal " + signal } : refusal;
+            if (await AuditRefusalAsync(refusal, Refusals.RefusalSource.FromWorkload(Refusals.RefusalDoors.Issuance, identity.WorkloadId, request.Context.Peer), ex, cancellationToken) is { } limited)
+            {
+                throw limited;
+            }
+
             throw;
         }
     }

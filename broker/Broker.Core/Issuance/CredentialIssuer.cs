@@ -4,6 +4,7 @@ using Broker.Core.Audit;
 using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Broker.Core.Policy;
+using Broker.Core.Refusals;
 using Broker.Core.Revocation;
 using Broker.Core.Risk;
 using Broker.Core.Signing;
@@ -24,6 +25,7 @@ public sealed partial class CredentialIssuer
     private readonly IPolicyProvider _policy;
     private readonly ICredentialStore _store;
     private readonly IAuditSink _audit;
+    private readonly RefusalAuditor _refusals;
     private readonly RevocationFeed _revocations;
     private readonly Revoker _revoker;
     private readonly RiskGate _risk;
@@ -40,6 +42,7 @@ public sealed partial class CredentialIssuer
         IPolicyProvider policy,
         ICredentialStore store,
         IAuditSink audit,
+        RefusalAuditor refusals,
         RevocationFeed revocations,
         Revoker revoker,
         RiskGate risk,
@@ -59,6 +62,7 @@ public sealed partial class CredentialIssuer
         _policy = policy;
         _store = store;
         _audit = audit;
+        _refusals = refusals;
         _revocations = revocations;
         _revoker = revoker;
         _risk = risk;
@@ -228,7 +232,12 @@ public sealed partial class CredentialIssuer
         {
             // A risk refusal names its signal by id (never its evidence).
             var refusal = Refusal(request, identity, policy, ex.Reason);
-            await AuditRefusalAsync(ex.Metadata.TryGetValue("signal_id", out var signal) ? refusal with { Detail = "signal " + signal } : refusal, cancellationToken);
+            refusal = ex.Metadata.TryGetValue("signal_id", out var signal) ? refusal with { Detail = "signal " + signal } : refusal;
+            if (await AuditRefusalAsync(refusal, RefusalSource.FromWorkload(RefusalDoors.Issuance, identity.WorkloadId, request.Context.Peer), ex, cancellationToken) is { } limited)
+            {
+                throw limited;
+            }
+
             throw;
         }
     }
@@ -270,15 +279,18 @@ public sealed partial class CredentialIssuer
         }
         catch (BrokerException ex)
         {
-            await AuditRefusalAsync(
-                auditEvent with
-                {
-                    EventId = AuditEventTypes.TaskEndRefused.Id,
-                    Type = AuditEventTypes.TaskEndRefused.Name,
-                    Outcome = AuditOutcomes.Failure,
-                    Reason = ex.Reason,
-                },
-                cancellationToken);
+            var refusal = auditEvent with
+            {
+                EventId = AuditEventTypes.TaskEndRefused.Id,
+                Type = AuditEventTypes.TaskEndRefused.Name,
+                Outcome = AuditOutcomes.Failure,
+                Reason = ex.Reason,
+            };
+            if (await AuditRefusalAsync(refusal, RefusalSource.FromWorkload(RefusalDoors.EndTask, identity.WorkloadId, request.Context.Peer), ex, cancellationToken) is { } limited)
+            {
+                throw limited;
+            }
+
             throw;
         }
 
@@ -497,8 +509,7 @@ public sealed partial class CredentialIssuer
         }
         catch (BrokerException ex)
         {
-            await AuditRefusalAsync(
-                new AuditEvent
+            var refusal = new AuditEvent
                 {
                     EventId = AuditEventTypes.AttestationRefused.Id,
                     Type = AuditEventTypes.AttestationRefused.Name,
@@ -515,10 +526,30 @@ public sealed partial class CredentialIssuer
                         _ => null,
                     },
                     Peer = context.Peer,
-                },
-                cancellationToken);
+                };
+            if (await AuditRefusalAsync(refusal, RefusalSource.FromPeer(RefusalDoors.Attestation, context.Peer), ex, cancellationToken) is { } limited)
+            {
+                throw limited;
+            }
+
             throw;
         }
+    }
+
+    /// <summary>
+    /// Audits a refusal within its caller's budget; returns the <c>RATE_LIMITED</c> refusal to
+    /// answer instead when the budget is spent. A refusal that is the broker's own fault
+    /// (a dependency unavailable) never spends the caller's budget.
+    /// </summary>
+    private async ValueTask<BrokerException?> AuditRefusalAsync(AuditEvent refusal, RefusalSource source, BrokerException refused, CancellationToken cancellationToken)
+    {
+        if (refused.Kind != FailureKind.Unavailable)
+        {
+            return await _refusals.AuditAsync(refusal, source, cancellationToken);
+        }
+
+        await AuditRefusalAsync(refusal, cancellationToken);
+        return null;
     }
 
     // A refusal is the fail-closed answer already; if it cannot be audited we still refuse, and say so in the log.

@@ -5,6 +5,7 @@ using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Broker.Core.Issuance;
 using Broker.Core.Policy;
+using Broker.Core.Refusals;
 using Broker.Core.Revocation;
 using Broker.Core.State;
 using Microsoft.Extensions.Logging;
@@ -55,6 +56,7 @@ public sealed partial class RiskService
     private readonly ICredentialStore _credentials;
     private readonly ITelemetrySink _telemetry;
     private readonly IAuditSink _audit;
+    private readonly RefusalAuditor _refusals;
     private readonly Revoker _revoker;
     private readonly RiskOptions _options;
     private readonly TimeProvider _time;
@@ -67,6 +69,7 @@ public sealed partial class RiskService
         ICredentialStore credentials,
         ITelemetrySink telemetry,
         IAuditSink audit,
+        RefusalAuditor refusals,
         Revoker revoker,
         IOptions<RiskOptions> options,
         TimeProvider time,
@@ -80,6 +83,7 @@ public sealed partial class RiskService
         _credentials = credentials;
         _telemetry = telemetry;
         _audit = audit;
+        _refusals = refusals;
         _revoker = revoker;
         _options = options.Value;
         _time = time;
@@ -109,7 +113,12 @@ public sealed partial class RiskService
         }
         catch (BrokerException ex) when (ex.Reason is not (BrokerErrors.TelemetryUnavailable or BrokerErrors.AuditUnavailable or BrokerErrors.StateUnavailable))
         {
-            await AuditSignalRefusalAsync(source, ex.Reason, IsWellFormedId(report.SignalId) ? report.SignalId : null, context, cancellationToken);
+            var from = source is null ? RefusalSource.FromPeer(RefusalDoors.Signal, context.Peer) : RefusalSource.FromWorkload(RefusalDoors.Signal, source, context.Peer);
+            if (await AuditSignalRefusalAsync(source, ex.Reason, IsWellFormedId(report.SignalId) ? report.SignalId : null, context, from, cancellationToken) is { } limited)
+            {
+                throw limited;
+            }
+
             throw;
         }
     }
@@ -132,20 +141,28 @@ public sealed partial class RiskService
         }
         catch (BrokerException ex) when (ex.Reason is not (BrokerErrors.TelemetryUnavailable or BrokerErrors.AuditUnavailable or BrokerErrors.StateUnavailable))
         {
-            await AuditSignalRefusalAsync(transmitter, ex.Reason, IsWellFormedId(report.SignalId) ? report.SignalId : null, context, cancellationToken);
+            if (await AuditSignalRefusalAsync(transmitter, ex.Reason, IsWellFormedId(report.SignalId) ? report.SignalId : null, context, RefusalSource.FromPeer(RefusalDoors.Ssf, context.Peer), cancellationToken) is { } limited)
+            {
+                throw limited;
+            }
+
             throw;
         }
     }
 
-    /// <summary>Records a refused signal (risk.signal_refused): the source, the reason and the signal id, never its content.</summary>
-    public Task AuditSignalRefusalAsync(string? source, string? reason, string? signalId, RequestContext context, CancellationToken cancellationToken) =>
-        AuditRefusalAsync(Event(AuditEventTypes.RiskSignalRefused, context, source is null ? null : AuditText.Bound(source, MaxAgentLength), null) with
+    /// <summary>
+    /// Records a refused signal (risk.signal_refused): the source, the reason and the signal id,
+    /// never its content; within <paramref name="from"/>'s refusal budget, else counted and the
+    /// <c>RATE_LIMITED</c> refusal to answer instead is returned.
+    /// </summary>
+    public ValueTask<BrokerException?> AuditSignalRefusalAsync(string? source, string? reason, string? signalId, RequestContext context, RefusalSource from, CancellationToken cancellationToken) =>
+        _refusals.AuditAsync(Event(AuditEventTypes.RiskSignalRefused, context, source is null ? null : AuditText.Bound(source, MaxAgentLength), null) with
         {
             Outcome = AuditOutcomes.Failure,
             Reason = reason,
             Actor = source is null ? null : AuditText.Bound(source, MaxAgentLength),
             Detail = signalId is null ? null : $"signal {signalId}",
-        }, cancellationToken);
+        }, from, cancellationToken);
 
     private async Task<SignalReceipt> ApplyAsync(SignalReport report, string source, SignalPolicy signals, RequestContext context, CancellationToken cancellationToken)
     {
@@ -383,13 +400,6 @@ public sealed partial class RiskService
     private Task AuditOrFailAsync(AuditEvent auditEvent, CancellationToken cancellationToken) =>
         _audit.AppendOrFailAsync(auditEvent, "The risk change is in force, but its audit record could not be written.", cancellationToken);
 
-    private async Task AuditRefusalAsync(AuditEvent auditEvent, CancellationToken cancellationToken)
-    {
-        if (await _audit.TryAppendAsync(auditEvent, cancellationToken) is { } ex)
-        {
-            Log.RefusalNotAudited(_logger, auditEvent.Reason, ex);
-        }
-    }
 
     [GeneratedRegex("^[A-Za-z0-9._:-]+$", RegexOptions.CultureInvariant)]
     private static partial Regex SignalIdRegex();
@@ -408,8 +418,5 @@ public sealed partial class RiskService
 
         [LoggerMessage(EventId = 6002, Level = LogLevel.Error, Message = "Signal {SignalId} could not be written to telemetry")]
         public static partial void TelemetryFailed(ILogger logger, string signalId, Exception exception);
-
-        [LoggerMessage(EventId = 6003, Level = LogLevel.Error, Message = "A signal refusal ({Reason}) could not be written to the audit log")]
-        public static partial void RefusalNotAudited(ILogger logger, string? reason, Exception exception);
     }
 }

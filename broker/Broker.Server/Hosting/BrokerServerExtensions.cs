@@ -69,6 +69,7 @@ public static class BrokerServerExtensions
         });
 
         builder.AddBrokerObservability(options);
+        builder.AddBrokerRateLimits();
         builder.Services.AddBrokerCore(options, builder.Configuration);
         builder.Services.AddOperatorAuthentication(options);
         builder.Services.AddBrokerOAuth(builder.Configuration);

@@ -73,15 +73,21 @@ internal static class OperatorAuthentication
         return new Broker.Core.Approvals.Approver(name, user.FindAll(options.RolesClaim).Select(c => c.Value).ToHashSet(StringComparer.Ordinal));
     }
 
-    /// <summary>Audits a refused operator (also used by the web console).</summary>
+    /// <summary>
+    /// Where a refused operator call past its address's refusal budget keeps the <c>RATE_LIMITED</c>
+    /// refusal, for <see cref="OperatorRefusals"/> to answer with instead of its usual status.
+    /// </summary>
+    internal static readonly object RateLimitedItem = new();
+
+    /// <summary>Audits a refused operator (also used by the web console), within the address's refusal budget.</summary>
     internal static async Task AuditAsync(HttpContext context, string reason)
     {
-        var audit = context.RequestServices.GetRequiredService<IAuditSink>();
+        var refusals = context.RequestServices.GetRequiredService<Core.Refusals.RefusalAuditor>();
         var policy = context.RequestServices.GetRequiredService<IPolicyProvider>();
         var time = context.RequestServices.GetRequiredService<TimeProvider>();
         try
         {
-            await audit.AppendAsync(
+            var limited = await refusals.AuditAsync(
                 new AuditEvent
                 {
                     EventId = AuditEventTypes.OperatorAuthenticationFailed.Id,
@@ -94,11 +100,16 @@ internal static class OperatorAuthentication
                     Detail = context.Request.Path,
                     Peer = context.Connection.RemoteIpAddress?.ToString(),
                 },
+                Core.Refusals.RefusalSource.FromPeer(Core.Refusals.RefusalDoors.Operator, context.Connection.RemoteIpAddress?.ToString()),
                 context.RequestAborted);
+            if (limited is not null)
+            {
+                context.Items[RateLimitedItem] = limited;
+            }
         }
-        catch (Exception)
+        catch (OperationCanceledException)
         {
-            // The call is refused either way; the sink logs its own failure.
+            // The caller went away; the call is refused either way.
         }
     }
 }

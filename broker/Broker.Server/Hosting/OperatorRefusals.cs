@@ -28,12 +28,27 @@ internal sealed class OperatorRefusals : IAuthorizationMiddlewareResultHandler
 
         if (authorizeResult.Forbidden)
         {
+            await OperatorAuthentication.AuditAsync(context, "ROLE_MISSING");
+        }
+
+        if (context.Items[OperatorAuthentication.RateLimitedItem] is BrokerException limited)
+        {
+            // Past the address's refusal budget: counted into refusals.aggregated, not one record each.
+            var info = new ErrorInfo { Reason = limited.Reason, Domain = BrokerErrors.Domain };
+            foreach (var (key, value) in limited.Metadata)
+            {
+                info.Metadata[key] = value;
+            }
+
+            Write(context, Grpc.Core.StatusCode.ResourceExhausted, limited.Message, info);
+        }
+        else if (authorizeResult.Forbidden)
+        {
             var roles = authorizeResult.AuthorizationFailure?.FailedRequirements
                 .OfType<RolesAuthorizationRequirement>()
                 .SelectMany(r => r.AllowedRoles)
                 .Distinct(StringComparer.Ordinal)
                 .ToArray() ?? [];
-            await OperatorAuthentication.AuditAsync(context, "ROLE_MISSING");
             var info = new ErrorInfo { Reason = BrokerErrors.OperatorRoleMissing, Domain = BrokerErrors.Domain };
             info.Metadata["required_roles"] = string.Join(' ', roles);
             Write(context, Grpc.Core.StatusCode.PermissionDenied, $"This call needs the operator role {string.Join(" or ", roles)}.", info);

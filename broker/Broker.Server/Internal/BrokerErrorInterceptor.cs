@@ -54,7 +54,12 @@ internal sealed partial class BrokerErrorInterceptor : Interceptor
             case RpcException:
                 return null;
             case BrokerException broker:
-                Log.Refused(_logger, context.Method, broker.Reason);
+                // Past a refusal budget the metric counts them: a line each would let a flood fill the log instead.
+                if (broker.Reason != BrokerErrors.RateLimited)
+                {
+                    Log.Refused(_logger, context.Method, broker.Reason);
+                }
+
                 _metrics.Refused(context.Method, broker.Reason, StatusName(ToStatusCode(broker.Kind)));
                 return ToRpcException(broker);
             case OperationCanceledException when context.CancellationToken.IsCancellationRequested:

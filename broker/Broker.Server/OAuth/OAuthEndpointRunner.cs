@@ -23,9 +23,18 @@ internal sealed partial class OAuthEndpointRunner(OAuthTransport transport, ILog
         }
         catch (BrokerException ex)
         {
-            Log.Refused(logger, context.Request.Path, ex.Reason);
-            var (error, _) = OAuthErrorMap.Map(ex);
-            await OAuthResponse.ErrorAsync(context, error, ex.Reason, ex.Message, ex.Metadata);
+            var (error, status) = OAuthErrorMap.Map(ex);
+            if (ex.Metadata.TryGetValue(Core.Refusals.RefusalAuditor.RetryAfterMetadata, out var retryAfter))
+            {
+                // Counted by the broker.rate_limited metric: a log line each would let a flood fill the log.
+                context.Response.Headers.RetryAfter = retryAfter;
+            }
+            else
+            {
+                Log.Refused(logger, context.Request.Path, ex.Reason);
+            }
+
+            await OAuthResponse.ErrorAsync(context, error, ex.Reason, ex.Message, ex.Metadata, status: status);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {

@@ -35,6 +35,7 @@ internal static class OAuthErrorMap
         [BrokerErrors.DpopProofReplayed] = OAuthProtocol.InvalidDpopProof,
         [BrokerErrors.DpopProofMissing] = OAuthProtocol.InvalidDpopProof,
         [BrokerErrors.DpopNonceRequired] = OAuthProtocol.UseDpopNonce,
+        [BrokerErrors.RateLimited] = OAuthProtocol.SlowDown,
     };
 
     /// <summary>RFC 6749 error code and HTTP status for a domain refusal.</summary>
@@ -51,7 +52,8 @@ internal static class OAuthErrorMap
             FailureKind.Unavailable => OAuthProtocol.TemporarilyUnavailable,
             _ => OAuthProtocol.ServerError,
         };
-        return (error, StatusOf(error));
+        // Past the caller's refusal budget: 429 (RFC 6585) with Retry-After, not slow_down's usual 400.
+        return (error, exception.Reason == BrokerErrors.RateLimited ? StatusCodes.Status429TooManyRequests : StatusOf(error));
     }
 
     public static int StatusOf(string error) => error switch

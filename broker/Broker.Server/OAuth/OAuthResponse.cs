@@ -38,15 +38,16 @@ internal static class OAuthResponse
         string reason,
         string message,
         IReadOnlyDictionary<string, string>? metadata = null,
-        Action<Utf8JsonWriter>? more = null)
+        Action<Utf8JsonWriter>? more = null,
+        int? status = null)
     {
-        var status = OAuthErrorMap.StatusOf(error);
+        status ??= OAuthErrorMap.StatusOf(error);
         if (status == StatusCodes.Status401Unauthorized)
         {
             context.Response.Headers.WWWAuthenticate = "Bearer realm=\"broker\"";
         }
 
-        return WriteAsync(context, status, writer =>
+        return WriteAsync(context, status.Value, writer =>
         {
             writer.WriteString("error", error);
             writer.WriteString("error_description", Description(reason, message));

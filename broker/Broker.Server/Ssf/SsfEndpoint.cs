@@ -37,8 +37,16 @@ internal static class SsfEndpoint
         }
         catch (SetRefusedException refusal)
         {
-            await receiver.AuditRefusalAsync(refusal, context, http.RequestAborted);
+            if (await receiver.AuditRefusalAsync(refusal, context, http.RequestAborted) is { } limited)
+            {
+                return RateLimited(http, limited);
+            }
+
             return Results.Json(new { err = refusal.Err, description = refusal.Description }, statusCode: StatusCodes.Status400BadRequest);
+        }
+        catch (BrokerException ex) when (ex.Reason == BrokerErrors.RateLimited)
+        {
+            return RateLimited(http, ex);
         }
         catch (BrokerException ex) when (ex.Kind == FailureKind.Unavailable)
         {
@@ -50,6 +58,13 @@ internal static class SsfEndpoint
             var err = ex.Kind == FailureKind.PermissionDenied ? "access_denied" : "invalid_request";
             return Results.Json(new { err, description = $"{ex.Reason}: {ex.Message}" }, statusCode: StatusCodes.Status400BadRequest);
         }
+    }
+
+    /// <summary>HTTP 429 with Retry-After: the transmitter's refused SETs are past its budget and only counted (docs/risk.md).</summary>
+    private static IResult RateLimited(HttpContext http, BrokerException limited)
+    {
+        http.Response.Headers.RetryAfter = limited.Metadata[Core.Refusals.RefusalAuditor.RetryAfterMetadata];
+        return Results.Json(new { err = "rate_limited", description = $"{limited.Reason}: {limited.Message}" }, statusCode: StatusCodes.Status429TooManyRequests);
     }
 
     /// <summary>

@@ -35,8 +35,9 @@ internal sealed class SsfReceiver
 
     public int MaxBytes => _reader.MaxBytes;
 
-    public Task AuditRefusalAsync(SetRefusedException refusal, RequestContext context, CancellationToken cancellationToken) =>
-        _risk.AuditSignalRefusalAsync(refusal.Issuer, $"{ReasonRefused}:{refusal.Err}", refusal.SignalId, context, cancellationToken);
+    /// <summary>Audits a refused SET within the sender's refusal budget; past it, returns the <c>RATE_LIMITED</c> refusal to answer instead.</summary>
+    public ValueTask<BrokerException?> AuditRefusalAsync(SetRefusedException refusal, RequestContext context, CancellationToken cancellationToken) =>
+        _risk.AuditSignalRefusalAsync(refusal.Issuer, $"{ReasonRefused}:{refusal.Err}", refusal.SignalId, context, Core.Refusals.RefusalSource.FromPeer(Core.Refusals.RefusalDoors.Ssf, context.Peer), cancellationToken);
 
     public async Task ReceiveAsync(string set, RequestContext context, CancellationToken cancellationToken)
     {
