@@ -65,7 +65,7 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
     /// <param name="issuer">The issuer a cluster's nodes share; null for this node's own URL.</param>
     /// <param name="riskGate">Name a runtime-protection source in policy, which turns the risk gate on (a Redis read per issuance).</param>
     /// <param name="policy">Writes the policy from the JWKS path; null means the default benchmark policy.</param>
-    public static async Task<BenchmarkBroker> StartAsync(string workDirectory, string jwksPath, string redisConfiguration, Ablations ablations, Breakdown? breakdown, string? issuer = null, string node = "node", bool riskGate = false, Func<string, string>? policy = null)
+    public static async Task<BenchmarkBroker> StartAsync(string workDirectory, string jwksPath, string redisConfiguration, Ablations ablations, Breakdown? breakdown, string? issuer = null, string node = "node", bool riskGate = false, Func<string, string>? policy = null, IReadOnlyDictionary<string, string?>? settings = null)
     {
         var grpcPort = RedisServer.FreePort();
         var httpPort = RedisServer.FreePort();
@@ -111,6 +111,11 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
             // Never contacted: the benchmark makes no admin calls.
             ["Broker:Operators:Authority"] = "https://operators.example.invalid",
         });
+        if (settings is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(settings);
+        }
+
         var resourceServers = new TestResourceServerIssuer(Directory.CreateTempSubdirectory("broker-bench-rs-").FullName);
         builder.Configuration.AddInMemoryCollection(resourceServers.Settings);
         ConfigureQuietLogging(builder);

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using Broker.Client;
 using Broker.Core.Audit;
 using Broker.Core.Refusals;
@@ -136,26 +135,6 @@ public sealed class RefusalFloodTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     /// <summary>A channel whose connections leave from <paramref name="local"/>, so the node sees another peer.</summary>
-    private GrpcChannel ChannelFrom(IPAddress local)
-    {
-        var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (context, cancellationToken) =>
-            {
-                var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-                try
-                {
-                    socket.Bind(new IPEndPoint(local, 0));
-                    await socket.ConnectAsync(context.DnsEndPoint, cancellationToken);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        return GrpcChannel.ForAddress(_broker.Host.GrpcAddress, new GrpcChannelOptions { HttpHandler = handler });
-    }
+    private GrpcChannel ChannelFrom(IPAddress local) =>
+        GrpcChannel.ForAddress(_broker.Host.GrpcAddress, new GrpcChannelOptions { HttpHandler = LocalAddressHandler.Create(local) });
 }
