@@ -1,6 +1,5 @@
 using Broker.Server.Hosting;
 using Broker.Server.Tests.Infrastructure;
-using Broker.Testing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -10,26 +9,14 @@ namespace Broker.Server.Tests.Hosting;
 /// <summary><c>Broker:RateLimit</c> and <c>Broker:Kestrel</c> are checked at start and reach Kestrel as set.</summary>
 public sealed class RateLimitStartupTests : IDisposable
 {
-    private readonly TestTrustDomain _trust = new("example.org");
-    private readonly TestPki _pki = TestPki.Create("example.org");
-    private readonly string _policyPath;
+    private readonly PolicyOnDisk _policy = new();
 
-    public RateLimitStartupTests()
-    {
-        _policyPath = Path.Combine(_trust.Directory, "policy.yaml");
-        File.WriteAllText(_policyPath, BrokerScenario.Policy(_trust.WriteJwksFile(), _pki.WriteRootBundle()));
-    }
-
-    public void Dispose()
-    {
-        _trust.Dispose();
-        _pki.Dispose();
-    }
+    public void Dispose() => _policy.Dispose();
 
     [Fact]
     public async Task Kestrel_limits_are_set_from_broker_kestrel()
     {
-        await using var host = await StartAsync(new()
+        await using var host = await _policy.StartAsync(new Dictionary<string, string?>
         {
             ["Broker:Kestrel:MaxConcurrentConnections"] = "123",
             ["Broker:Kestrel:Http2MaxStreamsPerConnection"] = "7",
@@ -55,13 +42,10 @@ public sealed class RateLimitStartupTests : IDisposable
     [InlineData("Broker:Kestrel:RequestHeadersTimeout", "00:10:00", "BRK1097")]
     public async Task A_limit_that_bounds_nothing_is_refused_at_start_naming_the_setting(string key, string value, string id)
     {
-        var refused = await Assert.ThrowsAsync<BrokerStartupException>(() => StartAsync(new() { [key] = value }));
+        var refused = await Assert.ThrowsAsync<BrokerStartupException>(() => _policy.StartAsync(new Dictionary<string, string?> { [key] = value }));
 
         var problem = Assert.Single(refused.Problems);
         Assert.StartsWith(id + ":", problem, StringComparison.Ordinal);
         Assert.Contains(key, problem, StringComparison.Ordinal);
     }
-
-    private Task<BrokerTestHost> StartAsync(Dictionary<string, string?> settings) =>
-        BrokerTestHost.StartAsync(new BrokerTestHostOptions { PolicyPath = _policyPath, Settings = settings });
 }
