@@ -103,22 +103,25 @@ public sealed partial class CredentialIssuer
         }
         catch (BrokerException ex) when (ex.Reason != BrokerErrors.DpopNonceRequired && ex.Kind != FailureKind.Unavailable)
         {
-            await AuditRefusalAsync(
-                new AuditEvent
-                {
-                    EventId = AuditEventTypes.CredentialRefused.Id,
-                    Type = AuditEventTypes.CredentialRefused.Name,
-                    Time = _time.GetUtcNow(),
-                    CorrelationId = request.Context.CorrelationId,
-                    PolicyDigest = policy.Digest,
-                    Outcome = AuditOutcomes.Failure,
-                    Reason = ex.Reason,
-                    TaskId = AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength),
-                    Audience = AuditText.Bound(request.Audience, IssuanceOptions.MaxAudienceLength),
-                    Detail = "DPoP proof refused before attestation",
-                    Peer = request.Context.Peer,
-                },
-                cancellationToken);
+            var refusal = new AuditEvent
+            {
+                EventId = AuditEventTypes.CredentialRefused.Id,
+                Type = AuditEventTypes.CredentialRefused.Name,
+                Time = _time.GetUtcNow(),
+                CorrelationId = request.Context.CorrelationId,
+                PolicyDigest = policy.Digest,
+                Outcome = AuditOutcomes.Failure,
+                Reason = ex.Reason,
+                TaskId = AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength),
+                Audience = AuditText.Bound(request.Audience, IssuanceOptions.MaxAudienceLength),
+                Detail = "DPoP proof refused before attestation",
+                Peer = request.Context.Peer,
+            };
+            if (await AuditRefusalAsync(refusal, RefusalSource.FromPeer(RefusalDoors.Dpop, request.Context.Peer), ex, cancellationToken) is { } limited)
+            {
+                throw limited;
+            }
+
             throw;
         }
     }
@@ -510,23 +513,23 @@ public sealed partial class CredentialIssuer
         catch (BrokerException ex)
         {
             var refusal = new AuditEvent
+            {
+                EventId = AuditEventTypes.AttestationRefused.Id,
+                Type = AuditEventTypes.AttestationRefused.Name,
+                Time = _time.GetUtcNow(),
+                CorrelationId = context.CorrelationId,
+                PolicyDigest = policyDigest,
+                Outcome = AuditOutcomes.Failure,
+                Reason = ex.Reason,
+                AttestationKind = evidence switch
                 {
-                    EventId = AuditEventTypes.AttestationRefused.Id,
-                    Type = AuditEventTypes.AttestationRefused.Name,
-                    Time = _time.GetUtcNow(),
-                    CorrelationId = context.CorrelationId,
-                    PolicyDigest = policyDigest,
-                    Outcome = AuditOutcomes.Failure,
-                    Reason = ex.Reason,
-                    AttestationKind = evidence switch
-                    {
-                        JwtSvidEvidence => nameof(AttestationKind.JwtSvid),
-                        OidcTokenEvidence => nameof(AttestationKind.OidcToken),
-                        X509SvidEvidence => nameof(AttestationKind.X509Svid),
-                        _ => null,
-                    },
-                    Peer = context.Peer,
-                };
+                    JwtSvidEvidence => nameof(AttestationKind.JwtSvid),
+                    OidcTokenEvidence => nameof(AttestationKind.OidcToken),
+                    X509SvidEvidence => nameof(AttestationKind.X509Svid),
+                    _ => null,
+                },
+                Peer = context.Peer,
+            };
             if (await AuditRefusalAsync(refusal, RefusalSource.FromPeer(RefusalDoors.Attestation, context.Peer), ex, cancellationToken) is { } limited)
             {
                 throw limited;

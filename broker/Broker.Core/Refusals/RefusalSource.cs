@@ -37,6 +37,9 @@ public static class RefusalDoors
     /// <summary>A proof that did not attest, on any call that takes one (gRPC and OAuth).</summary>
     public const string Attestation = "attestation";
 
+    /// <summary>A DPoP proof refused at the token endpoint, before attestation.</summary>
+    public const string Dpop = "dpop";
+
     /// <summary>An attested workload's credential request refused by policy, risk or request checks.</summary>
     public const string Issuance = "issuance";
 
