@@ -8,6 +8,7 @@
 //   BROKER_RESOURCE        the resource server the token is for (RFC 8707 resource)
 //   RESOURCE_SERVER_TOKEN  the resource server's bearer token for introspection
 //   BROKER_GRANT           "token-exchange" (default) or "jwt-bearer"
+//   BROKER_DPOP            "1": bind the token to a fresh ES256 key with DPoP (RFC 9449)
 //
 // Prints one JSON object describing what happened on stdout; exits 1 on any failure.
 import * as oauth from 'oauth4webapi';
@@ -25,6 +26,7 @@ const svid = need('JWT_SVID');
 const resource = need('BROKER_RESOURCE');
 const resourceServerToken = need('RESOURCE_SERVER_TOKEN');
 const grant = process.env.BROKER_GRANT ?? 'token-exchange';
+const dpop = process.env.BROKER_DPOP === '1';
 
 // --dev brokers listen on loopback HTTP; production ones only on HTTPS.
 const insecure = issuer.protocol === 'http:' ? { [oauth.allowInsecureRequests]: true } : {};
@@ -54,13 +56,27 @@ const [grantType, parameters] = grant === 'jwt-bearer'
       requested_token_type: 'urn:ietf:params:oauth:token-type:access_token',
     }];
 
-const tokenResponse = await oauth.genericTokenEndpointRequest(as, client, oauth.None(), grantType, new URLSearchParams({
-  ...parameters,
-  resource,
-  scope: 'repo:read',
-  authorization_details: JSON.stringify(task),
-}), insecure);
-const token = await oauth.processGenericTokenEndpointResponse(as, client, tokenResponse);
+const dpopHandle = dpop ? oauth.DPoP(client, await oauth.generateKeyPair('ES256')) : undefined;
+const requestToken = async () => oauth.processGenericTokenEndpointResponse(as, client, await oauth.genericTokenEndpointRequest(
+  as, client, oauth.None(), grantType, new URLSearchParams({
+    ...parameters,
+    resource,
+    scope: 'repo:read',
+    authorization_details: JSON.stringify(task),
+  }), { ...insecure, DPoP: dpopHandle }));
+
+// A broker that requires DPoP nonces answers use_dpop_nonce once; the handle has cached the nonce.
+let nonceChallenges = 0;
+let token;
+try {
+  token = await requestToken();
+} catch (err) {
+  if (!oauth.isDPoPNonceError(err)) {
+    throw err;
+  }
+  nonceChallenges++;
+  token = await requestToken();
+}
 
 const introspect = async () => oauth.processIntrospectionResponse(
   as, client, await oauth.introspectionRequest(as, client, resourceServer, token.access_token, insecure));
@@ -73,6 +89,7 @@ await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, 
 const after = await introspect();
 
 process.stdout.write(JSON.stringify({
+  dpop: dpop ? { jkt: await dpopHandle.calculateThumbprint(), nonce_challenges: nonceChallenges } : null,
   token: {
     token_type: token.token_type,
     issued_token_type: token.issued_token_type,
