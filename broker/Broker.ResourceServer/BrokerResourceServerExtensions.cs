@@ -35,6 +35,9 @@ public static class BrokerResourceServerExtensions
     /// claims keep their JWT names, and every validated token is checked against the revocation
     /// index (a revoked token gets 401 <c>error_description="token revoked"</c>; while the
     /// revocation stream is stale, <see cref="BrokerJwtBearerOptions.StaleStance"/> decides).
+    /// Sender-constrained tokens are held to their holder: <c>cnf.jkt</c> needs the
+    /// <c>DPoP</c> scheme and a valid proof by that key (RFC 9449), <c>cnf.x5t#S256</c> the
+    /// client certificate with that thumbprint (RFC 8705).
     /// Also registers <see cref="BrokerRevocationClient"/> as a hosted service. One Broker scheme
     /// per application. Options are checked at start-up.
     /// </summary>
@@ -58,9 +61,10 @@ public static class BrokerResourceServerExtensions
         services.TryAddSingleton<BrokerRevocationClient>();
         services.AddHostedService(sp => sp.GetRequiredService<BrokerRevocationClient>());
         services.TryAddSingleton<BrokerTokenCheck>();
+        services.TryAddSingleton<SenderConstraintCheck>();
 
         builder.AddJwtBearer(scheme, _ => { });
-        services.AddOptions<JwtBearerOptions>(scheme).Configure<IOptions<BrokerJwtBearerOptions>, BrokerTokenCheck>((jwt, brokerOptions, check) =>
+        services.AddOptions<JwtBearerOptions>(scheme).Configure<IOptions<BrokerJwtBearerOptions>, BrokerTokenCheck, SenderConstraintCheck>((jwt, brokerOptions, check, binding) =>
         {
             var broker = brokerOptions.Value;
             jwt.Authority = broker.Authority;
@@ -75,6 +79,7 @@ public static class BrokerResourceServerExtensions
             parameters.RequireExpirationTime = true;
             parameters.RequireSignedTokens = true;
             check.Attach(jwt, broker.MaxTokenLifetime);
+            binding.Attach(jwt, broker.ClockSkew);
         });
         return builder;
     }
