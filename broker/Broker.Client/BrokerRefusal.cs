@@ -21,6 +21,16 @@ public sealed record BrokerRefusal(StatusCode Status, string? Reason, string Mes
     public bool IsUnavailable => Status is StatusCode.Unavailable or StatusCode.DeadlineExceeded
         || (Reason is null && Status is StatusCode.Unknown or StatusCode.Internal or StatusCode.Unimplemented);
 
+    /// <summary>
+    /// For <c>RATE_LIMITED</c> (the caller's recent requests were refused more often than its
+    /// refusal budget allows): how long until the budget refills; null for every other refusal.
+    /// </summary>
+    public TimeSpan? RetryAfter =>
+        Reason == "RATE_LIMITED" && Metadata.TryGetValue("retry_after_seconds", out var seconds)
+            && long.TryParse(seconds, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            ? TimeSpan.FromSeconds(value)
+            : null;
+
     /// <summary>Reads the status and, when present, the <c>broker.v1</c> ErrorInfo from a failed call.</summary>
     public static BrokerRefusal From(RpcException exception)
     {

@@ -66,4 +66,17 @@ public sealed class BrokerRefusalTests
 
         Assert.Equal(unavailable, refusal.IsUnavailable);
     }
+
+    [Theory]
+    [InlineData("RATE_LIMITED", "42", 42)]
+    [InlineData("RATE_LIMITED", "soon", null)]
+    [InlineData("RATE_LIMITED", "-1", null)]
+    [InlineData("WATCH_STREAMS_EXHAUSTED", "42", null)]
+    public void Retry_after_is_read_from_a_rate_limited_refusal_only(string reason, string seconds, int? expected)
+    {
+        var refusal = BrokerRefusal.From(Refusal(Code.ResourceExhausted, "m", reason, new Dictionary<string, string> { ["retry_after_seconds"] = seconds }));
+
+        Assert.Equal(expected is null ? null : TimeSpan.FromSeconds(expected.Value), refusal.RetryAfter);
+        Assert.False(refusal.IsUnavailable);
+    }
 }
