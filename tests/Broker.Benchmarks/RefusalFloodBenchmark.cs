@@ -6,6 +6,7 @@ using Broker.Testing;
 using Broker.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Benchmarks;
 
@@ -51,48 +52,37 @@ internal static class RefusalFloodBenchmark
             Attestation = new AttestationProof { JwtSvid = forger.MintSvid(trust.SpiffeId($"/agents/bad-{i}"), BenchmarkBroker.Audience, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(30)) },
         }).ToArray();
 
-        var rows = new List<string>();
-        foreach (var (name, node) in new[] { ("budget on (default)", limited), ("budget off (every refusal audited)", unlimited) })
+        // Alternating rounds, so drift on a shared machine hits both nodes alike.
+        var nodes = new[] { ("budget on (default)", limited), ("budget off (every refusal audited)", unlimited) };
+        var alone = nodes.ToDictionary(n => n.Item1, _ => new List<LevelResult>());
+        var flooded = nodes.ToDictionary(n => n.Item1, _ => new List<LevelResult>());
+        var refusals = nodes.ToDictionary(n => n.Item1, _ => 0L);
+        for (var round = 0; round < 3; round++)
         {
-            using var goodChannel = node.CreateChannel();
-            using var floodChannel = GrpcChannel.ForAddress(node.GrpcAddress, new GrpcChannelOptions { HttpHandler = LocalAddressHandler.Create(Flooder) });
-            var goodClient = new CredentialService.CredentialServiceClient(goodChannel);
-            var floodClient = new CredentialService.CredentialServiceClient(floodChannel);
-            Func<int, Func<DateTime, Task>> goodCalls = i => async deadline => await goodClient.IssueCredentialAsync(good[i], deadline: deadline);
-
-            var alone = await LoadRunner.RunAsync(goodCallers, TimeSpan.FromSeconds(1), window, goodCalls);
-
-            using var stop = new CancellationTokenSource();
-            var refused = 0L;
-            var floods = Enumerable.Range(0, flooders).Select(f => Task.Run(async () =>
+            // Each round swaps which node goes first, so neither always follows the other's flood.
+            foreach (var (name, node) in round % 2 == 0 ? nodes : nodes.Reverse())
             {
-                for (var n = f; !stop.IsCancellationRequested; n++)
-                {
-                    try
-                    {
-                        await floodClient.IssueCredentialAsync(bad[n % bad.Length], deadline: DateTime.UtcNow + LoadRunner.CallDeadline);
-                    }
-                    catch (RpcException)
-                    {
-                        Interlocked.Increment(ref refused);
-                    }
-                }
-            })).ToArray();
-            var recordsBefore = AuditReader.ReadAll([node.AuditPath]).Count;
-            var refusedBefore = Interlocked.Read(ref refused);
-            var flooded = await LoadRunner.RunAsync(goodCallers, TimeSpan.FromSeconds(1), window, goodCalls);
-            var floodRate = (Interlocked.Read(ref refused) - refusedBefore) / flooded.Window.TotalSeconds;
-            var records = AuditReader.ReadAll([node.AuditPath]).Count - recordsBefore - flooded.Completed;
-            await stop.CancelAsync();
-            await Task.WhenAll(floods);
+                var (quiet, loud, refused) = await MeasureAsync(node, good, bad, flooders, window);
+                alone[name].Add(quiet);
+                flooded[name].Add(loud);
+                refusals[name] += refused;
+            }
+        }
 
-            rows.Add(Channels.Invariant($"| {name} | {alone.PerSecond:F0} | {alone.P99Ms:F1} | {flooded.PerSecond:F0} | {flooded.P99Ms:F1} | {flooded.Errors} | {floodRate:F0} | {records} |"));
+        var rows = new List<string>();
+        foreach (var (name, node) in nodes)
+        {
+            // Everything the flood cost the log: its peer's records, the aggregated ones included.
+            await node.Services.GetRequiredService<Broker.Core.Refusals.RefusalAuditor>().FlushAsync();
+            var records = AuditReader.ReadAll([node.AuditPath]).Count(r => r.Event.Peer is { } peer && (peer == "127.0.0.2" || peer.StartsWith("ipv4:127.0.0.2:", StringComparison.Ordinal)));
+            double Rate(List<LevelResult> results) => results.Sum(r => r.Completed) / results.Sum(r => r.Window.TotalSeconds);
+            rows.Add(Channels.Invariant($"| {name} | {Rate(alone[name]):F0} | {alone[name].Max(r => r.P99Ms):F1} | {Rate(flooded[name]):F0} | {flooded[name].Max(r => r.P99Ms):F1} | {flooded[name].Sum(r => r.Errors)} | {refusals[name]} | {records} |"));
         }
 
         var report = new StringBuilder();
-        report.AppendLine(CultureInfo.InvariantCulture, $"Refusal flood: {goodCallers} good callers on 127.0.0.1, {flooders} flooders on 127.0.0.2 sending forged JWT-SVIDs, {window.TotalSeconds:F0} s windows, one process on {Environment.ProcessorCount} cores (client and server share them), load average {Report.LoadAverage()}");
+        report.AppendLine(CultureInfo.InvariantCulture, $"Refusal flood: {goodCallers} good callers on 127.0.0.1, {flooders} flooders on 127.0.0.2 sending forged JWT-SVIDs, 3 alternating rounds of {window.TotalSeconds:F0} s windows per node, one process on {Environment.ProcessorCount} cores (client and server share them), load average {Report.LoadAverage()}");
         report.AppendLine();
-        report.AppendLine("| node | good req/s alone | p99 ms alone | good req/s under flood | p99 ms under flood | good errors | flood refusals/s | audit records for the flood (window, approx.) |");
+        report.AppendLine("| node | good req/s alone | p99 ms alone (worst window) | good req/s under flood | p99 ms under flood (worst window) | good errors | flood requests refused | audit records for the flood |");
         report.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var row in rows)
         {
@@ -100,7 +90,40 @@ internal static class RefusalFloodBenchmark
         }
 
         report.AppendLine();
-        report.AppendLine("Audit records for the flood = records written during the flooded window minus the good agent's issuance records (approximate: the window edges are not exact). With the budget on, the flood's aggregated record is written when the window (1 minute) closes, after this measurement.");
+        report.AppendLine("Audit records for the flood: every record naming 127.0.0.2, after the open window's aggregated records were written. The budget bounds the log, not the CPU: each forged proof is still pre-flighted and its signature checked.");
         return report.ToString();
+    }
+
+    /// <summary>The good agent alone, then under the flood; and how many flood requests were refused meanwhile.</summary>
+    private static async Task<(LevelResult Alone, LevelResult Flooded, long Refused)> MeasureAsync(BenchmarkBroker node, IssueCredentialRequest[] good, IssueCredentialRequest[] bad, int flooders, TimeSpan window)
+    {
+        using var goodChannel = node.CreateChannel();
+        using var floodChannel = GrpcChannel.ForAddress(node.GrpcAddress, new GrpcChannelOptions { HttpHandler = LocalAddressHandler.Create(Flooder) });
+        var goodClient = new CredentialService.CredentialServiceClient(goodChannel);
+        var floodClient = new CredentialService.CredentialServiceClient(floodChannel);
+        Func<int, Func<DateTime, Task>> goodCalls = i => async deadline => await goodClient.IssueCredentialAsync(good[i], deadline: deadline);
+
+        var alone = await LoadRunner.RunAsync(good.Length, TimeSpan.FromSeconds(1), window, goodCalls);
+
+        using var stop = new CancellationTokenSource();
+        var refused = 0L;
+        var floods = Enumerable.Range(0, flooders).Select(f => Task.Run(async () =>
+        {
+            for (var n = f; !stop.IsCancellationRequested; n++)
+            {
+                try
+                {
+                    await floodClient.IssueCredentialAsync(bad[n % bad.Length], deadline: DateTime.UtcNow + LoadRunner.CallDeadline);
+                }
+                catch (RpcException)
+                {
+                    Interlocked.Increment(ref refused);
+                }
+            }
+        })).ToArray();
+        var flooded = await LoadRunner.RunAsync(good.Length, TimeSpan.FromSeconds(1), window, goodCalls);
+        await stop.CancelAsync();
+        await Task.WhenAll(floods);
+        return (alone, flooded, Interlocked.Read(ref refused));
     }
 }
