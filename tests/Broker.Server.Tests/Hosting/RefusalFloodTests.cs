@@ -26,13 +26,7 @@ public sealed class RefusalFloodTests(ITestOutputHelper output) : IAsyncLifetime
 
     private BrokerScenario _broker = null!;
 
-    // The window is an hour so the budget does not refill during the test; the test closes the
-    // window itself (what the node's timer does every Broker:RateLimit:Window).
-    public async Task InitializeAsync() => _broker = await BrokerScenario.StartAsync(settings: new Dictionary<string, string?>
-    {
-        ["Broker:RateLimit:PermitsPerWindow"] = Budget.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["Broker:RateLimit:Window"] = "01:00:00",
-    });
+    public async Task InitializeAsync() => _broker = await BrokerScenario.StartAsync(settings: RefusalBudgetSettings.Of(Budget));
 
     public async Task DisposeAsync() => await _broker.DisposeAsync();
 

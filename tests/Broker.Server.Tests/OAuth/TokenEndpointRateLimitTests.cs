@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Broker.Server.Tests.Infrastructure;
 
 namespace Broker.Server.Tests.OAuth;
 
@@ -8,11 +9,7 @@ public sealed class TokenEndpointRateLimitTests : IAsyncLifetime
 {
     private OAuthScenario _oauth = null!;
 
-    public async Task InitializeAsync() => _oauth = await OAuthScenario.StartAsync(settings: new Dictionary<string, string?>
-    {
-        ["Broker:RateLimit:PermitsPerWindow"] = "2",
-        ["Broker:RateLimit:Window"] = "01:00:00",
-    });
+    public async Task InitializeAsync() => _oauth = await OAuthScenario.StartAsync(settings: RefusalBudgetSettings.Of(2));
 
     public async Task DisposeAsync() => await _oauth.DisposeAsync();
 

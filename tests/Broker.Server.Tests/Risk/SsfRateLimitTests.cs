@@ -13,11 +13,7 @@ public sealed class SsfRateLimitTests : IAsyncLifetime
     private const int Budget = 2;
     private BrokerScenario _broker = null!;
 
-    public async Task InitializeAsync() => _broker = await BrokerScenario.StartAsync(settings: new Dictionary<string, string?>
-    {
-        ["Broker:RateLimit:PermitsPerWindow"] = Budget.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ["Broker:RateLimit:Window"] = "01:00:00",
-    });
+    public async Task InitializeAsync() => _broker = await BrokerScenario.StartAsync(settings: RefusalBudgetSettings.Of(Budget));
 
     public async Task DisposeAsync() => await _broker.DisposeAsync();
 
