@@ -1,31 +1,27 @@
 using Broker.Server.Hosting;
 
+if (BrokerCommandLine.WantsHelp(args))
+{
+    Console.Write(BrokerCommandLine.Help);
+    return BrokerExitCodes.Stopped;
+}
+
 try
 {
     var builder = WebApplication.CreateBuilder(BrokerCommandLine.Normalize(args));
+    var logGate = new StartupLogGate();
+    logGate.Apply(builder);
     builder.AddBroker();
     var app = builder.Build();
+    logGate.OpenWhenListening(app);
     app.MapBroker();
-    BrokerCommandLine.PrintDevBanner(app);
+    BrokerCommandLine.PrintDevBannerWhenListening(app);
     await app.RunAsync();
-    return 0;
+    return BrokerExitCodes.Stopped;
 }
-catch (BrokerStartupException ex)
+catch (Exception ex) when (StartupFailure.Describe(ex) is { } failure)
 {
-    // Configuration is wrong: restarting will not help.
-    await Console.Error.WriteLineAsync(ex.Message);
-    return 2;
-}
-catch (Broker.Core.Audit.AuditTamperedException ex)
-{
-    // The audit log was tampered with: an operator must look, and may acknowledge (docs/audit.md).
-    await Console.Error.WriteLineAsync(ex.Message);
-    return 10;
-}
-catch (StackExchange.Redis.RedisConnectionException ex)
-{
-    // Only Sentinel mode fails here (a single endpoint starts unhealthy and waits): no Sentinel
-    // answered. Transient by nature, so a distinct code that supervisors restart on.
-    await Console.Error.WriteLineAsync($"Broker cannot start: no Redis Sentinel answered ({ex.FailureType}). It will be retried by the supervisor.");
-    return 3;
+    // Known start-up failures are one line with a stable id (docs/errors.md), not a stack trace.
+    await Console.Error.WriteLineAsync(failure.Message);
+    return failure.ExitCode;
 }

@@ -73,6 +73,7 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger<FileAuditSink> _logger;
     private readonly Task _writer;
+    private readonly AuditFolderLock _folderLock;
     private volatile bool _healthy = true;
 
     // Chain state: touched by the constructor, then only by the writer loop, then by DisposeAsync.
@@ -121,20 +122,33 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         }
 
         CreateDirectory(Directory);
-        Node = ResolveNodeId(options.NodeId, Directory);
-        var acknowledged = CheckIntegrity(out var replaceHead);
-        if (!acknowledged)
+
+        // Before anything is read or repaired: recovery cuts torn tails, which must never be another writer's.
+        _folderLock = AuditFolderLock.Acquire(Directory);
+        try
         {
-            Recover();
+            Node = ResolveNodeId(options.NodeId, Directory);
+            var acknowledged = CheckIntegrity(out var replaceHead);
+            if (!acknowledged)
+            {
+                Recover();
+            }
+
+            if (options.HeadStore is { } store)
+            {
+                _heads = new AuditHeadPublisher(store, _key, Node, time, logger, options.RetryInterval, replaceHead, HeadConflict);
+            }
+
+            StartSegment();
+            WriteBatch([]);
+        }
+        catch
+        {
+            _file?.Dispose();
+            _folderLock.Dispose();
+            throw;
         }
 
-        if (options.HeadStore is { } store)
-        {
-            _heads = new AuditHeadPublisher(store, _key, Node, time, logger, options.RetryInterval, replaceHead, HeadConflict);
-        }
-
-        StartSegment();
-        WriteBatch([]);
         _writer = Task.Run(WriteLoopAsync);
     }
 
@@ -205,6 +219,8 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
             _heads.Advance(_seq, _lastHash, _segment);
             await _heads.DisposeAsync();
         }
+
+        _folderLock.Dispose();
     }
 
     private async Task WriteLoopAsync()

@@ -38,7 +38,21 @@ internal sealed partial class ApprovalSweeper(ApprovalService approvals, IOption
                 Log.SweepFailed(logger, ex is BrokerException broker ? broker.Reason : ex.GetType().Name, ex is BrokerException ? null : ex);
             }
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
+        while (await NextTickAsync(timer, stoppingToken));
+    }
+
+    // Stopping is not a failure: when a node is refused at start (a busy port) the host cancels
+    // this loop without a Stop call and would otherwise log the cancellation as a crash.
+    private static async Task<bool> NextTickAsync(PeriodicTimer timer, CancellationToken stoppingToken)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     private static partial class Log

@@ -36,8 +36,13 @@ public static class BrokerServerExtensions
         ClockSkewSettings.Apply(options);
         if (options.Dev)
         {
-            var grpcPort = builder.Configuration.GetValue("Broker:DevGrpcPort", DevEnvironment.DefaultGrpcPort);
-            var httpPort = builder.Configuration.GetValue("Broker:DevHttpPort", DevEnvironment.DefaultHttpPort);
+            var grpcPort = DevPorts.Read(builder.Configuration, DevPorts.GrpcKey, DevEnvironment.DefaultGrpcPort, "--grpc-port");
+            var httpPort = DevPorts.Read(builder.Configuration, DevPorts.HttpKey, DevEnvironment.DefaultHttpPort, "--http-port");
+            if (grpcPort == httpPort)
+            {
+                throw new BrokerStartupException([$"BRK1162: --grpc-port and --http-port are both {grpcPort}; dev mode needs two ports."]);
+            }
+
             builder.Services.AddSingleton(DevEnvironment.Prepare(options, grpcPort, httpPort));
             builder.WebHost.ConfigureKestrel(kestrel =>
             {
@@ -197,6 +202,10 @@ public static class BrokerServerExtensions
         _ = app.Services.GetRequiredService<IAuditSink>();
 
         DevEnvironment.EnsureRevocationEpoch(app.Services);
+        if (app.Services.GetService<DevManifest>() is { } dev)
+        {
+            app.Lifetime.ApplicationStarted.Register(() => DevEnvironment.WriteManifest(options.DevDirectory, dev));
+        }
 
         // Know every revocation before the first request; if the store is down the node starts
         // stale and refuses issuance until it catches up (health says so).

@@ -92,9 +92,15 @@ public static class DevEnvironment
             operatorKey.KeyId,
             options.Operators.DevIssuer,
             options.Operators.Audience);
-        File.WriteAllText(Path.Combine(root, ManifestFile), JsonSerializer.Serialize(manifest, DevManifest.JsonOptions));
         return manifest;
     }
+
+    /// <summary>
+    /// Writes dev.json, which brokerctl --dev reads. Called once the node listens, so a node that
+    /// was refused (port busy, audit folder in use) never points brokerctl at itself.
+    /// </summary>
+    public static void WriteManifest(string devDirectory, DevManifest manifest) =>
+        File.WriteAllText(Path.Combine(Path.GetFullPath(devDirectory), ManifestFile), JsonSerializer.Serialize(manifest, DevManifest.JsonOptions));
 
     /// <summary>
     /// Dev mode on a shared Redis (<c>--dev --redis ...</c>): a fresh Redis has no revocation epoch,

@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Broker.Server.Hosting;
+
+namespace Broker.Client.Tests;
+
+/// <summary>
+/// <c>dotnet Broker.Server.dll</c> as a person starts it: a child process with its own stdout and
+/// stderr. Either it serves (the dev banner appeared) or it exits; disposal ends the process it
+/// started, by PID, with SIGTERM first so a clean stop seals the audit log.
+/// </summary>
+internal sealed class ServerProcess : IAsyncDisposable
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(90);
+    private readonly Process _process;
+    private readonly StringBuilder _out = new();
+    private readonly StringBuilder _error = new();
+    private readonly TaskCompletionSource _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private ServerProcess(Process process)
+    {
+        _process = process;
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+            {
+                return;
+            }
+
+            lock (_out)
+            {
+                _out.AppendLine(e.Data);
+            }
+
+            if (e.Data.Contains("DEV MODE", StringComparison.Ordinal))
+            {
+                _serving.TrySetResult();
+            }
+        };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (_error)
+                {
+                    _error.AppendLine(e.Data);
+                }
+            }
+        };
+    }
+
+    public string Out
+    {
+        get
+        {
+            lock (_out)
+            {
+                return _out.ToString();
+            }
+        }
+    }
+
+    public string Error
+    {
+        get
+        {
+            lock (_error)
+            {
+                return _error.ToString();
+            }
+        }
+    }
+
+    public static int FreePort() => Broker.Testing.LoopbackPorts.Next();
+
+    public static string Port() => FreePort().ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The server the tests are built with (copied next to them by the project reference).</summary>
+    public static string ServerDll => typeof(StartupValidation).Assembly.Location;
+
+    public static ServerProcess Start(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
+        info.ArgumentList.Add(ServerDll);
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        info.Environment["DOTNET_NOLOGO"] = "1";
+        info.Environment.Remove("ASPNETCORE_ENVIRONMENT");
+        var process = Process.Start(info) ?? throw new InvalidOperationException("the server did not start");
+        var server = new ServerProcess(process);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return server;
+    }
+
+    /// <summary>Runs the server until it exits on its own (a refusal, --help) and returns its exit code.</summary>
+    public static async Task<(int Code, string Out, string Error)> RunToExitAsync(params string[] args)
+    {
+        await using var server = Start(args);
+        var code = await server.ExitCodeAsync();
+        return (code, server.Out, server.Error);
+    }
+
+    public async Task<int> ExitCodeAsync()
+    {
+        using var timeout = new CancellationTokenSource(Bound);
+        await _process.WaitForExitAsync(timeout.Token);
+        return _process.ExitCode;
+    }
+
+    /// <summary>Waits for the dev banner, which the server prints once its ports are bound.</summary>
+    public async Task WaitServingAsync()
+    {
+        var exited = _process.WaitForExitAsync();
+        var first = await Task.WhenAny(_serving.Task, exited, Task.Delay(Bound));
+        if (first != _serving.Task)
+        {
+            throw new InvalidOperationException($"the server did not serve (exited: {_process.HasExited}):\n{Out}\n{Error}");
+        }
+    }
+
+    /// <summary>A clean stop (SIGTERM, as systemd or Ctrl-C would): the node seals its audit segment and exits 0.</summary>
+    public async Task<int> StopAsync()
+    {
+        if (!_process.HasExited)
+        {
+            using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)])!;
+            await kill.WaitForExitAsync();
+        }
+
+        return await ExitCodeAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}
