@@ -43,7 +43,8 @@ public sealed class AuditRemoteTests : IAsyncLifetime
         var copy = Directory.CreateTempSubdirectory("brokerctl-cut-").FullName;
         try
         {
-            foreach (var file in Directory.GetFiles(_broker.Manifest.AuditFile))
+            // The running node holds .lock exclusively; a copy has no use for it.
+            foreach (var file in Directory.GetFiles(_broker.Manifest.AuditFile).Where(f => Path.GetFileName(f) != Broker.Core.Audit.AuditFolderLock.FileName))
             {
                 File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
             }

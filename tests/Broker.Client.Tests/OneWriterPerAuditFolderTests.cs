@@ -16,12 +16,12 @@ public sealed class OneWriterPerAuditFolderTests : IDisposable
     [Fact]
     public async Task A_second_node_on_the_same_audit_folder_is_refused_and_the_folder_still_verifies()
     {
-        var grpcPort = ServerProcess.Port();
-        await using var first = ServerProcess.Start("--dev", "--dev-dir", _dev, "--grpc-port", grpcPort, "--http-port", ServerProcess.Port());
+        var grpcPort = ChildProcess.Port();
+        await using var first = ChildProcess.StartServer("--dev", "--dev-dir", _dev, "--grpc-port", grpcPort, "--http-port", ChildProcess.Port());
         await first.WaitServingAsync();
         Assert.Equal(0, (await IssueAsync("before")).ExitCode);
 
-        var (code, stdout, stderr) = await ServerProcess.RunToExitAsync("--dev", "--dev-dir", _dev, "--grpc-port", ServerProcess.Port(), "--http-port", ServerProcess.Port());
+        var (code, stdout, stderr) = await ChildProcess.RunServerToExitAsync("--dev", "--dev-dir", _dev, "--grpc-port", ChildProcess.Port(), "--http-port", ChildProcess.Port());
 
         Assert.Equal(11, code);
         var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
@@ -43,7 +43,7 @@ public sealed class OneWriterPerAuditFolderTests : IDisposable
         Assert.Equal(["before", "after"], records.Where(e => e.Type == AuditEventTypes.CredentialIssued.Name).Select(e => e.TaskId));
 
         // The lock goes with the process: a node started on the folder afterwards serves and continues the chain.
-        await using var next = ServerProcess.Start("--dev", "--dev-dir", _dev, "--grpc-port", ServerProcess.Port(), "--http-port", ServerProcess.Port());
+        await using var next = ChildProcess.StartServer("--dev", "--dev-dir", _dev, "--grpc-port", ChildProcess.Port(), "--http-port", ChildProcess.Port());
         await next.WaitServingAsync();
         Assert.Equal(0, await next.StopAsync());
         verify = await Cli.RunAsync("audit", "verify", AuditFolder, "--checkpoint-key", Path.Combine(_dev, "trust", "audit-checkpoint.pub.pem"));

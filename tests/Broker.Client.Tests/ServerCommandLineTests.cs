@@ -14,7 +14,7 @@ public sealed class ServerCommandLineTests : IDisposable
     [Fact]
     public async Task Help_lists_the_flags_the_settings_and_the_exit_codes_and_starts_nothing()
     {
-        var (code, stdout, stderr) = await ServerProcess.RunToExitAsync("--help");
+        var (code, stdout, stderr) = await ChildProcess.RunServerToExitAsync("--help");
 
         Assert.Equal(0, code);
         Assert.StartsWith("Usage: Broker.Server", stdout, StringComparison.Ordinal);
@@ -33,7 +33,7 @@ public sealed class ServerCommandLineTests : IDisposable
         holder.Start();
         var busy = ((IPEndPoint)holder.LocalEndpoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-        var (code, stdout, stderr) = await ServerProcess.RunToExitAsync("--dev", "--dev-dir", _dev, "--grpc-port", busy, "--http-port", ServerProcess.Port());
+        var (code, stdout, stderr) = await ChildProcess.RunServerToExitAsync("--dev", "--dev-dir", _dev, "--grpc-port", busy, "--http-port", ChildProcess.Port());
 
         Assert.Equal(12, code);
         var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
@@ -54,7 +54,7 @@ public sealed class ServerCommandLineTests : IDisposable
     [InlineData("70000")]
     public async Task A_dev_port_that_is_not_a_port_is_one_line_BRK1162_and_exit_2(string port)
     {
-        var (code, stdout, stderr) = await ServerProcess.RunToExitAsync("--dev", "--dev-dir", _dev, "--grpc-port", port);
+        var (code, stdout, stderr) = await ChildProcess.RunServerToExitAsync("--dev", "--dev-dir", _dev, "--grpc-port", port);
 
         Assert.Equal(2, code);
         var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
@@ -65,9 +65,9 @@ public sealed class ServerCommandLineTests : IDisposable
     [Fact]
     public async Task The_dev_banner_names_the_addresses_the_node_bound()
     {
-        var grpc = ServerProcess.Port();
-        var http = ServerProcess.Port();
-        await using var server = ServerProcess.Start("--dev", "--dev-dir", _dev, "--grpc-port", grpc, "--http-port", http);
+        var grpc = ChildProcess.Port();
+        var http = ChildProcess.Port();
+        await using var server = ChildProcess.StartServer("--dev", "--dev-dir", _dev, "--grpc-port", grpc, "--http-port", http);
         await server.WaitServingAsync();
 
         // Printed once Kestrel bound: the HTTP port answers by the time the banner is out.

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Broker.Client.Tests;
 
 /// <summary>
@@ -43,33 +41,10 @@ public sealed class ToolPackageTests : IDisposable
         Assert.Contains("issue", help.Output, StringComparison.Ordinal);
     }
 
-    private async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
+    private static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
     {
-        var info = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _work };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        info.Environment["DOTNET_NOLOGO"] = "1";
-        info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        using var process = Process.Start(info)!;
-        using var timeout = new CancellationTokenSource(Bound);
-        var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
-        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                process.Kill(entireProcessTree: true);
-            }
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
+        var (code, stdout, stderr) = await ChildProcess.RunToExitAsync(file, Bound, args);
+        return (code, stdout + stderr);
     }
 
     private static string RepoRoot()

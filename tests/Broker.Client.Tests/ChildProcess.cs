@@ -6,21 +6,23 @@ using Broker.Server.Hosting;
 namespace Broker.Client.Tests;
 
 /// <summary>
-/// <c>dotnet Broker.Server.dll</c> as a person starts it: a child process with its own stdout and
-/// stderr. Either it serves (the dev banner appeared) or it exits; disposal ends the process it
-/// started, by PID, with SIGTERM first so a clean stop seals the audit log.
+/// A program as a person starts it, mostly <c>dotnet Broker.Server.dll</c>: a child process with
+/// its own stdout and stderr. A server either serves (the dev banner appeared) or exits; disposal
+/// ends the process it started, by PID.
 /// </summary>
-internal sealed class ServerProcess : IAsyncDisposable
+internal sealed class ChildProcess : IAsyncDisposable
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(90);
+    private static readonly TimeSpan ServerBound = TimeSpan.FromSeconds(90);
     private readonly Process _process;
+    private readonly TimeSpan _bound;
     private readonly StringBuilder _out = new();
     private readonly StringBuilder _error = new();
     private readonly TaskCompletionSource _serving = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private ServerProcess(Process process)
+    private ChildProcess(Process process, TimeSpan bound)
     {
         _process = process;
+        _bound = bound;
         process.OutputDataReceived += (_, e) =>
         {
             if (e.Data is null)
@@ -79,35 +81,40 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>The server the tests are built with (copied next to them by the project reference).</summary>
     public static string ServerDll => typeof(StartupValidation).Assembly.Location;
 
-    public static ServerProcess Start(params string[] args)
+    public static ChildProcess StartServer(params string[] args) => Start("dotnet", ServerBound, [ServerDll, .. args]);
+
+    /// <summary>Runs the server until it exits on its own (a refusal, --help) and returns its exit code.</summary>
+    public static Task<(int Code, string Out, string Error)> RunServerToExitAsync(params string[] args) => RunToExitAsync("dotnet", ServerBound, [ServerDll, .. args]);
+
+    /// <summary>Runs <paramref name="file"/> until it exits, at most <paramref name="bound"/>.</summary>
+    public static async Task<(int Code, string Out, string Error)> RunToExitAsync(string file, TimeSpan bound, params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        info.ArgumentList.Add(ServerDll);
+        await using var child = Start(file, bound, args);
+        var code = await child.ExitCodeAsync();
+        return (code, child.Out, child.Error);
+    }
+
+    private static ChildProcess Start(string file, TimeSpan bound, string[] args)
+    {
+        var info = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
         }
 
         info.Environment["DOTNET_NOLOGO"] = "1";
+        info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         info.Environment.Remove("ASPNETCORE_ENVIRONMENT");
-        var process = Process.Start(info) ?? throw new InvalidOperationException("the server did not start");
-        var server = new ServerProcess(process);
+        var process = Process.Start(info) ?? throw new InvalidOperationException($"{file} did not start");
+        var child = new ChildProcess(process, bound);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return server;
-    }
-
-    /// <summary>Runs the server until it exits on its own (a refusal, --help) and returns its exit code.</summary>
-    public static async Task<(int Code, string Out, string Error)> RunToExitAsync(params string[] args)
-    {
-        await using var server = Start(args);
-        var code = await server.ExitCodeAsync();
-        return (code, server.Out, server.Error);
+        return child;
     }
 
     public async Task<int> ExitCodeAsync()
     {
-        using var timeout = new CancellationTokenSource(Bound);
+        using var timeout = new CancellationTokenSource(_bound);
         await _process.WaitForExitAsync(timeout.Token);
         return _process.ExitCode;
     }
@@ -116,7 +123,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     public async Task WaitServingAsync()
     {
         var exited = _process.WaitForExitAsync();
-        var first = await Task.WhenAny(_serving.Task, exited, Task.Delay(Bound));
+        var first = await Task.WhenAny(_serving.Task, exited, Task.Delay(_bound));
         if (first != _serving.Task)
         {
             throw new InvalidOperationException($"the server did not serve (exited: {_process.HasExited}):\n{Out}\n{Error}");
