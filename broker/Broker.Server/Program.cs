@@ -15,7 +15,6 @@ try
     var app = builder.Build();
     logGate.OpenWhenListening(app);
     app.MapBroker();
-    BrokerCommandLine.PrintDevBannerWhenListening(app);
     await app.RunAsync();
     return BrokerExitCodes.Stopped;
 }

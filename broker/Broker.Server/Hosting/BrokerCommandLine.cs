@@ -96,27 +96,15 @@ public static class BrokerCommandLine
 
         """;
 
-    /// <summary>
-    /// In --dev, prints how to get a token once Kestrel listens (not before: a node whose port is
-    /// taken must not greet anyone), naming the addresses it actually bound.
-    /// </summary>
-    public static void PrintDevBannerWhenListening(WebApplication app)
+    /// <summary>In --dev, once Kestrel listens: how to get a token, naming the addresses it actually bound.</summary>
+    internal static void PrintDevBanner(WebApplication app, DevManifest dev, string devDirectory)
     {
-        if (app.Services.GetService<DevManifest>() is not { } dev)
-        {
-            return;
-        }
-
-        var devDirectory = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<BrokerOptions>>().Value.DevDirectory;
-        app.Lifetime.ApplicationStarted.Register(() =>
-        {
-            var bound = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
-                .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses.ToList() ?? [];
-            var grpcPort = new Uri(dev.GrpcAddress).Port;
-            var grpc = bound.FirstOrDefault(a => new Uri(a).Port == grpcPort) ?? dev.GrpcAddress;
-            var http = string.Join(", ", bound.Where(a => a != grpc));
-            Console.WriteLine(DevBanner(dev, grpc, http, Path.Combine(Path.GetFullPath(devDirectory), DevResourceServerToken.FileName)));
-        });
+        var bound = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+            .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses.ToList() ?? [];
+        var grpcPort = new Uri(dev.GrpcAddress).Port;
+        var grpc = bound.FirstOrDefault(a => new Uri(a).Port == grpcPort) ?? dev.GrpcAddress;
+        var http = string.Join(", ", bound.Where(a => a != grpc));
+        Console.WriteLine(DevBanner(dev, grpc, http, Path.Combine(Path.GetFullPath(devDirectory), DevResourceServerToken.FileName)));
     }
 
     internal static string DevBanner(DevManifest dev, string grpc, string http, string resourceServerToken) => $"""

@@ -204,7 +204,14 @@ public static class BrokerServerExtensions
         DevEnvironment.EnsureRevocationEpoch(app.Services);
         if (app.Services.GetService<DevManifest>() is { } dev)
         {
-            app.Lifetime.ApplicationStarted.Register(() => DevEnvironment.WriteManifest(options.DevDirectory, dev));
+            // Once the ports are bound, not before: a node refused at start (port taken, audit
+            // folder in use) must neither point brokerctl at itself nor greet anyone. dev.json
+            // first, so whoever reads the banner can already use brokerctl --dev.
+            app.Lifetime.ApplicationStarted.Register(() =>
+            {
+                DevEnvironment.WriteManifest(options.DevDirectory, dev);
+                BrokerCommandLine.PrintDevBanner(app, dev, options.DevDirectory);
+            });
         }
 
         // Know every revocation before the first request; if the store is down the node starts
