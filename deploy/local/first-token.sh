@@ -6,7 +6,8 @@
 #
 #   deploy/local/first-token.sh [REPO [BRANCH]]   default: this repository, its current branch
 #
-# Environment: BROKER_GRPC_PORT / BROKER_HTTP_PORT (default 5080 / 5081) if those are taken.
+# Environment: BROKER_GRPC_PORT / BROKER_HTTP_PORT (default 5080 / 5081) if those are taken;
+# BROKER_START_TIMEOUT seconds to wait for /healthz (default 180, as the README).
 # The clone lives in a temporary folder that is removed afterwards, with the broker it started.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ repo=${1:-$here}
 branch=${2:-$(git -C "$here" rev-parse --abbrev-ref HEAD)}
 grpc=${BROKER_GRPC_PORT:-5080}
 http=${BROKER_HTTP_PORT:-5081}
+bound=${BROKER_START_TIMEOUT:-180}
 work=$(mktemp -d "${TMPDIR:-/tmp}/broker-first-token.XXXXXX")
 pid=""
 
@@ -32,8 +34,8 @@ cd "$work/broker"
 mkdir -p .dev
 setsid dotnet run --project broker/Broker.Server -- --dev --grpc-port "$grpc" --http-port "$http" > .dev/broker.log 2>&1 &
 pid=$!
-if ! timeout 180 sh -c "until curl -sf http://127.0.0.1:$http/healthz >/dev/null; do sleep 1; done"; then
-  echo "the broker did not answer on port $http within 180 s:" >&2
+if ! timeout "$bound" sh -c "until curl -sf http://127.0.0.1:$http/healthz >/dev/null; do sleep 1; done"; then
+  echo "the broker did not answer on port $http within $bound s:" >&2
   tail -20 .dev/broker.log >&2
   exit 1
 fi
