@@ -17,6 +17,13 @@ public sealed class FilePolicyProviderOptions
 
     /// <summary>When false, the file is read once and only <see cref="FilePolicyProvider.ReloadAsync"/> reloads it.</summary>
     public bool Watch { get; set; } = true;
+
+    /// <summary>
+    /// Checks only the host can make (e.g. that the operator IdP is not also an attestation
+    /// issuer). A policy that fails one is refused like an invalid file, at start and on every
+    /// reload, so an edit cannot undo what start-up enforced. Each problem is one message.
+    /// </summary>
+    public Func<BrokerPolicy, IEnumerable<string>>? Constraints { get; set; }
 }
 
 /// <summary>
@@ -41,17 +48,24 @@ public sealed partial class FilePolicyProvider : IPolicyProvider, IDisposable
     private readonly ILogger<FilePolicyProvider> _logger;
     private readonly FilePolicyProviderOptions _options;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly FileSystemWatcher? _watcher;
-    private readonly ITimer? _pollTimer;
-    private readonly ITimer? _debounceTimer;
-    private BrokerPolicy _current;
+    private FileSystemWatcher? _watcher;
+    private ITimer? _pollTimer;
+    private ITimer? _debounceTimer;
+    private BrokerPolicy? _current;
 
     // The last refused content (digest, or read error), so polling does not refuse and audit it again and again.
     private string? _lastRefusedKey;
     private volatile bool _disposed;
 
-    /// <summary>Loads the policy now; an invalid policy throws <see cref="PolicyLoadException"/>.</summary>
-    /// <exception cref="PolicyLoadException">The file is missing or invalid.</exception>
+    // The file as read by the constructor when it could not be put in force; OpenAsync audits and throws it.
+    private readonly IReadOnlyList<PolicyError>? _initialErrors;
+    private int _opened;
+
+    /// <summary>
+    /// Reads and checks the policy now (file I/O only); <see cref="OpenAsync"/> audits it and
+    /// starts watching. Until then <see cref="Current"/> is the policy read, or throws
+    /// <see cref="PolicyLoadException"/> if it was refused.
+    /// </summary>
     public FilePolicyProvider(
         string path,
         IAuditSink audit,
@@ -67,28 +81,49 @@ public sealed partial class FilePolicyProvider : IPolicyProvider, IDisposable
         _logger = logger;
         _options = options ?? new FilePolicyProviderOptions();
 
-        var result = PolicyLoader.LoadFile(PolicyPath);
+        var result = Constrain(PolicyLoader.LoadFile(PolicyPath));
         if (result.Policy is null)
         {
-            Log.InitialPolicyRefused(_logger, PolicyPath, result.Errors.Count, FormatErrors(result.Errors, int.MaxValue, "\n"));
+            _initialErrors = result.Errors;
+            return;
+        }
+
+        _current = result.Policy;
+    }
+
+    /// <summary>
+    /// Puts the policy read at construction in force: audits it (<c>policy.loaded</c>) and starts
+    /// watching the file. A refused policy is audited (<c>policy.refused</c>) and thrown. Not
+    /// audited means not in force: a failing sink throws and the host does not start.
+    /// </summary>
+    /// <exception cref="PolicyLoadException">The file is missing, invalid or fails a constraint.</exception>
+    public async Task OpenAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Exchange(ref _opened, 1) == 1)
+        {
+            return;
+        }
+
+        if (_initialErrors is { } errors)
+        {
+            Log.InitialPolicyRefused(_logger, PolicyPath, errors.Count, FormatErrors(errors, int.MaxValue, "\n"));
             try
             {
-                _audit.AppendAsync(RefusedEvent(digest: null, result.Errors), CancellationToken.None).AsTask().GetAwaiter().GetResult();
+                await _audit.AppendAsync(RefusedEvent(digest: null, errors), cancellationToken);
             }
-            catch (Exception ex)
+            catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 Log.AuditFailed(_logger, ex, PolicyPath, null, "the refusal is only in the log");
             }
 
-            throw new PolicyLoadException(PolicyPath, result.Errors);
+            throw new PolicyLoadException(PolicyPath, errors);
         }
 
-        // Not audited means not in force: a failing sink stops start-up.
-        _audit.AppendAsync(LoadedEvent(result.Policy, previous: null), CancellationToken.None).AsTask().GetAwaiter().GetResult();
-        _current = result.Policy;
-        Log.PolicyLoaded(_logger, PolicyPath, result.Policy.Digest, result.Policy.Agents.Count, TrustSourceCount(result.Policy));
+        var policy = Current;
+        await _audit.AppendAsync(LoadedEvent(policy, previous: null), cancellationToken);
+        Log.PolicyLoaded(_logger, PolicyPath, policy.Digest, policy.Agents.Count, TrustSourceCount(policy));
 
-        if (_options.Watch)
+        if (_options.Watch && !_disposed)
         {
             _debounceTimer = _time.CreateTimer(_ => OnTimer(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             _pollTimer = _time.CreateTimer(_ => OnTimer(), null, _options.PollInterval, _options.PollInterval);
@@ -99,7 +134,7 @@ public sealed partial class FilePolicyProvider : IPolicyProvider, IDisposable
     /// <summary>Full path of the policy file.</summary>
     public string PolicyPath { get; }
 
-    public BrokerPolicy Current => Volatile.Read(ref _current);
+    public BrokerPolicy Current => Volatile.Read(ref _current) ?? throw new PolicyLoadException(PolicyPath, _initialErrors ?? []);
 
     /// <summary>
     /// Raised, on the reloading thread, after a new valid policy is in force. Handlers run one
@@ -158,7 +193,7 @@ public sealed partial class FilePolicyProvider : IPolicyProvider, IDisposable
             }
 
             var result = readable
-                ? PolicyLoader.Parse(content, PolicyPath, _directory)
+                ? Constrain(PolicyLoader.Parse(content, PolicyPath, _directory))
                 : new PolicyLoadResult(null, [new PolicyError(PolicyPath, 1, 1, readError)]);
 
             if (result.Policy is null)
@@ -313,6 +348,18 @@ public sealed partial class FilePolicyProvider : IPolicyProvider, IDisposable
         Reason = PolicyInvalidReason,
         Detail = Bound($"{errors.Count} error(s): {FormatErrors(errors, ErrorsInDetail, "; ")}"),
     };
+
+    private PolicyLoadResult Constrain(PolicyLoadResult result)
+    {
+        if (result.Policy is not { } policy || _options.Constraints is not { } constraints)
+        {
+            return result;
+        }
+
+        // A constraint is about the whole file, not a line of it.
+        var problems = constraints(policy).Select(message => new PolicyError(PolicyPath, 1, 1, message)).ToList();
+        return problems.Count == 0 ? result : new PolicyLoadResult(null, problems);
+    }
 
     private static string FormatErrors(IReadOnlyList<PolicyError> errors, int max, string separator)
     {

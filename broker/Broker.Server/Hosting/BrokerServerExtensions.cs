@@ -136,8 +136,12 @@ public static class BrokerServerExtensions
             options.PolicyPath,
             sp.GetRequiredService<IAuditSink>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<FilePolicyProvider>>()));
+            sp.GetRequiredService<ILogger<FilePolicyProvider>>(),
+            new FilePolicyProviderOptions { Constraints = policy => OperatorSeparation.Problems(options, policy) }));
         services.AddSingleton<IPolicyProvider>(sp => sp.GetRequiredService<FilePolicyProvider>());
+
+        // First of the hosted services: the policy is in force and revocations read before anything else starts.
+        services.AddHostedService<BrokerStartup>();
         services.AddBrokerAttestation(a =>
         {
             a.Audience = options.Audience;
@@ -190,18 +194,13 @@ public static class BrokerServerExtensions
 
     public static WebApplication MapBroker(this WebApplication app)
     {
-        // Resolve eagerly so a bad policy, key or audit path stops start-up instead of the first call.
+        // Resolve eagerly so a bad policy, key or audit path stops start-up instead of the first call;
+        // what needs I/O to finish (auditing the policy, reading revocations) is BrokerStartup's.
         var options = app.Services.GetRequiredService<IOptions<BrokerOptions>>().Value;
-        var policy = app.Services.GetRequiredService<IPolicyProvider>();
-        if (OperatorSeparation.Problems(options, policy.Current).ToList() is { Count: > 0 } separation)
-        {
-            throw new BrokerStartupException(separation);
-        }
-
+        _ = app.Services.GetRequiredService<IPolicyProvider>();
         _ = app.Services.GetRequiredService<SigningKeyRing>();
         _ = app.Services.GetRequiredService<IAuditSink>();
 
-        DevEnvironment.EnsureRevocationEpoch(app.Services);
         if (app.Services.GetService<DevManifest>() is { } dev)
         {
             // Once the ports are bound, not before: a node refused at start (port taken, audit
@@ -212,34 +211,6 @@ public static class BrokerServerExtensions
                 DevEnvironment.WriteManifest(options.DevDirectory, dev);
                 BrokerCommandLine.PrintDevBanner(app, dev, options.DevDirectory);
             });
-        }
-
-        // Know every revocation before the first request; if the store is down the node starts
-        // stale and refuses issuance until it catches up (health says so).
-        using (var initial = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
-        {
-            try
-            {
-                app.Services.GetRequiredService<RevocationFeed>().SyncAsync(initial.Token).GetAwaiter().GetResult();
-            }
-            catch (OperationCanceledException)
-            {
-                // Stale until the feed's loop succeeds.
-            }
-        }
-
-        if (app.Services.GetService<IConnectionMultiplexer>() is { } redis)
-        {
-            var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Broker.Redis.Durability");
-            using var check = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            try
-            {
-                RedisDurabilityCheck.WarnAsync(redis, options.RevocationMinReplicas, logger).WaitAsync(check.Token).GetAwaiter().GetResult();
-            }
-            catch (OperationCanceledException)
-            {
-                // Redis is not answering yet; the state health check reports it.
-            }
         }
 
         app.UseBrokerMetricsListener();

@@ -107,7 +107,7 @@ public static class DevEnvironment
     /// which makes every node refuse everything until an operator restores it. Dev does that
     /// step itself, once, and says so; production never does.
     /// </summary>
-    public static void EnsureRevocationEpoch(IServiceProvider services)
+    public static async Task EnsureRevocationEpochAsync(IServiceProvider services)
     {
         if (services.GetService<DevManifest>() is null
             || services.GetService<StackExchange.Redis.IConnectionMultiplexer>() is not { } redis
@@ -118,7 +118,7 @@ public static class DevEnvironment
 
         try
         {
-            if (redis.GetDatabase().StringSet(keys.RevocationEpoch, Guid.NewGuid().ToString("N"), when: StackExchange.Redis.When.NotExists))
+            if (await redis.GetDatabase().StringSetAsync(keys.RevocationEpoch, Guid.NewGuid().ToString("N"), when: StackExchange.Redis.When.NotExists))
             {
                 Console.WriteLine("DEV MODE: this Redis had no revocation epoch; created one (production requires `brokerctl revocations restore-epoch`).");
             }

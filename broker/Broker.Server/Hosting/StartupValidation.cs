@@ -8,7 +8,7 @@ public static class StartupValidation
 {
     public static IReadOnlyList<string> Problems(BrokerOptions options)
     {
-        var problems = new List<string>(TokenLifetimeSettings.Problems(options));
+        var problems = new List<string>(TokenLifetimeSettings.Problems(options).Concat(SettingRanges.Problems(options)));
         if (options.Approvals.SweepInterval <= TimeSpan.Zero)
         {
             problems.Add("BRK1013: Broker:Approvals:SweepInterval must be a positive duration, e.g. 00:00:10.");

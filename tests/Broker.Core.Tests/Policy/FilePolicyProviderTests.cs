@@ -41,11 +41,12 @@ public sealed class FilePolicyProviderTests : IDisposable
     // Line 10 has the error.
     private static readonly string BadPolicy = PolicyWithTtl("1m").Replace("max_ttl: 1m", "max_ttl: 3h", StringComparison.Ordinal);
 
-    private FilePolicyProvider Create(TimeProvider? time = null, FilePolicyProviderOptions? options = null)
+    private async Task<FilePolicyProvider> CreateAsync(TimeProvider? time = null, FilePolicyProviderOptions? options = null)
     {
         var provider = new FilePolicyProvider(_dir.PolicyPath, _audit, time ?? new FakeTimeProvider(Start), _logger,
             options ?? new FilePolicyProviderOptions { Watch = false });
         _providers.Add(provider);
+        await provider.OpenAsync(CancellationToken.None);
         return provider;
     }
 
@@ -54,11 +55,11 @@ public sealed class FilePolicyProviderTests : IDisposable
     // ---- start -----------------------------------------------------------------------------
 
     [Fact]
-    public void Construction_loads_the_policy_and_audits_it_as_loaded()
+    public async Task Opening_loads_the_policy_and_audits_it_as_loaded()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
 
-        var provider = Create();
+        var provider = await CreateAsync();
 
         Assert.Equal(DigestOf(_dir.PolicyPath), provider.Current.Digest);
         Assert.Equal(_dir.PolicyPath, provider.PolicyPath);
@@ -74,11 +75,11 @@ public sealed class FilePolicyProviderTests : IDisposable
     }
 
     [Fact]
-    public void An_invalid_policy_at_start_throws_with_every_error_and_is_audited_as_refused()
+    public async Task An_invalid_policy_at_start_throws_with_every_error_and_is_audited_as_refused()
     {
         _dir.WritePolicy(BadPolicy.Replace("version: 1", "version: 9", StringComparison.Ordinal));
 
-        var ex = Assert.Throws<PolicyLoadException>(() => Create());
+        var ex = await Assert.ThrowsAsync<PolicyLoadException>(() => CreateAsync());
 
         Assert.Equal(2, ex.Errors.Count);
         Assert.Contains($"{_dir.PolicyPath}:1:10: ", ex.Message, StringComparison.Ordinal);
@@ -91,20 +92,44 @@ public sealed class FilePolicyProviderTests : IDisposable
     }
 
     [Fact]
-    public void A_missing_policy_file_at_start_throws()
+    public async Task A_missing_policy_file_at_start_throws()
     {
-        var ex = Assert.Throws<PolicyLoadException>(() => Create());
+        var ex = await Assert.ThrowsAsync<PolicyLoadException>(() => CreateAsync());
 
         Assert.Contains("does not exist", Assert.Single(ex.Errors).Message, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void A_policy_that_cannot_be_audited_at_start_does_not_start()
+    public async Task A_host_constraint_refuses_the_policy_at_start_and_on_every_reload()
+    {
+        _dir.WritePolicy(PolicyWithTtl("1m"));
+        var forbidden = "";
+        var options = new FilePolicyProviderOptions
+        {
+            Watch = false,
+            Constraints = p => p.Agents.Any(a => a.Name == forbidden) ? ["BRK9999: agent a is reserved by the host"] : [],
+        };
+        var provider = await CreateAsync(options: options);
+        var good = provider.Current;
+
+        forbidden = "a";
+        _dir.WritePolicy(PolicyWithTtl("5m"));
+        Assert.False(await provider.ReloadAsync());
+        Assert.Same(good, provider.Current);
+        var refused = Assert.Single(_audit.OfType(AuditEventTypes.PolicyRefused));
+        Assert.Contains("BRK9999", refused.Detail, StringComparison.Ordinal);
+
+        var ex = await Assert.ThrowsAsync<PolicyLoadException>(() => CreateAsync(options: options));
+        Assert.Equal("BRK9999: agent a is reserved by the host", Assert.Single(ex.Errors).Message);
+    }
+
+    [Fact]
+    public async Task A_policy_that_cannot_be_audited_at_start_does_not_start()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
         _audit.Fail = true;
 
-        Assert.Throws<IOException>(() => Create());
+        await Assert.ThrowsAsync<IOException>(() => CreateAsync());
     }
 
     // ---- explicit reload -------------------------------------------------------------------
@@ -113,7 +138,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     public async Task Reloading_an_unchanged_file_changes_nothing()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = Create();
+        var provider = await CreateAsync();
         var before = provider.Current;
 
         Assert.False(await provider.ReloadAsync());
@@ -126,7 +151,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     public async Task Reloading_a_valid_edit_puts_it_in_force_raises_changed_and_audits_it()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = Create();
+        var provider = await CreateAsync();
         var old = provider.Current;
         BrokerPolicy? seen = null;
         provider.Changed += p => seen = p;
@@ -148,7 +173,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     public async Task A_bad_edit_is_refused_logged_and_audited_and_the_good_policy_stays()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = Create();
+        var provider = await CreateAsync();
         var good = provider.Current;
         var changed = false;
         provider.Changed += _ => changed = true;
@@ -171,7 +196,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     public async Task A_refusal_detail_is_bounded_to_one_kilobyte()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = Create();
+        var provider = await CreateAsync();
         var typos = string.Concat(Enumerable.Range(0, 60).Select(i => $"\nunknown_key_number_{i}: {new string('x', 40)}"));
 
         _dir.WritePolicy(PolicyWithTtl("1m") + typos);
@@ -186,7 +211,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     public async Task A_deleted_policy_file_is_refused_and_the_good_policy_stays()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = Create();
+        var provider = await CreateAsync();
         var good = provider.Current;
 
         File.Delete(_dir.PolicyPath);
@@ -200,7 +225,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     public async Task A_new_policy_that_cannot_be_audited_is_not_put_in_force_until_it_can()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = Create();
+        var provider = await CreateAsync();
         var good = provider.Current;
         _dir.WritePolicy(PolicyWithTtl("5m"));
 
@@ -218,7 +243,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     public async Task A_failing_change_handler_does_not_stop_the_reload_or_other_handlers()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = Create();
+        var provider = await CreateAsync();
         var secondRan = false;
         provider.Changed += _ => throw new InvalidOperationException("handler bug");
         provider.Changed += _ => secondRan = true;
@@ -234,7 +259,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     public async Task After_dispose_reloading_does_nothing()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = Create();
+        var provider = await CreateAsync();
         var good = provider.Current;
         provider.Dispose();
 
@@ -246,14 +271,14 @@ public sealed class FilePolicyProviderTests : IDisposable
 
     // ---- watching --------------------------------------------------------------------------
 
-    private FilePolicyProvider CreateWatching(TimeProvider time, TimeSpan poll, TimeSpan debounce) =>
-        Create(time, new FilePolicyProviderOptions { Watch = true, PollInterval = poll, Debounce = debounce });
+    private Task<FilePolicyProvider> CreateWatchingAsync(TimeProvider time, TimeSpan poll, TimeSpan debounce) =>
+        CreateAsync(time, new FilePolicyProviderOptions { Watch = true, PollInterval = poll, Debounce = debounce });
 
     [Fact]
     public async Task An_edit_is_picked_up_by_the_watcher_without_a_restart()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = CreateWatching(TimeProvider.System, poll: TimeSpan.FromHours(1), debounce: TimeSpan.FromMilliseconds(50));
+        var provider = await CreateWatchingAsync(TimeProvider.System, poll: TimeSpan.FromHours(1), debounce: TimeSpan.FromMilliseconds(50));
         var changed = 0;
         provider.Changed += _ => Interlocked.Increment(ref changed);
 
@@ -268,7 +293,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     public async Task A_file_replaced_by_rename_is_picked_up_and_watching_continues()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = CreateWatching(TimeProvider.System, poll: TimeSpan.FromHours(1), debounce: TimeSpan.FromMilliseconds(50));
+        var provider = await CreateWatchingAsync(TimeProvider.System, poll: TimeSpan.FromHours(1), debounce: TimeSpan.FromMilliseconds(50));
 
         _dir.ReplacePolicyAtomically(PolicyWithTtl("5m"));
         var second = DigestOf(_dir.PolicyPath);
@@ -283,7 +308,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     public async Task A_bad_edit_seen_by_the_watcher_is_refused_and_a_later_fix_is_picked_up()
     {
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = CreateWatching(TimeProvider.System, poll: TimeSpan.FromHours(1), debounce: TimeSpan.FromMilliseconds(50));
+        var provider = await CreateWatchingAsync(TimeProvider.System, poll: TimeSpan.FromHours(1), debounce: TimeSpan.FromMilliseconds(50));
         var good = provider.Current;
 
         _dir.ReplacePolicyAtomically(BadPolicy);
@@ -301,7 +326,7 @@ public sealed class FilePolicyProviderTests : IDisposable
         var time = new FakeTimeProvider(Start);
         _dir.WritePolicy(PolicyWithTtl("1m"));
         // Watcher events arm a debounce an hour away, so only the poll can notice the edit.
-        var provider = CreateWatching(time, poll: TimeSpan.FromSeconds(2), debounce: TimeSpan.FromHours(1));
+        var provider = await CreateWatchingAsync(time, poll: TimeSpan.FromSeconds(2), debounce: TimeSpan.FromHours(1));
 
         _dir.WritePolicy(PolicyWithTtl("5m"));
         var expected = DigestOf(_dir.PolicyPath);
@@ -316,7 +341,7 @@ public sealed class FilePolicyProviderTests : IDisposable
     {
         var time = new FakeTimeProvider(Start);
         _dir.WritePolicy(PolicyWithTtl("1m"));
-        var provider = CreateWatching(time, poll: TimeSpan.FromSeconds(2), debounce: TimeSpan.FromHours(1));
+        var provider = await CreateWatchingAsync(time, poll: TimeSpan.FromSeconds(2), debounce: TimeSpan.FromHours(1));
         var good = provider.Current;
 
         _dir.WritePolicy(BadPolicy);

@@ -1,8 +1,11 @@
+using Broker.Core.Audit;
+using Broker.Core.Policy;
 using Broker.Server.Hosting;
 using Broker.Server.Tests.Infrastructure;
 using Broker.Testing;
 using Grpc.Core;
 using Grpc.Reflection.V1Alpha;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Broker.Server.Tests.Hosting;
 
@@ -51,17 +54,59 @@ public sealed class ProductionHardeningTests(RedisFixture redis)
                   planning: {"{"} scopes: [s], audiences: [https://api], max_ttl: 1m {"}"}
             """);
 
-        var refused = await Assert.ThrowsAsync<BrokerStartupException>(() => BrokerTestHost.StartAsync(new BrokerTestHostOptions
+        var audit = Path.Combine(trust.Directory, "audit");
+        var refused = await Assert.ThrowsAsync<PolicyLoadException>(() => BrokerTestHost.StartAsync(new BrokerTestHostOptions
         {
             PolicyPath = policyPath,
             RedisConfiguration = redis.Server.Configuration,
             RedisKeyPrefix = RedisFixture.NewPrefix(),
             OperatorAuthority = "https://idp.example.org/",
+            AuditPath = audit,
         }));
 
-        var problem = Assert.Single(refused.Problems);
+        var problem = Assert.Single(refused.Errors).Message;
         Assert.StartsWith("BRK1053", problem, StringComparison.Ordinal);
         Assert.Contains("Broker:Operators:Authority", problem, StringComparison.Ordinal);
+        var recorded = Assert.Single(AuditReader.ReadAll([audit]), r => r.Event.EventId == AuditEventTypes.PolicyRefused.Id);
+        Assert.Contains("BRK1053", recorded.Event.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_policy_edit_that_makes_the_operator_authority_attest_workloads_is_refused_and_the_policy_in_force_stays()
+    {
+        using var trust = new TestTrustDomain("example.org");
+        var jwks = trust.WriteJwksFile(use: null);
+        var policyPath = Path.Combine(trust.Directory, "policy.yaml");
+        string Policy(string oidcIssuer) => $"""
+            version: 1
+            trust:
+              oidc:
+                - issuer: {oidcIssuer}
+                  jwks_file: {jwks}
+                  workload_id_prefix: "idp:"
+            agents:
+              - name: a
+                match: idp:*
+                phases:
+                  planning: {"{"} scopes: [s], audiences: [https://api], max_ttl: 1m {"}"}
+            """;
+        await File.WriteAllTextAsync(policyPath, Policy("https://ci.example.org"));
+        await using var host = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
+        {
+            PolicyPath = policyPath,
+            RedisConfiguration = redis.Server.Configuration,
+            RedisKeyPrefix = RedisFixture.NewPrefix(),
+            OperatorAuthority = "https://idp.example.org/",
+        });
+        var policy = host.Services.GetRequiredService<FilePolicyProvider>();
+        var inForce = policy.Current.Digest;
+
+        await File.WriteAllTextAsync(policyPath, Policy("https://idp.example.org"));
+
+        Assert.False(await policy.ReloadAsync());
+        Assert.Equal(inForce, policy.Current.Digest);
+        var refused = Assert.Single(AuditReader.ReadAll([host.AuditPath]), r => r.Event.EventId == AuditEventTypes.PolicyRefused.Id);
+        Assert.Contains("BRK1053", refused.Event.Detail, StringComparison.Ordinal);
     }
 
     [Theory]
