@@ -17,6 +17,8 @@ public sealed record StartupFailure(string Message, int ExitCode)
         // One problem fits on one line; several are listed under the header.
         BrokerStartupException { Problems.Count: 1 } one => new("Broker cannot start: " + one.Problems[0], BrokerExitCodes.StartupRefused),
         BrokerStartupException many => new(many.Message, BrokerExitCodes.StartupRefused),
+        // Every error of the file, as file:line:col: message (a constraint such as BRK1053 is one of them).
+        Broker.Core.Policy.PolicyLoadException policy => new(policy.Message, BrokerExitCodes.StartupRefused),
         AuditTamperedException tampered => new(tampered.Message, BrokerExitCodes.AuditTampered),
         AuditFolderLockedException locked => new(locked.Message, BrokerExitCodes.AuditFolderInUse),
 
