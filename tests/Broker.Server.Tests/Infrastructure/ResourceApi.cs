@@ -72,6 +72,14 @@ public sealed class ResourceApi : IAsyncDisposable
             phase = context.User.FindFirst("phase")?.Value,
         }).RequireAuthorization();
         await app.StartAsync();
+        if (revocationAddress is not null)
+        {
+            // The SDK refuses every token until its revocation stream is current (fail closed), so a
+            // test's first call would race the stream's first read on a loaded machine.
+            var revocations = app.Services.GetRequiredService<Broker.ResourceServer.BrokerRevocationClient>();
+            await Broker.Testing.Poll.UntilAsync(() => revocations.IsCurrent, $"the resource server's revocation stream from {revocationAddress} is current");
+        }
+
         return new ResourceApi(app, $"http://127.0.0.1:{port}");
     }
 

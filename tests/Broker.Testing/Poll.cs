@@ -1,0 +1,24 @@
+namespace Broker.Testing;
+
+/// <summary>
+/// Deadline-bound polling for state another component reaches on its own (a stream connecting,
+/// a feed catching up): never a fixed sleep. Fails with <paramref name="what"/> at the deadline.
+/// </summary>
+public static class Poll
+{
+    public static readonly TimeSpan DefaultBound = TimeSpan.FromSeconds(30);
+
+    public static async Task UntilAsync(Func<bool> condition, string what, TimeSpan? bound = null)
+    {
+        var deadline = DateTime.UtcNow + (bound ?? DefaultBound);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Not reached within {bound ?? DefaultBound}: {what}");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+}
