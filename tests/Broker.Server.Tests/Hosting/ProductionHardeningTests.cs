@@ -38,21 +38,7 @@ public sealed class ProductionHardeningTests(RedisFixture redis)
     public async Task Start_up_refuses_an_operator_authority_that_also_attests_workloads()
     {
         using var trust = new TestTrustDomain("example.org");
-        var jwks = trust.WriteJwksFile(use: null);
-        var policyPath = Path.Combine(trust.Directory, "policy.yaml");
-        await File.WriteAllTextAsync(policyPath, $"""
-            version: 1
-            trust:
-              oidc:
-                - issuer: https://idp.example.org
-                  jwks_file: {jwks}
-                  workload_id_prefix: "idp:"
-            agents:
-              - name: a
-                match: idp:*
-                phases:
-                  planning: {"{"} scopes: [s], audiences: [https://api], max_ttl: 1m {"}"}
-            """);
+        var policyPath = await WriteOidcPolicyAsync(trust, "https://idp.example.org");
 
         var audit = Path.Combine(trust.Directory, "audit");
         var refused = await Assert.ThrowsAsync<PolicyLoadException>(() => BrokerTestHost.StartAsync(new BrokerTestHostOptions
@@ -75,22 +61,7 @@ public sealed class ProductionHardeningTests(RedisFixture redis)
     public async Task A_policy_edit_that_makes_the_operator_authority_attest_workloads_is_refused_and_the_policy_in_force_stays()
     {
         using var trust = new TestTrustDomain("example.org");
-        var jwks = trust.WriteJwksFile(use: null);
-        var policyPath = Path.Combine(trust.Directory, "policy.yaml");
-        string Policy(string oidcIssuer) => $"""
-            version: 1
-            trust:
-              oidc:
-                - issuer: {oidcIssuer}
-                  jwks_file: {jwks}
-                  workload_id_prefix: "idp:"
-            agents:
-              - name: a
-                match: idp:*
-                phases:
-                  planning: {"{"} scopes: [s], audiences: [https://api], max_ttl: 1m {"}"}
-            """;
-        await File.WriteAllTextAsync(policyPath, Policy("https://ci.example.org"));
+        var policyPath = await WriteOidcPolicyAsync(trust, "https://ci.example.org");
         await using var host = await BrokerTestHost.StartAsync(new BrokerTestHostOptions
         {
             PolicyPath = policyPath,
@@ -101,12 +72,13 @@ public sealed class ProductionHardeningTests(RedisFixture redis)
         var policy = host.Services.GetRequiredService<FilePolicyProvider>();
         var inForce = policy.Current.Digest;
 
-        await File.WriteAllTextAsync(policyPath, Policy("https://idp.example.org"));
+        // The running node's own watcher finds the edit, as it would in production.
+        await WriteOidcPolicyAsync(trust, "https://idp.example.org");
+        List<AuditLine> Refused() => [.. AuditReader.ReadAll([host.AuditPath]).Where(r => r.Event.EventId == AuditEventTypes.PolicyRefused.Id)];
+        await Poll.UntilAsync(() => Refused().Count > 0, "the edit is refused and audited");
 
-        Assert.False(await policy.ReloadAsync());
         Assert.Equal(inForce, policy.Current.Digest);
-        var refused = Assert.Single(AuditReader.ReadAll([host.AuditPath]), r => r.Event.EventId == AuditEventTypes.PolicyRefused.Id);
-        Assert.Contains("BRK1053", refused.Event.Detail, StringComparison.Ordinal);
+        Assert.Contains("BRK1053", Assert.Single(Refused()).Event.Detail, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -118,6 +90,26 @@ public sealed class ProductionHardeningTests(RedisFixture redis)
 
         Assert.Contains(StartupValidation.Problems(options), p => p.StartsWith("BRK1052", StringComparison.Ordinal) && p.Contains("Broker:Operators:Audience", StringComparison.Ordinal));
         Assert.DoesNotContain(StartupValidation.Problems(new BrokerOptions { Issuer = issuer, Audience = audience }), p => p.StartsWith("BRK1052", StringComparison.Ordinal));
+    }
+
+    /// <summary>A policy whose only trust source is one OIDC issuer; returns its path.</summary>
+    private static async Task<string> WriteOidcPolicyAsync(TestTrustDomain trust, string oidcIssuer)
+    {
+        var policyPath = Path.Combine(trust.Directory, "policy.yaml");
+        await File.WriteAllTextAsync(policyPath, $"""
+            version: 1
+            trust:
+              oidc:
+                - issuer: {oidcIssuer}
+                  jwks_file: {trust.WriteJwksFile(use: null)}
+                  workload_id_prefix: "idp:"
+            agents:
+              - name: a
+                match: idp:*
+                phases:
+                  planning: {"{"} scopes: [s], audiences: [https://api], max_ttl: 1m {"}"}
+            """);
+        return policyPath;
     }
 
     private static async Task<List<string>> ListServicesAsync(BrokerScenario broker)
