@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Broker.Core;
 using Broker.Core.Approvals;
@@ -75,29 +74,8 @@ public sealed class ApprovalDigestTests
 
     private static async Task<string> RunNodeAsync(string script, string stdin)
     {
-        var info = new ProcessStartInfo("node") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add("-e");
-        info.ArgumentList.Add(script);
-        Process process;
-        try
-        {
-            process = Process.Start(info)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException("This test needs Node.js on PATH (Debian: apt-get install nodejs).", e);
-        }
-
-        using (process)
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-            await process.StandardInput.WriteAsync(stdin);
-            process.StandardInput.Close();
-            var output = await process.StandardOutput.ReadToEndAsync(timeout.Token);
-            var error = await process.StandardError.ReadToEndAsync(timeout.Token);
-            await process.WaitForExitAsync(timeout.Token);
-            Assert.True(process.ExitCode == 0, error);
-            return output;
-        }
+        var run = await Broker.Testing.NodeProcess.RunAsync(["-e", script], stdin: stdin, timeout: TimeSpan.FromSeconds(30));
+        Assert.True(run.ExitCode == 0, run.Error);
+        return run.Output;
     }
 }

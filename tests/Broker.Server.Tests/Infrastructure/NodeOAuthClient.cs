@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Text.Json;
+using Broker.Testing;
 
 namespace Broker.Server.Tests.Infrastructure;
 
@@ -20,32 +20,9 @@ public static class NodeOAuthClient
             Assert.Fail($"The Node OAuth client's packages are not installed: run 'npm ci' in {Directory} (./test.sh does).");
         }
 
-        var info = new ProcessStartInfo("node") { WorkingDirectory = Directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add("agent.mjs");
-        foreach (var (name, value) in environment)
-        {
-            info.Environment[name] = value;
-        }
-
-        Process process;
-        try
-        {
-            process = Process.Start(info)!;
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException("This test needs Node.js 20+ on PATH (Debian: apt-get install -y nodejs npm).", e);
-        }
-
-        using (process)
-        {
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            var output = process.StandardOutput.ReadToEndAsync(timeout.Token);
-            var error = process.StandardError.ReadToEndAsync(timeout.Token);
-            await process.WaitForExitAsync(timeout.Token);
-            Assert.True(process.ExitCode == 0, $"agent.mjs exited {process.ExitCode}:\n{await error}\n{await output}");
-            return JsonDocument.Parse(await output).RootElement.Clone();
-        }
+        var run = await NodeProcess.RunAsync(["agent.mjs"], Directory, environment: environment);
+        Assert.True(run.ExitCode == 0, $"agent.mjs exited {run.ExitCode}:\n{run.Error}\n{run.Output}");
+        return JsonDocument.Parse(run.Output).RootElement.Clone();
     }
 
     private static string RepositoryRoot()
