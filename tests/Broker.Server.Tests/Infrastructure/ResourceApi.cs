@@ -27,7 +27,9 @@ public sealed class ResourceApi : IAsyncDisposable
     public string Address { get; }
 
     /// <param name="resourceServerToken">With <paramref name="revocationAddress"/>: the SDK's resource-server token for the revocation stream.</param>
-    public static async Task<ResourceApi> StartAsync(string authority, string audience, string? revocationAddress = null, Func<string>? resourceServerToken = null)
+    /// <param name="tlsCertificate">When set, the API listens on HTTPS with it and asks for client certificates (leaving their chain to the check under test).</param>
+    /// <param name="revocationHandler">With a TLS broker: the handler for the revocation channel (trusting the broker's certificate).</param>
+    public static async Task<ResourceApi> StartAsync(string authority, string audience, string? revocationAddress = null, Func<string>? resourceServerToken = null, System.Security.Cryptography.X509Certificates.X509Certificate2? tlsCertificate = null, HttpMessageHandler? revocationHandler = null)
     {
         if (revocationAddress is not null && resourceServerToken is null)
         {
@@ -37,7 +39,17 @@ public sealed class ResourceApi : IAsyncDisposable
         var port = Broker.Testing.RedisServer.FreePort();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Testing" });
         builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, listen =>
+        {
+            if (tlsCertificate is not null)
+            {
+                listen.UseHttps(tlsCertificate, https =>
+                {
+                    https.ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.AllowCertificate;
+                    https.ClientCertificateValidation = (_, _, _) => true;
+                });
+            }
+        }));
         if (revocationAddress is null)
         {
             builder.Services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(options =>
@@ -58,6 +70,7 @@ public sealed class ResourceApi : IAsyncDisposable
                 options.Audience = audience;
                 options.RevocationAddress = revocationAddress;
                 options.RevocationTokenProvider = _ => ValueTask.FromResult(resourceServerToken!());
+                options.RevocationHttpHandler = revocationHandler;
                 options.RequireHttpsMetadata = false; // loopback test issuer
             });
         }
@@ -80,7 +93,7 @@ public sealed class ResourceApi : IAsyncDisposable
             await Broker.Testing.Poll.UntilAsync(() => revocations.IsCurrent, $"the resource server's revocation stream from {revocationAddress} is current");
         }
 
-        return new ResourceApi(app, $"http://127.0.0.1:{port}");
+        return new ResourceApi(app, $"{(tlsCertificate is null ? "http" : "https")}://127.0.0.1:{port}");
     }
 
     public async ValueTask DisposeAsync()
