@@ -93,6 +93,7 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
                     ["Broker:Signing:Keys:0:Path"] = signing,
                     ["Broker:Operators:Authority"] = idp.Issuer,
                     ["Broker:RevocationMinReplicas"] = "1",
+                    [FailoverBudget.Key] = FailoverBudget.Permits, // see SentinelFailoverWorkload
                 },
                 grpcPort: ports[2 * i],
                 httpPort: ports[2 * i + 1],

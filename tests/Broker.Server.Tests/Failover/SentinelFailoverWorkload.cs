@@ -45,7 +45,10 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
     {
         using var floor = new ThreadPoolFloor();
         await using var redis = await SentinelCluster.StartAsync(replicas);
-        var settings = new Dictionary<string, string?> { ["Broker:RevocationMinReplicas"] = "1" };
+        // The workload retries issuance for tasks just revoked hundreds of times a minute from one
+        // workload, and checks each refusal's precise reason: the refusal budget (tested on its
+        // own in RefusalFloodTests) is raised so it never answers RATE_LIMITED here.
+        var settings = new Dictionary<string, string?> { ["Broker:RevocationMinReplicas"] = "1", [FailoverBudget.Key] = FailoverBudget.Permits };
         const string prefix = "failover:";
         await using var a = await BrokerScenario.StartAsync(redis.Configuration, redisPrefix: prefix, settings: settings);
         await using var peer = await a.StartPeerAsync(redis.Configuration, prefix);
