@@ -103,19 +103,11 @@ public sealed partial class CredentialIssuer
         }
         catch (BrokerException ex) when (ex.Reason != BrokerErrors.DpopNonceRequired && ex.Kind != FailureKind.Unavailable)
         {
-            var refusal = new AuditEvent
+            var refusal = Refusal(request, identity: null, policy, ex.Reason) with
             {
-                EventId = AuditEventTypes.CredentialRefused.Id,
-                Type = AuditEventTypes.CredentialRefused.Name,
-                Time = _time.GetUtcNow(),
-                CorrelationId = request.Context.CorrelationId,
-                PolicyDigest = policy.Digest,
-                Outcome = AuditOutcomes.Failure,
-                Reason = ex.Reason,
-                TaskId = AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength),
-                Audience = AuditText.Bound(request.Audience, IssuanceOptions.MaxAudienceLength),
+                Phase = null,
+                Scopes = null,
                 Detail = "DPoP proof refused before attestation",
-                Peer = request.Context.Peer,
             };
             if (await AuditRefusalAsync(refusal, RefusalSource.FromPeer(RefusalDoors.Dpop, request.Context.Peer), ex, cancellationToken) is { } limited)
             {
@@ -466,8 +458,9 @@ public sealed partial class CredentialIssuer
         return new IssueOutcome(new IssuedCredential(token, claims.TokenId, scopes, claims.ExpiresAt, identity.WorkloadId, phase, policy.Digest, jkt is null ? "Bearer" : "DPoP", approved?.Request.Id), null);
     }
 
-    // Built only when a request is refused: the success path never pays for it.
-    private AuditEvent Refusal(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, string reason) => new()
+    // Built only when a request is refused: the success path never pays for it. Without an
+    // identity, the request was refused before attestation (a DPoP proof).
+    private AuditEvent Refusal(IssueRequest request, WorkloadIdentity? identity, BrokerPolicy policy, string reason) => new()
     {
         EventId = AuditEventTypes.CredentialRefused.Id,
         Type = AuditEventTypes.CredentialRefused.Name,
@@ -476,9 +469,9 @@ public sealed partial class CredentialIssuer
         PolicyDigest = policy.Digest,
         Outcome = AuditOutcomes.Failure,
         Reason = reason,
-        Subject = identity.WorkloadId,
-        AttestationKind = identity.Kind.ToString(),
-        TrustSource = identity.TrustSource,
+        Subject = identity?.WorkloadId,
+        AttestationKind = identity?.Kind.ToString(),
+        TrustSource = identity?.TrustSource,
         TaskId = AuditText.Bound(request.TaskId, IssuanceOptions.MaxTaskIdLength),
         Phase = request.Phase?.ToWire(),
         Scopes = request.Scopes.Take(IssuanceOptions.MaxScopes).Select(s => AuditText.Bound(s, IssuanceOptions.MaxScopeLength)!).ToArray(),

@@ -4,6 +4,7 @@ using Broker.Core.Diagnostics;
 using Broker.Core.Errors;
 using Broker.Core.Refusals;
 using Broker.Core.Tests.Policy;
+using Broker.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -74,7 +75,8 @@ public sealed class RefusalAuditorTests : IAsyncLifetime
 
         // The window closes on the clock: one record for the seven, with when they began and ended.
         _time.Advance(Window);
-        var aggregated = await EventuallyAsync(() => _audit.OfType(AuditEventTypes.RefusalsAggregated));
+        await Poll.UntilAsync(() => _audit.OfType(AuditEventTypes.RefusalsAggregated).Count > 0, "the window's aggregated record is written");
+        var aggregated = _audit.OfType(AuditEventTypes.RefusalsAggregated);
         var record = Assert.Single(aggregated);
         Assert.Equal(7, record.Count);
         Assert.Equal(BrokerErrors.AttestationKeyUnknown, record.Reason);
@@ -206,15 +208,4 @@ public sealed class RefusalAuditorTests : IAsyncLifetime
         Reason = reason,
         Peer = peer,
     };
-
-    private static async Task<IReadOnlyList<AuditEvent>> EventuallyAsync(Func<IReadOnlyList<AuditEvent>> read)
-    {
-        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        while (read() is { Count: 0 })
-        {
-            await Task.Delay(10, deadline.Token);
-        }
-
-        return read();
-    }
 }

@@ -1,27 +1,14 @@
 using Broker.Server.Hosting;
 using Broker.Server.Tests.Infrastructure;
-using Broker.Testing;
 
 namespace Broker.Server.Tests.Hosting;
 
 /// <summary>Settings with safe defaults that a typo could turn into a broken promise are refused at start, naming the setting.</summary>
 public sealed class SettingRangesTests : IDisposable
 {
-    private readonly TestTrustDomain _trust = new("example.org");
-    private readonly TestPki _pki = TestPki.Create("example.org");
-    private readonly string _policyPath;
+    private readonly PolicyOnDisk _policy = new();
 
-    public SettingRangesTests()
-    {
-        _policyPath = Path.Combine(_trust.Directory, "policy.yaml");
-        File.WriteAllText(_policyPath, BrokerScenario.Policy(_trust.WriteJwksFile(), _pki.WriteRootBundle()));
-    }
-
-    public void Dispose()
-    {
-        _trust.Dispose();
-        _pki.Dispose();
-    }
+    public void Dispose() => _policy.Dispose();
 
     [Theory]
     [InlineData("Broker:Revocation:StalenessBound", "00:00:00", "BRK1200")]
@@ -39,8 +26,7 @@ public sealed class SettingRangesTests : IDisposable
     [InlineData("Broker:Operators:RolesClaim", " ", "BRK1206")]
     public async Task Start_up_refuses_a_setting_out_of_range_naming_it(string key, string value, string id)
     {
-        var refused = await Assert.ThrowsAsync<BrokerStartupException>(() =>
-            BrokerTestHost.StartAsync(new BrokerTestHostOptions { PolicyPath = _policyPath, Settings = new Dictionary<string, string?> { [key] = value } }));
+        var refused = await Assert.ThrowsAsync<BrokerStartupException>(() => _policy.StartAsync(new Dictionary<string, string?> { [key] = value }));
 
         var problem = Assert.Single(refused.Problems);
         Assert.StartsWith(id + ":", problem, StringComparison.Ordinal);
