@@ -154,6 +154,32 @@ public sealed class SentinelCluster : IAsyncDisposable
         return promoted!;
     }
 
+    /// <summary>
+    /// Waits until every Sentinel, not just a majority, names <paramref name="primary"/> and none
+    /// has a failover in progress. Restarting the failed primary before that lets a Sentinel that
+    /// has not yet heard of the promotion see it as the live primary and demote the promoted node
+    /// back into its replica.
+    /// </summary>
+    public Task WaitForEverySentinelToFollowAsync(RedisProcess primary, TimeSpan timeout) =>
+        WaitUntilAsync(
+            async () =>
+            {
+                foreach (var sentinel in Sentinels)
+                {
+                    if (await sentinel.TryCommandAsync("SENTINEL", "get-master-addr-by-name", ServiceName) is not object?[] { Length: 2 } address
+                        || address[1] as string != primary.Port.ToString(CultureInfo.InvariantCulture)
+                        || await sentinel.TryCommandAsync("SENTINEL", "master", ServiceName) is not object?[] fields
+                        || Flags(fields).Contains("failover_in_progress", StringComparison.Ordinal))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            },
+            timeout,
+            $"every Sentinel to follow {primary.Name} with no failover in progress");
+
     /// <summary>Waits until <paramref name="replica"/> replicates from <paramref name="primary"/> with the link up and the primary sees it online.</summary>
     public Task WaitForReplicaInSyncAsync(RedisProcess primary, RedisProcess replica, TimeSpan timeout) =>
         WaitUntilAsync(() => InSyncAsync(primary, replica), timeout, $"{replica.Name} to replicate from {primary.Name}");
@@ -188,6 +214,19 @@ public sealed class SentinelCluster : IAsyncDisposable
         }
 
         return true;
+    }
+
+    private static string Flags(object?[] fields)
+    {
+        for (var i = 0; i + 1 < fields.Length; i += 2)
+        {
+            if (fields[i] as string == "flags")
+            {
+                return fields[i + 1] as string ?? "";
+            }
+        }
+
+        return "";
     }
 
     private static async Task<bool> InSyncAsync(RedisProcess primary, RedisProcess replica)

@@ -94,7 +94,9 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
             failure.Promoted = promoted.Name;
             if (replicas == 1)
             {
-                // The new primary has no replica until the old one is back: restart it.
+                // The new primary has no replica until the old one is back: restart it, once
+                // every Sentinel follows the new primary.
+                await redis.WaitForEverySentinelToFollowAsync(promoted, TimeSpan.FromSeconds(30));
                 await redis.InitialPrimary.RestartAsync();
                 failure.RestartedMs = _clock.Elapsed.TotalMilliseconds;
                 await redis.WaitForReplicaInSyncAsync(promoted, redis.InitialPrimary, TimeSpan.FromSeconds(40));
