@@ -21,6 +21,13 @@ public sealed partial class PostgresEngine : ISecretEngine
     /// <summary>How long revoking waits for each terminated session to exit.</summary>
     private const int TerminateWaitMs = 5000;
 
+    /// <summary>
+    /// How often revoking looks whether the terminated sessions are gone. The wait built into
+    /// <c>pg_terminate_backend(pid, timeout)</c> looks every 100 ms, so a session that exits in a
+    /// millisecond still held the revocation for 100 ms.
+    /// </summary>
+    private const int TerminatePollMs = 2;
+
     private const int ScramIterations = 4096;
 
     private readonly NpgsqlDataSource _dataSource;
@@ -81,6 +88,7 @@ public sealed partial class PostgresEngine : ISecretEngine
         }
 
 
+        // pg_stat_activity is a snapshot taken once per transaction: the loop clears it each pass.
         // Two round trips: NOLOGIN must commit before the sessions die, or the agent could log in
         // again in the moment between a session's end and the drop's commit. Objects the login
         // owns pass to its role; if that is not permitted the drop fails and the lease is retried.
@@ -88,7 +96,12 @@ public sealed partial class PostgresEngine : ISecretEngine
             DO $broker$
             BEGIN
               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{lease.Login}') THEN RETURN; END IF;
-              PERFORM pg_terminate_backend(pid, {TerminateWaitMs}) FROM pg_stat_activity WHERE usename = '{lease.Login}' AND pid <> pg_backend_pid();
+              PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{lease.Login}' AND pid <> pg_backend_pid();
+              FOR attempt IN 1..{TerminateWaitMs / TerminatePollMs} LOOP
+                PERFORM pg_stat_clear_snapshot();
+                EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE usename = '{lease.Login}' AND pid <> pg_backend_pid());
+                PERFORM pg_sleep({TerminatePollMs / 1000.0});
+              END LOOP;
               BEGIN
                 REASSIGN OWNED BY "{lease.Login}" TO "{lease.Role}";
                 DROP OWNED BY "{lease.Login}";

@@ -21,4 +21,18 @@ public static class Poll
             await Task.Delay(20);
         }
     }
+
+    public static async Task UntilAsync(Func<Task<bool>> condition, string what, TimeSpan? bound = null)
+    {
+        var deadline = DateTime.UtcNow + (bound ?? DefaultBound);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Not reached within {bound ?? DefaultBound}: {what}");
+            }
+
+            await Task.Delay(20);
+        }
+    }
 }

@@ -3,7 +3,8 @@ namespace Broker.Core.Secrets;
 /// <summary>
 /// Live leases in shared state (Redis in production, memory in --dev). A lease is written before
 /// its credential exists and removed only after the credential is gone, so a crashed node leaves
-/// a record any other node can finish. One contract suite runs against every backend.
+/// a record any other node can finish. One contract suite runs against every backend
+/// (tests/Broker.Server.Tests/Secrets/LeaseStoreContract.cs).
 /// </summary>
 public interface ILeaseStore
 {

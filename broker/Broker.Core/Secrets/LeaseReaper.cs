@@ -41,6 +41,13 @@ public sealed partial class LeaseReaper : BackgroundService
         base.Dispose();
     }
 
+    /// <summary>
+    /// How many leases a pass ends at once. Each end is a few round trips and a wait for the
+    /// sessions to exit; one at a time, a revocation of many leases would end the last one long
+    /// after the first.
+    /// </summary>
+    private const int ConcurrentEnds = 8;
+
     /// <summary>Ends the live leases <paramref name="entries"/> match; returns how many this node ended.</summary>
     public async Task<int> ApplyAsync(IReadOnlyList<RevocationEntry> entries, CancellationToken cancellationToken)
     {
@@ -50,21 +57,21 @@ public sealed partial class LeaseReaper : BackgroundService
         }
 
         var live = await _leases.Store.ListAsync(_options.SweepLimit, cancellationToken);
-        var ended = 0;
+        var due = new Dictionary<string, (SecretLease Lease, LeaseEnd End, DateTimeOffset DueAt)>(StringComparer.Ordinal);
         foreach (var entry in entries)
         {
             var matcher = new RevocationIndex();
             matcher.Apply(entry);
             foreach (var lease in live)
             {
-                if (matcher.IsRevoked(lease.Facts, out _) && await _leases.EndAsync(lease, LeaseEnd.Revoked(entry), entry.RevokedAt, cancellationToken))
+                if (matcher.IsRevoked(lease.Facts, out _))
                 {
-                    ended++;
+                    due.TryAdd(lease.LeaseId, (lease, LeaseEnd.Revoked(entry), entry.RevokedAt));
                 }
             }
         }
 
-        return ended;
+        return await EndAllAsync(due.Values, cancellationToken);
     }
 
     /// <summary>One pass over every live lease: ends the expired and the revoked. Returns how many this node ended.</summary>
@@ -73,20 +80,20 @@ public sealed partial class LeaseReaper : BackgroundService
         var live = await _leases.Store.ListAsync(_options.SweepLimit, cancellationToken);
         _metrics.LiveLeases(live.Count);
         var now = _time.GetUtcNow();
-        var ended = 0;
+        var due = new List<(SecretLease Lease, LeaseEnd End, DateTimeOffset DueAt)>();
         foreach (var lease in live)
         {
             if (lease.ExpiresAt <= now)
             {
-                ended += await _leases.EndAsync(lease, LeaseEnd.Expired, lease.ExpiresAt, cancellationToken) ? 1 : 0;
+                due.Add((lease, LeaseEnd.Expired, lease.ExpiresAt));
             }
             else if (_feed.IsCurrent && _feed.Index.IsRevoked(lease.Facts, out _) && Cause(lease) is { } entry)
             {
-                ended += await _leases.EndAsync(lease, LeaseEnd.Revoked(entry), entry.RevokedAt, cancellationToken) ? 1 : 0;
+                due.Add((lease, LeaseEnd.Revoked(entry), entry.RevokedAt));
             }
         }
 
-        return ended;
+        return await EndAllAsync(due, cancellationToken);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -129,6 +136,22 @@ public sealed partial class LeaseReaper : BackgroundService
                 return;
             }
         }
+    }
+
+    private async Task<int> EndAllAsync(IEnumerable<(SecretLease Lease, LeaseEnd End, DateTimeOffset DueAt)> due, CancellationToken cancellationToken)
+    {
+        var ended = 0;
+        await Parallel.ForEachAsync(
+            due,
+            new ParallelOptions { MaxDegreeOfParallelism = ConcurrentEnds, CancellationToken = cancellationToken },
+            async (item, token) =>
+            {
+                if (await _leases.EndAsync(item.Lease, item.End, item.DueAt, token))
+                {
+                    Interlocked.Increment(ref ended);
+                }
+            });
+        return ended;
     }
 
     private void OnApplied(IReadOnlyList<RevocationEntry> entries)
