@@ -8,7 +8,9 @@ namespace Broker.Revocation;
 /// Every revocation in force, held so that checking a token is a handful of hash lookups
 /// (O(1), no I/O, no allocation). One writer applies entries; any number of readers check.
 /// Token ids Broker mints are 16 random bytes, kept in a flat 128-bit table (one cache line per
-/// lookup, 48 bytes per entry); any other id shape falls back to a string set.
+/// lookup, 48 bytes per entry) behind a Bloom filter; any other id shape falls back to a string
+/// set. A second Bloom filter over the task, task-phase, agent and trust-domain keys lets a live
+/// token skip those maps, whose lookups are cache misses once they hold thousands of entries.
 /// </summary>
 public sealed class RevocationIndex
 {
@@ -30,6 +32,10 @@ public sealed class RevocationIndex
     private volatile bool _hasTaskPhases;
     private volatile bool _hasAgents;
     private volatile bool _hasTrustDomains;
+
+    private const int MinSelectorCapacity = 1024;
+    private volatile BlockedBloomFilter _selectorFilter = new(MinSelectorCapacity);
+    private int _selectorKeys;
 
     public RevocationIndex() => _trustDomainsBySpan = _trustDomains.GetAlternateLookup<ReadOnlySpan<char>>();
 
@@ -55,22 +61,27 @@ public sealed class RevocationIndex
                 break;
             case RevocationKind.Task:
                 _tasks[selector.Value] = expires;
+                AddSelectorKey(SelectorKeys.Task(SelectorKeys.Hash(selector.Value)));
                 _hasTasks = true;
                 break;
             case RevocationKind.TaskPhase:
                 Raise(_taskPhases, (selector.Value, selector.Phase ?? ""), new Cutoff(entry.RevokedAt.ToUnixTimeMilliseconds(), true, expires));
+                AddSelectorKey(SelectorKeys.TaskPhase(SelectorKeys.Hash(selector.Value), selector.Phase ?? ""));
                 _hasTaskPhases = true;
                 break;
             case RevocationKind.Agent:
                 Raise(_agents, selector.Value, new Cutoff(entry.RevokedAt.ToUnixTimeMilliseconds(), true, expires));
+                AddSelectorKey(SelectorKeys.Agent(selector.Value));
                 _hasAgents = true;
                 break;
             case RevocationKind.TrustDomain:
                 Raise(_trustDomains, selector.Value, new Cutoff(entry.RevokedAt.ToUnixTimeMilliseconds(), true, expires));
+                AddSelectorKey(SelectorKeys.TrustDomain(selector.Value));
                 _hasTrustDomains = true;
                 break;
             case RevocationKind.AgentIssuedBefore:
                 Raise(_agents, selector.Value, new Cutoff(selector.Before!.Value.ToUnixTimeMilliseconds(), false, expires));
+                AddSelectorKey(SelectorKeys.Agent(selector.Value));
                 _hasAgents = true;
                 break;
             case RevocationKind.IssuedBefore:
@@ -98,7 +109,9 @@ public sealed class RevocationIndex
             return true;
         }
 
-        if (_hasTasks && _tasks.ContainsKey(token.TaskId))
+        var selectors = _selectorFilter;
+        var taskHash = _hasTasks || _hasTaskPhases ? SelectorKeys.Hash(token.TaskId) : 0;
+        if (_hasTasks && selectors.MayContain(SelectorKeys.Task(taskHash)) && _tasks.ContainsKey(token.TaskId))
         {
             kind = RevocationKind.Task;
             return true;
@@ -110,19 +123,19 @@ public sealed class RevocationIndex
             return true;
         }
 
-        if (_hasAgents && _agents.TryGetValue(token.Subject, out var agent) && agent.Matches(issuedAt))
+        if (_hasAgents && selectors.MayContain(SelectorKeys.Agent(token.Subject)) && _agents.TryGetValue(token.Subject, out var agent) && agent.Matches(issuedAt))
         {
             kind = RevocationKind.Agent;
             return true;
         }
 
-        if (_hasTaskPhases && _taskPhases.TryGetValue((token.TaskId, token.Phase), out var phase) && phase.Matches(issuedAt))
+        if (_hasTaskPhases && selectors.MayContain(SelectorKeys.TaskPhase(taskHash, token.Phase)) && _taskPhases.TryGetValue((token.TaskId, token.Phase), out var phase) && phase.Matches(issuedAt))
         {
             kind = RevocationKind.TaskPhase;
             return true;
         }
 
-        if (_hasTrustDomains && token.TryGetTrustDomain(out var domain) && _trustDomainsBySpan.TryGetValue(domain, out var trust) && trust.Matches(issuedAt))
+        if (_hasTrustDomains && token.TryGetTrustDomain(out var domain) && selectors.MayContain(SelectorKeys.TrustDomain(domain)) && _trustDomainsBySpan.TryGetValue(domain, out var trust) && trust.Matches(issuedAt))
         {
             kind = RevocationKind.TrustDomain;
             return true;
@@ -145,6 +158,11 @@ public sealed class RevocationIndex
         }
 
         RefreshFlags();
+        if (removed > 0)
+        {
+            RebuildSelectorFilter(MinSelectorCapacity);
+        }
+
         return removed;
     }
 
@@ -158,6 +176,48 @@ public sealed class RevocationIndex
         _trustDomains.Clear();
         _global = new StrongBox<Cutoff>(Cutoff.None);
         RefreshFlags();
+        _selectorFilter = new BlockedBloomFilter(MinSelectorCapacity);
+        _selectorKeys = 0;
+    }
+
+    // Writer only. A full filter is rebuilt twice as large from the maps (which already hold the new key).
+    private void AddSelectorKey(ulong key)
+    {
+        if (++_selectorKeys > _selectorFilter.Capacity)
+        {
+            RebuildSelectorFilter(_selectorFilter.Capacity * 2);
+            return;
+        }
+
+        _selectorFilter.Add(key);
+    }
+
+    private void RebuildSelectorFilter(int atLeast)
+    {
+        var keys = _tasks.Count + _taskPhases.Count + _agents.Count + _trustDomains.Count;
+        var filter = new BlockedBloomFilter(Math.Max(atLeast, keys * 2));
+        foreach (var task in _tasks.Keys)
+        {
+            filter.Add(SelectorKeys.Task(SelectorKeys.Hash(task)));
+        }
+
+        foreach (var (task, phase) in _taskPhases.Keys)
+        {
+            filter.Add(SelectorKeys.TaskPhase(SelectorKeys.Hash(task), phase));
+        }
+
+        foreach (var agent in _agents.Keys)
+        {
+            filter.Add(SelectorKeys.Agent(agent));
+        }
+
+        foreach (var domain in _trustDomains.Keys)
+        {
+            filter.Add(SelectorKeys.TrustDomain(domain));
+        }
+
+        _selectorFilter = filter;
+        _selectorKeys = keys;
     }
 
     private void RefreshFlags()

@@ -5,23 +5,32 @@ namespace Broker.Revocation;
 /// <summary>
 /// Revoked Broker token ids (128-bit) in one flat open-addressing table: a lookup touches one
 /// cache line in the common case, where a node-based dictionary costs several dependent misses
-/// at a million entries. One writer; readers never lock. The writer fills a slot's expiry and
-/// high half before the low half (which marks it used), so a reader sees either nothing or the
-/// whole entry. Growth and pruning build a new table and swap it in.
+/// at a million entries. At that size the table is far larger than the cache, so a
+/// <see cref="BlockedBloomFilter"/> in front of it answers for live tokens (nearly every check)
+/// from cache; only revoked ids and rare false maybes reach the table. One writer; readers never
+/// lock. The writer sets an id's filter bits, then fills its slot's expiry and high half before
+/// the low half (which marks it used), so a reader sees either nothing or the whole entry.
+/// Growth and pruning build a new table and filter and swap both in at once.
 /// </summary>
 internal sealed class TokenIdSet
 {
     private const int MinCapacity = 1024;
 
-    private volatile Slot[] _slots = new Slot[MinCapacity];
+    private volatile Table _table = new(MinCapacity);
     private int _count;
 
     public int Count => Volatile.Read(ref _count);
 
     public bool Contains(UInt128 id)
     {
-        var slots = _slots;
+        var table = _table;
         var (lo, hi) = Halves(id);
+        if (!table.Filter.MayContain(hi))
+        {
+            return false;
+        }
+
+        var slots = table.Slots;
         var mask = slots.Length - 1;
         for (var i = Index(lo, mask); ; i = (i + 1) & mask)
         {
@@ -41,12 +50,12 @@ internal sealed class TokenIdSet
     /// <summary>Adds or extends an entry. Writer only.</summary>
     public void Add(UInt128 id, long expiresAtMs)
     {
-        if ((_count + 1) * 4 > _slots.Length * 3)
+        if ((_count + 1) * 4 > _table.Slots.Length * 3)
         {
-            _slots = Rebuild(_slots, _slots.Length * 2, long.MinValue);
+            _table = Rebuild(_table, _table.Slots.Length * 2, long.MinValue);
         }
 
-        if (Insert(_slots, id, expiresAtMs))
+        if (Insert(_table, id, expiresAtMs))
         {
             Interlocked.Increment(ref _count);
         }
@@ -57,7 +66,7 @@ internal sealed class TokenIdSet
     {
         var before = _count;
         var live = 0;
-        foreach (ref readonly var slot in _slots.AsSpan())
+        foreach (ref readonly var slot in _table.Slots.AsSpan())
         {
             if (slot.Lo != 0 && slot.ExpiresAt > nowMs)
             {
@@ -70,20 +79,22 @@ internal sealed class TokenIdSet
             return 0;
         }
 
-        _slots = Rebuild(_slots, CapacityFor(live), nowMs);
+        _table = Rebuild(_table, CapacityFor(live), nowMs);
         Volatile.Write(ref _count, live);
         return before - live;
     }
 
     public void Clear()
     {
-        _slots = new Slot[MinCapacity];
+        _table = new Table(MinCapacity);
         Volatile.Write(ref _count, 0);
     }
 
-    private static bool Insert(Slot[] slots, UInt128 id, long expiresAtMs)
+    private static bool Insert(Table table, UInt128 id, long expiresAtMs)
     {
         var (lo, hi) = Halves(id);
+        table.Filter.Add(hi);
+        var slots = table.Slots;
         var mask = slots.Length - 1;
         for (var i = Index(lo, mask); ; i = (i + 1) & mask)
         {
@@ -103,18 +114,18 @@ internal sealed class TokenIdSet
         }
     }
 
-    private static Slot[] Rebuild(Slot[] old, int capacity, long nowMs)
+    private static Table Rebuild(Table old, int capacity, long nowMs)
     {
-        var slots = new Slot[capacity];
-        foreach (ref readonly var slot in old.AsSpan())
+        var table = new Table(capacity);
+        foreach (ref readonly var slot in old.Slots.AsSpan())
         {
             if (slot.Lo != 0 && slot.ExpiresAt > nowMs)
             {
-                Insert(slots, new UInt128(slot.Hi, slot.Lo), slot.ExpiresAt);
+                Insert(table, new UInt128(slot.Hi, slot.Lo), slot.ExpiresAt);
             }
         }
 
-        return slots;
+        return table;
     }
 
     private static int CapacityFor(int count) => Math.Max(MinCapacity, (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1, count * 2)));
@@ -129,6 +140,15 @@ internal sealed class TokenIdSet
         var lo = (ulong)id;
         var hi = (ulong)(id >> 64);
         return lo == 0 ? (1, ~hi ^ 0x8000_0000_0000_0000) : (lo, hi);
+    }
+
+    /// <summary>The slots and the filter over them, swapped in together.</summary>
+    private sealed class Table(int capacity)
+    {
+        public Slot[] Slots { get; } = new Slot[capacity];
+
+        // Sized for the most ids the table holds before it grows (three quarters of its slots).
+        public BlockedBloomFilter Filter { get; } = new(capacity / 4 * 3);
     }
 
     private struct Slot

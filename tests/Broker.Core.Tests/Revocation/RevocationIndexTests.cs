@@ -114,4 +114,60 @@ public sealed class RevocationIndexTests
         Assert.Equal(0, index.Count);
         Assert.False(index.IsRevoked(Token(id), out _));
     }
+
+    /// <summary>
+    /// Thousands of task, phase, agent and trust-domain entries grow the filter in front of those
+    /// maps several times, and pruning rebuilds it: no revoked key may ever be filtered out, and
+    /// the near misses stay live.
+    /// </summary>
+    [Fact]
+    public void Selector_entries_are_found_across_filter_growth_and_pruning_and_near_misses_are_not()
+    {
+        var index = new RevocationIndex();
+        const int each = 3000;
+        for (var i = 0; i < each; i++)
+        {
+            // Odd entries lapse after a minute, even ones after an hour.
+            var life = i % 2 == 0 ? TimeSpan.FromHours(1) : TimeSpan.FromMinutes(1);
+            index.Apply(Entry(RevocationSelector.ForTask($"task-{i}"), life: life));
+            index.Apply(Entry(RevocationSelector.ForTaskPhase($"phased-{i}", "execution"), life: life));
+            index.Apply(Entry(RevocationSelector.ForAgent($"spiffe://example.org/agents/a{i}"), life: life));
+            index.Apply(Entry(RevocationSelector.ForTrustDomain($"d{i}.example"), life: life));
+        }
+
+        void AssertRevoked(int i)
+        {
+            Assert.True(index.IsRevoked(Token(task: $"task-{i}", subject: "spiffe://example.org/agents/live"), out var task) && task == RevocationKind.Task, $"task-{i}");
+            Assert.True(index.IsRevoked(Token(task: $"phased-{i}", phase: "execution", subject: "spiffe://example.org/agents/live"), out var phase) && phase == RevocationKind.TaskPhase, $"phased-{i}");
+            Assert.True(index.IsRevoked(Token(subject: $"spiffe://example.org/agents/a{i}", task: "live"), out var agent) && agent == RevocationKind.Agent, $"a{i}");
+            Assert.True(index.IsRevoked(Token(subject: $"spiffe://d{i}.example/agents/x", task: "live"), out var domain) && domain == RevocationKind.TrustDomain, $"d{i}");
+        }
+
+        void AssertLive(int i)
+        {
+            Assert.False(index.IsRevoked(Token(task: $"task-{i}", subject: "spiffe://example.org/agents/live"), out _), $"task-{i} after it lapsed");
+            Assert.False(index.IsRevoked(Token(subject: $"spiffe://example.org/agents/a{i}", task: "live"), out _), $"a{i} after it lapsed");
+        }
+
+        for (var i = 0; i < each; i++)
+        {
+            AssertRevoked(i);
+            Assert.False(index.IsRevoked(Token(task: $"phased-{i}", phase: "planning", subject: "spiffe://example.org/agents/live"), out _), "another phase of a phase-revoked task");
+            Assert.False(index.IsRevoked(Token(task: $"task-{i}x", subject: $"spiffe://example.org/agents/a{i}x"), out _), "near-miss task and agent");
+        }
+
+        Assert.True(index.Prune(Now.AddMinutes(2)) >= 4 * (each / 2));
+
+        for (var i = 0; i < each; i++)
+        {
+            if (i % 2 == 0)
+            {
+                AssertRevoked(i);
+            }
+            else
+            {
+                AssertLive(i);
+            }
+        }
+    }
 }
