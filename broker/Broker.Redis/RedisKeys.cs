@@ -70,4 +70,27 @@ public sealed class RedisKeys
 
     /// <summary>Live lease ids scored by expiry (ms).</summary>
     public RedisKey Leases => _prefix + "leases";
+
+    /// <summary>Every Shared Signals stream id (docs/ssf.md).</summary>
+    public RedisKey SsfStreams => _prefix + "ssf:streams";
+
+    /// <summary>The key prefix of one stream's hash (configuration <c>c</c>, owner <c>o</c>, revocation cursor <c>cur</c>, <c>dropped</c> count).</summary>
+    public string SsfStreamPrefix => _prefix + "ssf:stream:";
+
+    public RedisKey SsfStream(string streamId) => SsfStreamPrefix + streamId;
+
+    /// <summary>The stream ids one receiver owns (by a digest of its issuer and name).</summary>
+    public RedisKey SsfOwnerStreams(string ownerDigest) => _prefix + "ssf:owner:" + ownerDigest;
+
+    /// <summary>A stream's undelivered SETs: a Redis stream, oldest first (fields <c>j</c> jti, <c>s</c> the SET).</summary>
+    public RedisKey SsfQueue(string streamId) => _prefix + "ssf:q:" + streamId;
+
+    /// <summary>jti → queue entry id of a stream's undelivered SETs, for acknowledgement.</summary>
+    public RedisKey SsfQueueIndex(string streamId) => _prefix + "ssf:qi:" + streamId;
+
+    /// <summary>The node pushing a stream now (expires, so another node takes over from a crashed one).</summary>
+    public RedisKey SsfPushLease(string streamId) => _prefix + "ssf:push:" + streamId;
+
+    /// <summary>Pub/sub channel naming a stream SETs were just queued on (long polls and pushers wake on it).</summary>
+    public string SsfChannel => _prefix + "ssf:notify";
 }

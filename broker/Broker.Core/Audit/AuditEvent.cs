@@ -116,6 +116,12 @@ public static class AuditEventTypes
 
     /// <summary>Ending a lease failed on the engine; it is retried until it succeeds.</summary>
     public static readonly (int Id, string Name) SecretCleanupFailed = (2103, "secret.cleanup_failed");
+
+    /// <summary>A resource server created a Shared Signals stream (docs/ssf.md): actor, audience, stream id and delivery in detail.</summary>
+    public static readonly (int Id, string Name) SsfStreamCreated = (2420, "ssf.stream_created");
+
+    /// <summary>A resource server deleted its Shared Signals stream; its undelivered events went with it.</summary>
+    public static readonly (int Id, string Name) SsfStreamDeleted = (2421, "ssf.stream_deleted");
     public static readonly (int Id, string Name) TaskEnded = (3000, "task.ended");
     public static readonly (int Id, string Name) TaskEndRefused = (3001, "task.end_refused");
     public static readonly (int Id, string Name) TaskPhaseChanged = (3002, "task.phase_changed");
@@ -156,7 +162,7 @@ public static class AuditEventTypes
     public static IReadOnlyList<(int Id, string Name)> All { get; } =
     [
         AttestationAccepted, AttestationRefused, RefusalsAggregated, CredentialIssued, CredentialRefused, CredentialVoided,
-        SecretIssued, SecretRefused, SecretEnded, SecretCleanupFailed,
+        SecretIssued, SecretRefused, SecretEnded, SecretCleanupFailed, SsfStreamCreated, SsfStreamDeleted,
         TaskEnded, TaskEndRefused, TaskPhaseChanged, Revoked, RevokeRefused, IssuanceFrozen, IssuanceUnfrozen,
         ApprovalRequested, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed,
         RiskSignalRefused, RiskFrozen, RiskUnfrozen, RiskCleared, AuditCheckpoint, AuditTamperAcknowledged, OperatorAuthenticationFailed,

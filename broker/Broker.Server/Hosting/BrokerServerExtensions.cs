@@ -11,6 +11,7 @@ using Broker.Server.Internal;
 using Broker.Server.OAuth;
 using Broker.Server.OperatorConsole;
 using Broker.Server.Services;
+using Broker.Server.Ssf.Transmitter;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -79,6 +80,7 @@ public static class BrokerServerExtensions
         builder.Services.AddOperatorAuthentication(options);
         builder.Services.AddBrokerOAuth(builder.Configuration);
         builder.Services.AddResourceServerAuthentication(options, builder.Configuration);
+        builder.Services.AddSsfTransmitter(options, builder.Configuration);
         builder.AddOperatorConsole(options);
         builder.Services.AddGrpc(grpc =>
         {
@@ -232,6 +234,7 @@ public static class BrokerServerExtensions
         app.MapGrpcHealthChecksService();
         app.MapWellKnown();
         app.MapBrokerOAuth();
+        app.MapSsfTransmitter();
         app.MapBrokerObservability();
         app.MapOperatorConsole();
         app.MapGet("/healthz", async (HealthCheckService health) =>
