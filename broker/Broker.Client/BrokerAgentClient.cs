@@ -6,8 +6,8 @@ using Grpc.Net.Client;
 namespace Broker.Client;
 
 /// <summary>
-/// The agent's side of Broker: asks for a credential for one task and one phase, and ends the
-/// task. Every call carries a fresh proof from the <see cref="IAttestationSource"/>. Failures
+/// The agent's side of Broker: asks for a credential for one task and one phase, exchanges a
+/// token handed down by another agent (delegation), and ends the task. Every call carries a fresh proof from the <see cref="IAttestationSource"/>. Failures
 /// surface as <see cref="BrokerRefusalException"/> with the stable reason code.
 /// </summary>
 /// <example>
@@ -135,6 +135,59 @@ public sealed class BrokerAgentClient : IDisposable
         try
         {
             return await _client.IssueSecretAsync(request, CallOptionsFor(correlationId, cancellationToken));
+        }
+        catch (RpcException ex)
+        {
+            throw new BrokerRefusalException(ex);
+        }
+    }
+
+    /// <summary>
+    /// Delegation: this client's workload, a sub-agent, exchanges the token another agent handed
+    /// it (<paramref name="subjectToken"/>) for its own, narrower token for the same task (RFC 8693
+    /// with an actor token; docs/oauth.md). Scopes default to all of the subject token's, the
+    /// phase to its phase; the token expires no later than the subject token.
+    /// </summary>
+    /// <param name="subjectToken">The delegating agent's Broker access token.</param>
+    /// <param name="scopes">A subset of the subject token's scopes; null or empty means all of them.</param>
+    /// <param name="phase">The same phase as the subject token or planning; null means the same.</param>
+    /// <param name="ttl">Requested lifetime; null asks for the phase maximum (still capped by the subject token's expiry).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="BrokerRefusalException">Broker refused (e.g. DELEGATION_NOT_ALLOWED, SCOPE_NOT_SUBSET), or could not be reached.</exception>
+    public Task<ExchangeCredentialResponse> ExchangeAsync(
+        string subjectToken,
+        IEnumerable<string>? scopes = null,
+        Phase? phase = null,
+        TimeSpan? ttl = null,
+        CancellationToken cancellationToken = default)
+    {
+        var request = new ExchangeCredentialRequest
+        {
+            SubjectToken = subjectToken ?? throw new ArgumentNullException(nameof(subjectToken)),
+            Phase = phase ?? Phase.Unspecified,
+            RequestedTtl = ttl is { } value ? Duration.FromTimeSpan(value) : null,
+        };
+        request.Scopes.AddRange(scopes ?? []);
+        return ExchangeAsync(request, correlationId: null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> as given; without an actor attestation, a fresh proof from
+    /// the client's <see cref="IAttestationSource"/> is added to a copy.
+    /// </summary>
+    /// <exception cref="BrokerRefusalException">Broker refused, or could not be reached.</exception>
+    public async Task<ExchangeCredentialResponse> ExchangeAsync(ExchangeCredentialRequest request, string? correlationId = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.ActorAttestation is null)
+        {
+            request = request.Clone();
+            request.ActorAttestation = await _attestation.GetProofAsync(cancellationToken);
+        }
+
+        try
+        {
+            return await _client.ExchangeCredentialAsync(request, CallOptionsFor(correlationId, cancellationToken));
         }
         catch (RpcException ex)
         {

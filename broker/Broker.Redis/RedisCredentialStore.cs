@@ -21,20 +21,20 @@ public sealed class RedisCredentialStore : ICredentialStore
 
     // Returns {code, previous phase}: 0 recorded, 1 task ended, 2 task owned by another workload,
     // 4 phase change not confirmed (nothing written), 5 epoch missing, 6 the workload holds too
-    // many tasks (nothing written).
+    // many tasks (nothing written). ARGV[9] '1': a delegated token, which leaves the phase alone.
     private const string RecordIssuanceScript = """
         if redis.call('EXISTS', KEYS[3]) == 0 then return {5, ''} end
         local task = redis.call('HMGET', KEYS[1], 'owner', 'ended', 'phase')
         if task[1] then
           if task[2] then return {1, ''} end
           if task[1] ~= ARGV[1] then return {2, ''} end
-          if task[3] ~= ARGV[2] and ARGV[7] ~= '1' then return {4, task[3]} end
+          if task[3] ~= ARGV[2] and ARGV[7] ~= '1' and ARGV[9] ~= '1' then return {4, task[3]} end
         else
           redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[3])
           if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[8]) then return {6, ''} end
           redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'created', ARGV[3])
         end
-        redis.call('HSET', KEYS[1], 'phase', ARGV[2])
+        if ARGV[9] ~= '1' or not task[3] then redis.call('HSET', KEYS[1], 'phase', ARGV[2]) end
         local keepUntil = tonumber(ARGV[5])
         if redis.call('PEXPIRETIME', KEYS[1]) < keepUntil then
           redis.call('PEXPIREAT', KEYS[1], keepUntil)
@@ -93,6 +93,7 @@ public sealed class RedisCredentialStore : ICredentialStore
                 record.TaskId,
                 record.PhaseChangeConfirmed ? "1" : "0",
                 record.MaxTasksPerWorkload,
+                record.Delegated ? "1" : "0",
             ]);
         var parts = (RedisResult[])result!;
         var status = (int)parts[0] switch

@@ -63,22 +63,34 @@ public sealed record RevocationEntry(
     DateTimeOffset ExpiresAt);
 
 /// <summary>The facts of a token that revocation matches on, read from its claims.</summary>
-public readonly record struct TokenFacts(string TokenId, string Subject, string TaskId, string Phase, DateTimeOffset IssuedAt)
+/// <param name="Actors">A delegated token's actors (its <c>act.sub</c> chain, current actor first); null for a direct token.</param>
+/// <param name="Ancestors">A delegated token's ancestor token ids (<c>ancestor_jti</c>, parent first); null for a direct token.</param>
+public readonly record struct TokenFacts(
+    string TokenId,
+    string Subject,
+    string TaskId,
+    string Phase,
+    DateTimeOffset IssuedAt,
+    IReadOnlyList<string>? Actors = null,
+    IReadOnlyList<string>? Ancestors = null)
 {
     /// <summary>The SPIFFE trust domain of the subject, or null for non-SPIFFE subjects.</summary>
     public string? TrustDomain => TryGetTrustDomain(out var domain) ? domain.ToString() : null;
 
     /// <summary>The SPIFFE trust domain of the subject without allocating; false for non-SPIFFE subjects.</summary>
-    public bool TryGetTrustDomain(out ReadOnlySpan<char> trustDomain)
+    public bool TryGetTrustDomain(out ReadOnlySpan<char> trustDomain) => TryGetTrustDomain(Subject, out trustDomain);
+
+    /// <summary>The SPIFFE trust domain of a workload id without allocating; false for non-SPIFFE ids.</summary>
+    public static bool TryGetTrustDomain(string workloadId, out ReadOnlySpan<char> trustDomain)
     {
         const string scheme = "spiffe://";
-        if (!Subject.StartsWith(scheme, StringComparison.Ordinal))
+        if (!workloadId.StartsWith(scheme, StringComparison.Ordinal))
         {
             trustDomain = default;
             return false;
         }
 
-        var rest = Subject.AsSpan(scheme.Length);
+        var rest = workloadId.AsSpan(scheme.Length);
         var end = rest.IndexOf('/');
         trustDomain = end < 0 ? rest : rest[..end];
         return true;

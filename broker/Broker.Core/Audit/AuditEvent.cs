@@ -79,6 +79,15 @@ public sealed record AuditEvent
     /// <summary>On <c>audit.tamper_acknowledged</c> only: each finding acknowledged, as <see cref="AuditProblem.Key"/>.</summary>
     public IReadOnlyList<string>? Findings { get; init; }
 
+    /// <summary>On <c>delegation.*</c> events: the token exchanged from (the <c>subject_token</c>'s id).</summary>
+    public string? ParentTokenId { get; init; }
+
+    /// <summary>On <c>delegation.*</c> events: the agents of the chain, the task's owner first and the new actor last.</summary>
+    public IReadOnlyList<string>? Chain { get; init; }
+
+    /// <summary>On <c>delegation.*</c> events: how many hops the new token is from its owner's own token.</summary>
+    public int? Depth { get; init; }
+
     /// <summary>On <c>refusals.aggregated</c> only: how many refusals past the caller's budget the record stands for.</summary>
     public long? Count { get; init; }
 
@@ -106,6 +115,12 @@ public static class AuditEventTypes
 
     /// <summary>Cancels a credential.issued record whose token was never handed out (shared state refused it after the record was written).</summary>
     public static readonly (int Id, string Name) CredentialVoided = (2002, "credential.voided");
+
+    /// <summary>A token was exchanged down to a sub-agent (RFC 8693 actor token): parent token, chain and depth recorded.</summary>
+    public static readonly (int Id, string Name) DelegationIssued = (2400, "delegation.issued");
+
+    /// <summary>A delegation exchange was refused; the reason says which check (docs/errors.md).</summary>
+    public static readonly (int Id, string Name) DelegationRefused = (2401, "delegation.refused");
 
     /// <summary>A downstream credential was handed out under a lease (docs/secrets.md).</summary>
     public static readonly (int Id, string Name) SecretIssued = (2100, "secret.issued");
@@ -162,7 +177,7 @@ public static class AuditEventTypes
     public static IReadOnlyList<(int Id, string Name)> All { get; } =
     [
         AttestationAccepted, AttestationRefused, RefusalsAggregated, CredentialIssued, CredentialRefused, CredentialVoided,
-        SecretIssued, SecretRefused, SecretEnded, SecretCleanupFailed, SsfStreamCreated, SsfStreamDeleted,
+        DelegationIssued, DelegationRefused, SecretIssued, SecretRefused, SecretEnded, SecretCleanupFailed, SsfStreamCreated, SsfStreamDeleted,
         TaskEnded, TaskEndRefused, TaskPhaseChanged, Revoked, RevokeRefused, IssuanceFrozen, IssuanceUnfrozen,
         ApprovalRequested, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalConsumed,
         RiskSignalRefused, RiskFrozen, RiskUnfrozen, RiskCleared, AuditCheckpoint, AuditTamperAcknowledged, OperatorAuthenticationFailed,

@@ -82,6 +82,18 @@ public static class BrokerErrors
     // Task state.
     public const string TaskEnded = "TASK_ENDED";
 
+    // Delegation to sub-agents (RFC 8693 actor tokens, docs/oauth.md): the subject token, then policy.
+    public const string SubjectTokenInvalid = "SUBJECT_TOKEN_INVALID";
+    public const string SubjectTokenExpired = "SUBJECT_TOKEN_EXPIRED";
+    public const string SubjectTokenRevoked = "SUBJECT_TOKEN_REVOKED";
+    public const string SubjectTokenBound = "SUBJECT_TOKEN_BOUND";
+    public const string DelegationNotAllowed = "DELEGATION_NOT_ALLOWED";
+    public const string DelegationDepthExceeded = "DELEGATION_DEPTH_EXCEEDED";
+    public const string ScopeNotSubset = "SCOPE_NOT_SUBSET";
+    public const string PhaseEscalation = "PHASE_ESCALATION";
+    public const string DelegationAudienceMismatch = "DELEGATION_AUDIENCE_MISMATCH";
+    public const string DelegationApprovalUnsupported = "DELEGATION_APPROVAL_UNSUPPORTED";
+
     // Dependencies.
     public const string StateUnavailable = "STATE_UNAVAILABLE";
     public const string AuditUnavailable = "AUDIT_UNAVAILABLE";

@@ -36,6 +36,7 @@ public sealed partial class CredentialIssuer
     private readonly ILogger<CredentialIssuer> _logger;
     private readonly Secrets.SecretLeases? _secrets;
     private readonly DpopVerifier? _dpop;
+    private readonly TokenIntrospector? _introspector;
 
     public CredentialIssuer(
         IWorkloadAttestor attestor,
@@ -53,8 +54,10 @@ public sealed partial class CredentialIssuer
         ILogger<CredentialIssuer> logger,
         BrokerMetrics metrics,
         Secrets.SecretLeases? secrets = null,
-        DpopVerifier? dpop = null)
+        DpopVerifier? dpop = null,
+        TokenIntrospector? introspector = null)
     {
+        _introspector = introspector;
         _secrets = secrets;
         _dpop = dpop;
         _metrics = metrics;
@@ -217,18 +220,21 @@ public sealed partial class CredentialIssuer
         return new ApprovalProgress(record, outcome.Credential);
     }
 
-    private async Task<IssueOutcome> IssueOrRefuseAsync(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, ApprovalRecord? approved, CancellationToken cancellationToken)
+    /// <param name="delegation">The subject token when this is an exchange down to <paramref name="identity"/> (a sub-agent).</param>
+    private async Task<IssueOutcome> IssueOrRefuseAsync(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, ApprovalRecord? approved, CancellationToken cancellationToken, SubjectToken? delegation = null)
     {
         try
         {
-            return await IssueAttestedAsync(request, identity, policy, approved, cancellationToken);
+            return await IssueAttestedAsync(request, identity, policy, approved, delegation, cancellationToken);
         }
         catch (BrokerException ex) when (ex.Reason != BrokerErrors.AuditUnavailable)
         {
             // A risk refusal names its signal by id (never its evidence).
             var refusal = Refusal(request, identity, policy, ex.Reason);
             refusal = ex.Metadata.TryGetValue("signal_id", out var signal) ? refusal with { Detail = "signal " + signal } : refusal;
-            if (await AuditRefusalAsync(refusal, RefusalSource.FromWorkload(RefusalDoors.Issuance, identity.WorkloadId, request.Context.Peer), ex, cancellationToken) is { } limited)
+            refusal = delegation is null ? refusal : AsDelegation(refusal, delegation, identity.WorkloadId, issued: false);
+            var door = delegation is null ? RefusalDoors.Issuance : RefusalDoors.Delegation;
+            if (await AuditRefusalAsync(refusal, RefusalSource.FromWorkload(door, identity.WorkloadId, request.Context.Peer), ex, cancellationToken) is { } limited)
             {
                 throw limited;
             }
@@ -305,7 +311,7 @@ public sealed partial class CredentialIssuer
         return outcome.EndedAt ?? _time.GetUtcNow();
     }
 
-    private async Task<IssueOutcome> IssueAttestedAsync(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, ApprovalRecord? approved, CancellationToken cancellationToken)
+    private async Task<IssueOutcome> IssueAttestedAsync(IssueRequest request, WorkloadIdentity identity, BrokerPolicy policy, ApprovalRecord? approved, SubjectToken? delegation, CancellationToken cancellationToken)
     {
         // Never hand out a token while this node might not know about a revocation, or while frozen.
         _revocations.EnsureIssuanceAllowed();
@@ -327,6 +333,11 @@ public sealed partial class CredentialIssuer
             throw BrokerErrors.FailedPrecondition(BrokerErrors.TaskEnded, "The task has ended; start a new task.");
         }
 
+        if (delegation is not null)
+        {
+            DelegationDecision.Authorize(policy, delegation, identity, phase, scopes, request.Audience);
+        }
+
         var phaseRule = PolicyDecision.Authorize(policy, identity, phase, scopes, request.Audience);
         await _risk.CheckAsync(identity.WorkloadId, request.TaskId, phase, phaseRule, cancellationToken);
         var maxTtl = phaseRule.MaxTtl < _options.MaxTokenLifetime ? phaseRule.MaxTtl : _options.MaxTokenLifetime;
@@ -341,6 +352,12 @@ public sealed partial class CredentialIssuer
 
         // Gated scopes wait for people: the answer is a pending request for exactly this issuance.
         var gates = ApprovalService.GatesFor(phaseRule, scopes);
+        if (gates.Count > 0 && delegation is not null)
+        {
+            // An approval is redeemed for exactly the stored request, which has no room for a chain: fail closed.
+            throw BrokerErrors.PermissionDenied(BrokerErrors.DelegationApprovalUnsupported, "A delegated token cannot carry scopes gated behind approval; ask for them with IssueCredential.");
+        }
+
         if (gates.Count > 0 && approved is null)
         {
             return new IssueOutcome(null, await _approvals.RequestAsync(identity, policy, request, phase, scopes, ttl, justification, gates, cancellationToken));
@@ -348,28 +365,36 @@ public sealed partial class CredentialIssuer
 
         var now = _time.GetUtcNow();
         now = new DateTimeOffset(now.Ticks - (now.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
+
+        // A delegated token is the task owner's (sub) held by the sub-agent (act), and never
+        // outlives the token it was exchanged from.
+        var chain = delegation?.ExtendTo(identity.WorkloadId);
+        var subjectId = chain?.Owner ?? identity.WorkloadId;
+        var expiresAt = delegation is not null && delegation.ExpiresAt < now + ttl ? delegation.ExpiresAt : now + ttl;
         var claims = new TokenClaims(
             TokenMinter.NewTokenId(),
-            identity.WorkloadId,
+            subjectId,
             request.Audience,
             scopes,
             request.TaskId,
             phase,
             policy.Digest,
             now,
-            now + ttl,
+            expiresAt,
             jkt,
             identity.CertificateThumbprint,
-            approved?.Request.Id);
+            approved?.Request.Id,
+            chain);
         var record = new IssuanceRecord(
             claims.TokenId,
             request.TaskId,
-            identity.WorkloadId,
+            subjectId,
             phase,
             claims.IssuedAt,
             claims.ExpiresAt,
             _options.TaskRetention,
-            _options.MaxTasksPerWorkload);
+            _options.MaxTasksPerWorkload,
+            Delegated: chain is not null);
 
         var issued = new AuditEvent
         {
@@ -393,6 +418,7 @@ public sealed partial class CredentialIssuer
             ApprovalId = approved?.Request.Id,
             ApprovalDigest = approved?.Request.Digest,
         };
+        issued = delegation is null ? issued : AsDelegation(issued, delegation, identity.WorkloadId, issued: true);
 
         if (approved is not null)
         {
@@ -454,8 +480,16 @@ public sealed partial class CredentialIssuer
             throw auditFailure as BrokerException ?? BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; issuance is paused.", auditFailure);
         }
 
-        Log.Issued(_logger, claims.TokenId, identity.WorkloadId, request.TaskId, phase.ToWire());
-        return new IssueOutcome(new IssuedCredential(token, claims.TokenId, scopes, claims.ExpiresAt, identity.WorkloadId, phase, policy.Digest, jkt is null ? "Bearer" : "DPoP", approved?.Request.Id), null);
+        if (chain is null)
+        {
+            Log.Issued(_logger, claims.TokenId, identity.WorkloadId, request.TaskId, phase.ToWire());
+        }
+        else
+        {
+            Log.Delegated(_logger, claims.TokenId, identity.WorkloadId, delegation!.TokenId, chain.Depth, request.TaskId);
+        }
+
+        return new IssueOutcome(new IssuedCredential(token, claims.TokenId, scopes, claims.ExpiresAt, subjectId, phase, policy.Digest, jkt is null ? "Bearer" : "DPoP", approved?.Request.Id), null);
     }
 
     // Built only when a request is refused: the success path never pays for it. Without an
@@ -579,5 +613,8 @@ public sealed partial class CredentialIssuer
 
         [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Could not remove the record of unissued token {TokenId}")]
         public static partial void ForgetFailed(ILogger logger, string tokenId, Exception exception);
+
+        [LoggerMessage(EventId = 2700, Level = LogLevel.Information, Message = "Delegated token {TokenId} to {Actor} from token {ParentTokenId} (depth {Depth}) for task {TaskId}")]
+        public static partial void Delegated(ILogger logger, string tokenId, string actor, string parentTokenId, int depth, string taskId);
     }
 }

@@ -19,7 +19,8 @@ internal sealed record TokenClaims(
     DateTimeOffset ExpiresAt,
     string? ConfirmationJkt,
     string? ConfirmationX5t,
-    string? ApprovalId = null);
+    string? ApprovalId = null,
+    DelegationChain? Delegation = null);
 
 /// <summary>Signs RFC 9068 access tokens (<c>typ: at+jwt</c>) with the ring's active key.</summary>
 internal sealed class TokenMinter
@@ -42,7 +43,8 @@ internal sealed class TokenMinter
         {
             [JwtRegisteredClaimNames.Sub] = claims.Subject,
             [JwtRegisteredClaimNames.Jti] = claims.TokenId,
-            ["client_id"] = claims.Subject,
+            // The client holding the token: a delegated token's current actor (RFC 8693 section 4.3).
+            ["client_id"] = claims.Delegation?.Actors[0] ?? claims.Subject,
             ["scope"] = string.Join(' ', claims.Scopes),
             ["task"] = claims.TaskId,
             ["phase"] = claims.Phase.ToWire(),
@@ -54,6 +56,14 @@ internal sealed class TokenMinter
         {
             // The approval that allowed this token (docs/approvals.md).
             payload["approval_id"] = claims.ApprovalId;
+        }
+
+        if (claims.Delegation is { } delegation)
+        {
+            // RFC 8693 section 4.1: the current actor outermost, prior actors nested inside it; and
+            // the ancestor token ids, so revoking any of them revokes this one (DelegationClaims).
+            payload[Broker.Revocation.DelegationClaims.Act] = delegation.ActClaim();
+            payload[Broker.Revocation.DelegationClaims.AncestorTokenIds] = delegation.Ancestors.ToArray();
         }
 
         if (claims.ConfirmationJkt is not null || claims.ConfirmationX5t is not null)

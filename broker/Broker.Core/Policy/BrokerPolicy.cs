@@ -30,12 +30,22 @@ public sealed class BrokerPolicy
     /// proved (JWT-SVID, X.509-SVID), every other pattern only OIDC-proven identities. The
     /// string alone never decides which kind of trust vouched for it.
     /// </summary>
-    public AgentRule? FindRule(WorkloadIdentity identity)
+    public AgentRule? FindRule(WorkloadIdentity identity) =>
+        FindRule(identity.WorkloadId, spiffe: identity.Kind is AttestationKind.JwtSvid or AttestationKind.X509Svid);
+
+    /// <summary>
+    /// The rule of an agent known only by the workload id in a token this broker signed (a
+    /// delegating agent): SPIFFE rules for a <c>spiffe://</c> id, the others for the rest, which
+    /// is how the id was proved (OIDC workload ids never start with <c>spiffe://</c>).
+    /// </summary>
+    public AgentRule? FindRuleForTokenSubject(string workloadId) =>
+        FindRule(workloadId, spiffe: workloadId.StartsWith("spiffe://", StringComparison.Ordinal));
+
+    private AgentRule? FindRule(string workloadId, bool spiffe)
     {
-        var spiffe = identity.Kind is AttestationKind.JwtSvid or AttestationKind.X509Svid;
         foreach (var rule in Agents)
         {
-            if (rule.Match.IsSpiffe == spiffe && rule.Match.IsMatch(identity.WorkloadId))
+            if (rule.Match.IsSpiffe == spiffe && rule.Match.IsMatch(workloadId))
             {
                 return rule;
             }
@@ -84,7 +94,20 @@ public sealed record OidcIssuerPolicy(
 /// <summary>What a set of agents may get, per phase.</summary>
 /// <param name="Owner">The operator (their name claim) answerable for these agents; they may never approve the agents' requests.</param>
 /// <param name="DefaultPhase">The phase of a standard OAuth request that names no task (docs/oauth.md); null refuses such requests.</param>
-public sealed record AgentRule(string Name, WorkloadPattern Match, IReadOnlyDictionary<TaskPhase, PhaseRule> Phases, string? Owner = null, TaskPhase? DefaultPhase = null);
+/// <param name="DelegateTo">Sub-agents these agents may exchange their tokens down to (docs/policy.md, delegation); empty when none.</param>
+/// <param name="MaxDelegationDepth">The longest chain a token these agents delegate may end up in; 0 allows no delegation.</param>
+public sealed record AgentRule(
+    string Name,
+    WorkloadPattern Match,
+    IReadOnlyDictionary<TaskPhase, PhaseRule> Phases,
+    string? Owner = null,
+    TaskPhase? DefaultPhase = null,
+    IReadOnlyList<WorkloadPattern>? DelegateTo = null,
+    int MaxDelegationDepth = 0)
+{
+    /// <summary>Whether these agents may delegate to <paramref name="workloadId"/> at all.</summary>
+    public bool MayDelegateTo(string workloadId) => MaxDelegationDepth > 0 && DelegateTo is { } patterns && patterns.Any(p => p.IsMatch(workloadId));
+}
 
 /// <summary>What one phase allows.</summary>
 /// <param name="KeepTokensOnExit">When the task moves to another phase, this phase's tokens stay valid until they expire (default: revoked).</param>

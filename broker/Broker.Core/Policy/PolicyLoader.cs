@@ -523,6 +523,11 @@ public static partial class PolicyLoader
         public string? Owner;
         public TaskPhase? DefaultPhase;
         public YNode? DefaultPhaseNode;
+        public readonly List<WorkloadPattern> DelegateTo = [];
+        public YNode? DelegateToNode;
+        public int MaxDelegationDepth;
+        public YNode? MaxDelegationDepthNode;
+        public bool DelegationInvalid;
     }
 
     private static readonly KeySpec<AgentDraft>[] PhasesSchema =
@@ -554,6 +559,7 @@ public static partial class PolicyLoader
         new("match", Required: true, (r, d, v, p) => d.Match = ReadPattern(r, v, p, d.Trust)),
         new("owner", Required: false, (r, d, v, p) => d.Owner = ReadOperatorName(r, v, p)),
         .. OAuthAgentSchema,
+        .. DelegationAgentSchema,
         new("phases", Required: true, (r, d, v, p) =>
         {
             d.PhasesNode = v;
@@ -608,9 +614,10 @@ public static partial class PolicyLoader
             }
 
             CheckDefaultPhase(reader, d, path);
-            if (d.Name is not null && d.Match is not null && d.Phases.Count > 0 && !d.PhasesInvalid)
+            CheckDelegation(reader, d, path);
+            if (d.Name is not null && d.Match is not null && d.Phases.Count > 0 && !d.PhasesInvalid && !d.DelegationInvalid)
             {
-                rules.Add(new AgentRule(d.Name, d.Match, d.Phases.ToFrozenDictionary(), d.Owner, d.DefaultPhase));
+                rules.Add(new AgentRule(d.Name, d.Match, d.Phases.ToFrozenDictionary(), d.Owner, d.DefaultPhase, [.. d.DelegateTo], d.MaxDelegationDepth));
             }
         }
 

@@ -43,6 +43,9 @@ public static class RefusalDoors
     /// <summary>An attested workload's credential request refused by policy, risk or request checks.</summary>
     public const string Issuance = "issuance";
 
+    /// <summary>A token exchange down to a sub-agent refused (subject token, delegation policy, or the sub-agent's own policy).</summary>
+    public const string Delegation = "delegation";
+
     /// <summary>An attested workload's EndTask refused.</summary>
     public const string EndTask = "end_task";
 

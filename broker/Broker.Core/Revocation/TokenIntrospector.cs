@@ -20,6 +20,9 @@ public sealed record IntrospectionResult(bool Active, string? InactiveReason, Js
 
     /// <summary>The token's phase, by wire name (its <c>phase</c> claim).</summary>
     public string? Phase => Token is not null && Token.TryGetPayloadValue<string>("phase", out var phase) ? phase : null;
+
+    /// <summary>What revocation matched the token on, its delegation chain included; null when it never got that far.</summary>
+    public TokenFacts? Facts { get; init; }
 }
 
 /// <summary>
@@ -87,14 +90,29 @@ public sealed class TokenIntrospector
             return new IntrospectionResult(false, "not_yet_valid", jwt);
         }
 
+        if (!TryReadChain(jwt, out var actors, out var ancestors))
+        {
+            return new IntrospectionResult(false, "malformed", null);
+        }
+
         var facts = new TokenFacts(
             jwt.Id,
             jwt.Subject,
             jwt.TryGetPayloadValue<string>("task", out var task) ? task : "",
             jwt.TryGetPayloadValue<string>("phase", out var phase) ? phase : "",
-            new DateTimeOffset(jwt.IssuedAt, TimeSpan.Zero));
+            new DateTimeOffset(jwt.IssuedAt, TimeSpan.Zero),
+            actors,
+            ancestors);
         return _feed.Index.IsRevoked(facts, out _)
-            ? new IntrospectionResult(false, "revoked", jwt)
-            : new IntrospectionResult(true, null, jwt);
+            ? new IntrospectionResult(false, "revoked", jwt) { Facts = facts }
+            : new IntrospectionResult(true, null, jwt) { Facts = facts };
+    }
+
+    /// <summary>A delegated token's chain (<see cref="DelegationClaims"/>); true with nulls for a direct token.</summary>
+    private static bool TryReadChain(JsonWebToken jwt, out string[]? actors, out string[]? ancestors)
+    {
+        var act = jwt.TryGetClaim(DelegationClaims.Act, out var claim) ? claim.Value : null;
+        var ids = jwt.Claims.Where(c => c.Type == DelegationClaims.AncestorTokenIds).Select(c => c.Value).ToArray();
+        return DelegationClaims.TryRead(act, ids, out actors, out ancestors);
     }
 }

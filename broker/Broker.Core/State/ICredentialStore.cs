@@ -13,7 +13,9 @@ public interface ICredentialStore
     /// if the task would change phase without <see cref="IssuanceRecord.PhaseChangeConfirmed"/>,
     /// refuses a new task when the workload already holds <see cref="IssuanceRecord.MaxTasksPerWorkload"/>
     /// retained tasks; otherwise claims the task for the workload (first use), records its current
-    /// phase and records the token until it expires. A store whose revocation epoch is missing (it
+    /// phase and records the token until it expires. A <see cref="IssuanceRecord.Delegated"/> record
+    /// neither checks nor moves the task's phase (a delegated token may be of a lower phase than
+    /// the task's). A store whose revocation epoch is missing (it
     /// lost its data) writes nothing and throws <see cref="Revocation.RevocationStateLostException"/>.
     /// </summary>
     ValueTask<IssuanceOutcome> RecordIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken);

@@ -39,7 +39,7 @@ public sealed class InMemoryCredentialStore : ICredentialStore
                     return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.TaskNotOwned));
                 }
 
-                if (task.Phase != record.Phase && !record.PhaseChangeConfirmed)
+                if (task.Phase != record.Phase && !record.PhaseChangeConfirmed && !record.Delegated)
                 {
                     return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.PhaseChangePending, task.Phase));
                 }
@@ -57,7 +57,7 @@ public sealed class InMemoryCredentialStore : ICredentialStore
 
             _tasks[record.TaskId] = task is null
                 ? new TaskRecord(record.TaskId, record.Subject, record.Phase, record.IssuedAt, null)
-                : task with { Phase = record.Phase };
+                : record.Delegated ? task : task with { Phase = record.Phase };
             _tokens[record.TokenId] = new IssuedTokenRecord(record.TokenId, record.TaskId, record.Subject, record.Phase, record.IssuedAt, record.ExpiresAt);
             return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.Recorded, task?.Phase));
         }

@@ -87,7 +87,16 @@ internal sealed partial class BrokerTokenCheck(BrokerRevocationClient revocation
             return false;
         }
 
-        facts = new TokenFacts(jti, sub, task, phase, DateTimeOffset.FromUnixTimeSeconds(issuedAt));
+        // A delegated token is revoked with its ancestors and the agents that delegated it; a
+        // chain that cannot be read is not a Broker token.
+        var ancestorIds = principal.FindAll(DelegationClaims.AncestorTokenIds).Select(c => c.Value).ToArray();
+        if (!DelegationClaims.TryRead(principal.FindFirst(DelegationClaims.Act)?.Value, ancestorIds, out var actors, out var ancestors))
+        {
+            facts = default;
+            return false;
+        }
+
+        facts = new TokenFacts(jti, sub, task, phase, DateTimeOffset.FromUnixTimeSeconds(issuedAt), actors, ancestors);
         return true;
     }
 

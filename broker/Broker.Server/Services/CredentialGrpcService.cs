@@ -33,17 +33,7 @@ internal sealed partial class CredentialGrpcService : CredentialService.Credenti
 
     public override async Task<IssueCredentialResponse> IssueCredential(IssueCredentialRequest request, ServerCallContext context)
     {
-        TimeSpan? ttl = null;
-        if (request.RequestedTtl is { } duration)
-        {
-            if (duration.Seconds < 0 || duration.Nanos < 0 || duration.Seconds > 86_400)
-            {
-                throw BrokerErrors.InvalidArgument(BrokerErrors.TtlInvalid, "requested_ttl must be positive and at most one day.");
-            }
-
-            ttl = duration.ToTimeSpan();
-        }
-
+        var ttl = Ttl(request.RequestedTtl);
         var outcome = await _issuer.IssueAsync(
             new IssueRequest(
                 request.TaskId,
@@ -137,6 +127,22 @@ internal sealed partial class CredentialGrpcService : CredentialService.Credenti
             new CoreEndTask(request.TaskId, ToEvidence(request.Attestation, context), request.Reason, CallContext.From(context)),
             context.CancellationToken);
         return new EndTaskResponse { EndedAt = Timestamp.FromDateTimeOffset(endedAt) };
+    }
+
+    /// <summary>An optional requested lifetime off the wire: positive and at most one day when set.</summary>
+    private static TimeSpan? Ttl(Duration? duration)
+    {
+        if (duration is null)
+        {
+            return null;
+        }
+
+        if (duration.Seconds < 0 || duration.Nanos < 0 || duration.Seconds > 86_400)
+        {
+            throw BrokerErrors.InvalidArgument(BrokerErrors.TtlInvalid, "requested_ttl must be positive and at most one day.");
+        }
+
+        return duration.ToTimeSpan();
     }
 
     internal static CorePhase? ToPhase(Phase phase) => phase switch

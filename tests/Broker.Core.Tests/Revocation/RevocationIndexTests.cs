@@ -31,6 +31,75 @@ public sealed class RevocationIndexTests
     }
 
     [Fact]
+    public void A_delegated_token_is_revoked_with_any_ancestor_token_or_any_agent_in_its_chain()
+    {
+        var root = NewTokenId();
+        var parent = NewTokenId();
+        string[] actors = ["spiffe://example.org/sub/b", "spiffe://other.org/sub/a"];
+        TokenFacts Delegated() => Token(subject: "spiffe://example.org/agents/owner") with { Actors = actors, Ancestors = [parent, root] };
+
+        foreach (var (selector, kind) in new[]
+        {
+            (RevocationSelector.ForToken(root), RevocationKind.Token),
+            (RevocationSelector.ForToken(parent), RevocationKind.Token),
+            (RevocationSelector.ForAgent(actors[0]), RevocationKind.Agent),
+            (RevocationSelector.ForAgent(actors[1]), RevocationKind.Agent),
+            (RevocationSelector.ForTrustDomain("other.org"), RevocationKind.TrustDomain),
+        })
+        {
+            var index = new RevocationIndex();
+            Assert.False(index.IsRevoked(Delegated(), out _));
+            index.Apply(Entry(selector));
+            Assert.True(index.IsRevoked(Delegated(), out var found), selector.ToString());
+            Assert.Equal(kind, found);
+
+            // The same revocation leaves a direct token of the same owner and task alone.
+            Assert.False(index.IsRevoked(Token(subject: "spiffe://example.org/agents/owner"), out _), selector.ToString());
+        }
+    }
+
+    [Fact]
+    public void An_agent_revocation_does_not_reach_a_delegated_token_issued_after_it()
+    {
+        var index = new RevocationIndex();
+        index.Apply(Entry(RevocationSelector.ForAgent("spiffe://example.org/sub/a")));
+
+        var later = Token(subject: "spiffe://example.org/agents/owner", iat: Now.AddSeconds(1)) with { Actors = ["spiffe://example.org/sub/a"], Ancestors = [NewTokenId()] };
+
+        Assert.False(index.IsRevoked(later, out _));
+    }
+
+    [Theory]
+    [InlineData(null, new string[0], true, 0)]
+    [InlineData("{\"sub\":\"b\"}", new[] { "p" }, true, 1)]
+    [InlineData("{\"sub\":\"c\",\"act\":{\"sub\":\"b\"}}", new[] { "p", "r" }, true, 2)]
+    [InlineData("{\"sub\":\"c\",\"act\":{\"sub\":\"b\"}}", new[] { "p" }, false, 0)]
+    [InlineData("{\"sub\":\"b\"}", new string[0], false, 0)]
+    [InlineData(null, new[] { "p" }, false, 0)]
+    [InlineData("{\"act\":{\"sub\":\"b\"}}", new[] { "p" }, false, 0)]
+    [InlineData("[1]", new[] { "p" }, false, 0)]
+    [InlineData("{\"sub\":7}", new[] { "p" }, false, 0)]
+    [InlineData("{\"sub\":\"b\"", new[] { "p" }, false, 0)]
+    public void A_delegation_chain_is_read_only_when_its_actors_and_ancestors_agree(string? act, string[] ancestors, bool valid, int depth)
+    {
+        Assert.Equal(valid, DelegationClaims.TryRead(act, ancestors, out var actors, out var ids));
+        Assert.Equal(depth, actors?.Length ?? 0);
+        Assert.Equal(depth, ids?.Length ?? 0);
+    }
+
+    [Fact]
+    public void A_chain_deeper_than_the_limit_is_not_read()
+    {
+        var act = "{\"sub\":\"x\"}";
+        for (var i = 0; i < DelegationClaims.MaxDepth; i++)
+        {
+            act = "{\"sub\":\"x\",\"act\":" + act + "}";
+        }
+
+        Assert.False(DelegationClaims.TryRead(act, Enumerable.Repeat("p", DelegationClaims.MaxDepth + 1).ToArray(), out _, out _));
+    }
+
+    [Fact]
     public void Revoking_the_same_token_twice_keeps_one_entry()
     {
         var index = new RevocationIndex();

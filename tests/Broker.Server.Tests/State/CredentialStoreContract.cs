@@ -71,6 +71,20 @@ public abstract class CredentialStoreContract
     }
 
     [Fact]
+    public async Task A_delegated_token_of_another_phase_is_recorded_without_moving_the_task()
+    {
+        var store = CreateStore();
+        await store.RecordIssuanceAsync(Record(phase: TaskPhase.Execution), default);
+        var delegated = Record(phase: TaskPhase.Planning) with { Delegated = true };
+
+        var outcome = await store.RecordIssuanceAsync(delegated, default);
+
+        Assert.Equal(IssuanceStatus.Recorded, outcome.Status);
+        Assert.Equal(TaskPhase.Execution, (await store.GetTaskAsync("task-1", default))!.Phase);
+        Assert.Equal(TaskPhase.Planning, (await store.GetTokenAsync(delegated.TokenId, default))!.Phase);
+    }
+
+    [Fact]
     public async Task Operator_can_end_any_task_even_one_never_used()
     {
         var store = CreateStore();

@@ -1,0 +1,33 @@
+namespace Broker.Core.Issuance;
+
+/// <summary>
+/// Where a delegated token sits: the task's owner (its <c>sub</c>), the actors from the current
+/// one back to the first sub-agent (its nested <c>act</c>), and the token ids it descends from,
+/// parent first (<c>ancestor_jti</c>). One actor and one ancestor per hop.
+/// </summary>
+public sealed record DelegationChain(string Owner, IReadOnlyList<string> Actors, IReadOnlyList<string> Ancestors)
+{
+    /// <summary>How many exchanges away from the owner's own token.</summary>
+    public int Depth => Actors.Count;
+
+    /// <summary>The agents in the order they delegated: the owner first, the current actor last.</summary>
+    public IReadOnlyList<string> Agents => [Owner, .. Actors.Reverse()];
+
+    /// <summary>The <c>act</c> claim: <c>{"sub": current, "act": {"sub": prior, ...}}</c>.</summary>
+    internal Dictionary<string, object> ActClaim()
+    {
+        Dictionary<string, object>? inner = null;
+        for (var i = Actors.Count - 1; i >= 0; i--)
+        {
+            var act = new Dictionary<string, object>(StringComparer.Ordinal) { ["sub"] = Actors[i] };
+            if (inner is not null)
+            {
+                act[Broker.Revocation.DelegationClaims.Act] = inner;
+            }
+
+            inner = act;
+        }
+
+        return inner!;
+    }
+}
