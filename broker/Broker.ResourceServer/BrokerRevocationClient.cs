@@ -1,5 +1,6 @@
 using Broker.ResourceServer.Internal;
 using Broker.Revocation;
+using Broker.Revocation.Wire;
 using Broker.V1;
 using Grpc.Core;
 using Grpc.Net.Client;

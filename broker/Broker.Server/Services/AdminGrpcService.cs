@@ -1,4 +1,6 @@
+using Broker.Core.Errors;
 using Broker.Core.Revocation;
+using Broker.Revocation.Wire;
 using Broker.Server.Hosting;
 using Broker.V1;
 using Grpc.Core;
@@ -25,7 +27,7 @@ internal sealed class AdminGrpcService : AdminService.AdminServiceBase
     public override async Task<RevokeResponse> Revoke(RevokeRequest request, ServerCallContext context)
     {
         var entries = await _revocations.RevokeAsync(
-            request.Selectors.Select(RevocationWire.ToDomain).ToList(),
+            request.Selectors.Select(ToDomain).ToList(),
             OperatorAuthentication.ActorOf(context.GetHttpContext(), _operators),
             request.Reason,
             CallContext.From(context),
@@ -64,4 +66,10 @@ internal sealed class AdminGrpcService : AdminService.AdminServiceBase
         await _feed.SyncAsync(context.CancellationToken);
         return new RestoreRevocationEpochResponse { Epoch = epoch, Cutoff = RevocationWire.ToWire(cutoff) };
     }
+
+    // An operator's selector that names no target, or lacks its phase or time, is refused whole.
+    private static Broker.Revocation.RevocationSelector ToDomain(Broker.V1.RevocationSelector selector) =>
+        RevocationWire.TryToSelector(selector, out var domain, out var problem)
+            ? domain
+            : throw BrokerErrors.InvalidArgument(BrokerErrors.SelectorInvalid, problem);
 }

@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Broker.Core.Revocation;
 using Broker.Revocation;
+using Broker.Revocation.Wire;
 using Broker.Server.Hosting;
 using Broker.V1;
 using Google.Protobuf.WellKnownTypes;
