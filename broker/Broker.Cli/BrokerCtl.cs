@@ -82,6 +82,8 @@ public static class BrokerCtl
         root.Subcommands.Add(AuditCommand.Create(context, help));
         root.Subcommands.Add(IssueSecretCommand.Create(context, help));
         root.Subcommands.Add(LeasesCommand.Create(context, help));
+        root.Subcommands.Add(OperatorTokenCommand.Create(context, help));
+        root.Subcommands.Add(OperatorKeyCommand.Create(context, help));
 
         foreach (var option in root.Options)
         {

@@ -16,6 +16,9 @@
 #   BROKER_DLL          a built Broker.Server.dll; default: build broker/Broker.Server (Release).
 #   BROKER_SAMPLE_DLL   a built Broker.SampleResourceServer.dll; default: build
 #                       samples/Broker.SampleResourceServer (Release).
+#   BROKERCTL           a brokerctl executable (generates the operator key, and the commands
+#                       printed at the end use it); default: build broker/Broker.Cli (Release).
+#   BROKER_OPERATOR_AUTHORITY  an OIDC IdP for operators instead of the generated operator key.
 #   BROKER_BASE_PORT    first port; Redis gets it, node i gets BASE+2i-1 (gRPC) and BASE+2i (HTTP),
 #                       the resource server BASE+2N+1. Default: a free range chosen at random
 #                       below the kernel's ephemeral range, so no outgoing connection holds it.
@@ -26,9 +29,12 @@
 # GET /repo needs scope repo:read; POST /deployments/staging needs phase execution and
 # deploy:staging. Its /healthz is 200 only while its revocation state is current.
 #
-# Operators: a production node authenticates admin calls (revoke, approvals) with an OIDC IdP.
-# This cluster points Broker:Operators:Authority at an unreachable loopback placeholder, so
-# admin calls answer UNAUTHENTICATED until you set BROKER_OPERATOR_AUTHORITY to a real IdP.
+# Operators: the nodes trust an operator key the script generates (`brokerctl operator-key
+# generate`; Broker:Operators:KeyFile names its public JWKS, Broker:Operators:Issuer is
+# 'local-cluster-operators'); `brokerctl operator-token` mints tokens with its private half for
+# revoke, approvals and the other admin calls. start prints working commands. With
+# BROKER_OPERATOR_AUTHORITY the nodes trust that OIDC IdP instead.
+# Approvals: deploy:prod in phase execution waits for a person with the role 'approver'.
 # Issuance works: agents attest with JWT-SVIDs of the local trust domain 'cluster.local.test'
 # (`brokerctl dev svid --dev-dir "$BROKER_CLUSTER_DIR"` mints them).
 set -euo pipefail
@@ -61,6 +67,8 @@ running() {
 # shellcheck source=../lib/jws.sh
 . "$repo/deploy/lib/jws.sh"
 
+operator_issuer="local-cluster-operators"
+
 # The sample resource server's token for the revocation stream (start again for a fresh one).
 mint_resource_server_token() {
   (umask 077; resource_server_token "$resource_server_issuer" "$dir/keys/resource-servers.key.pem" sample-resource-server >"$dir/keys/resource-server.token")
@@ -90,6 +98,8 @@ make_keys() {
     # A local SPIFFE trust domain standing in for SPIRE: its private key and JWT bundle.
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$dir/trust/trust.key.pem" 2>/dev/null
   )
+  # Operators without an IdP: the nodes get the public JWKS, operator-token uses the private key.
+  "$ctl" operator-key generate --out "$dir/keys/operators" >/dev/null
   # The SPKI of a P-256 key ends with the 65-byte point 0x04 || X || Y.
   local point x y
   point=$(openssl pkey -in "$dir/trust/trust.key.pem" -pubout -outform DER | tail -c 65 | od -An -v -tx1 | tr -d ' \n')
@@ -124,9 +134,14 @@ agents:
         audiences: [https://api.local.test]
         max_ttl: 10m
       execution:
-        scopes: [repo:read, deploy:staging]
+        scopes: [repo:read, deploy:staging, deploy:prod]
         audiences: [https://api.local.test]
         max_ttl: 5m
+        on_unknown_risk: allow
+        gated_scopes:
+          - scopes: [deploy:prod]
+            approvers: [approver]
+            validity: 10m
       recovery:
         scopes: [repo:read, deploy:rollback]
         audiences: [https://api.local.test]
@@ -159,6 +174,15 @@ start() {
   fi
   [ -f "$sample_dll" ] || die "BROKER_SAMPLE_DLL '$sample_dll' does not exist"
   sample_dll=$(cd "$(dirname "$sample_dll")" && pwd)/$(basename "$sample_dll")
+
+  ctl=${BROKERCTL:-}
+  if [ -z "$ctl" ]; then
+    echo "Building broker/Broker.Cli (Release)..."
+    dotnet build "$repo/broker/Broker.Cli" -c Release -v quiet -nologo >/dev/null
+    ctl="$repo/broker/Broker.Cli/bin/Release/net10.0/brokerctl"
+  fi
+  [ -x "$ctl" ] || die "BROKERCTL '$ctl' is not an executable"
+  ctl=$(cd "$(dirname "$ctl")" && pwd)/$(basename "$ctl")
 
   # A fresh cluster: old keys, data and audit of a stopped cluster in this folder are replaced.
   rm -rf "$dir"
@@ -203,7 +227,7 @@ start() {
   redis-cli -p "$redis_port" SET "${key_prefix}revocations:epoch" "local-$(date +%s)-$RANDOM" NX >/dev/null
 
   local issuer="http://127.0.0.1:$((base + 2))"
-  local authority=${BROKER_OPERATOR_AUTHORITY:-http://127.0.0.1:9/operators-idp-placeholder}
+  local authority=${BROKER_OPERATOR_AUTHORITY:-}
   resource_server_issuer="local-cluster-resource-servers"
   for i in $(seq 1 "$nodes"); do
     local grpc=$((base + 2 * i - 1)) http=$((base + 2 * i)) node="node-$i"
@@ -221,7 +245,12 @@ start() {
       export Broker__Redis__Configuration="127.0.0.1:$redis_port,abortConnect=false,allowAdmin=true"
       export Broker__Redis__KeyPrefix="$key_prefix"
       export Broker__Signing__Keys__0__Path="$dir/keys/signing.pem"
-      export Broker__Operators__Authority="$authority"
+      if [ -n "$authority" ]; then
+        export Broker__Operators__Authority="$authority"
+      else
+        export Broker__Operators__KeyFile="$dir/keys/operators/operators.jwks.json"
+        export Broker__Operators__Issuer="$operator_issuer"
+      fi
       export Broker__ResourceServers__KeyFile="$dir/keys/resource-servers.pub.pem"
       export Broker__ResourceServers__Issuer="$resource_server_issuer"
       export Kestrel__Endpoints__Grpc__Url="http://127.0.0.1:$grpc"
@@ -275,11 +304,24 @@ EOF
   done
   echo "  issuer    $issuer (discovery and JWKS on every node's HTTP port)"
   echo "  resource-server  http://127.0.0.1:$resource_port   GET /repo (repo:read), POST /deployments/staging (execution, deploy:staging); audience https://api.local.test, revocations from node-1"
-  echo "  operators $authority$([ -z "${BROKER_OPERATOR_AUTHORITY:-}" ] && echo '  (placeholder: admin calls need a real IdP)')"
+  if [ -n "$authority" ]; then
+    echo "  operators $authority (OIDC IdP)"
+  else
+    echo "  operators key trust: $dir/keys/operators/operators.jwks.json, issuer $operator_issuer (private key $dir/keys/operators/operator.key.pem)"
+  fi
   echo "  PIDs      $pids"
-  echo "Try:  SVID=\$(brokerctl dev svid --dev-dir $dir --agent spiffe://$trust_domain/agents/demo)"
-  echo "      TOKEN=\$(brokerctl issue --svid \"\$SVID\" --broker http://127.0.0.1:$((base + 1)) --task t-1 --phase planning --scope repo:read --audience https://api.local.test --token-only)"
+  local node1="http://127.0.0.1:$((base + 1))" node2="http://127.0.0.1:$((base + 3))"
+  [ "$nodes" -ge 2 ] || node2=$node1
+  echo "Try:  SVID=\$($ctl dev svid --dev-dir $dir --agent spiffe://$trust_domain/agents/demo)"
+  echo "      TOKEN=\$($ctl issue --svid \"\$SVID\" --broker $node1 --task t-1 --phase planning --scope repo:read --audience https://api.local.test --token-only)"
   echo "      curl -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:$resource_port/repo"
+  if [ -z "$authority" ]; then
+    echo "Operators (a 10-minute token from the generated operator key):"
+    echo "      export BROKER_OPERATOR_TOKEN=\$($ctl operator-token --key $dir/keys/operators/operator.key.pem --issuer $operator_issuer --name alice --role responder --role approver --ttl 10m)"
+    echo "      $ctl revoke task t-1 --reason \"local cluster: revoke task t-1\" --broker $node2"
+    echo "      APPROVAL=\$($ctl issue --svid \"\$SVID\" --broker $node1 --task t-2 --phase execution --scope deploy:prod --audience https://api.local.test | awk '\$1 == \"approval_id\" {print \$2}')"
+    echo "      $ctl approvals approve \"\$APPROVAL\" --broker $node2"
+  fi
   echo "Stop: $0 stop"
 }
 

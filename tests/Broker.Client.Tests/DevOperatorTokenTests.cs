@@ -2,6 +2,7 @@ using System.Text.Json;
 using Broker.Cli;
 using Broker.Cli.Commands;
 using Broker.Cli.Dev;
+using Broker.Cli.Operators;
 using Microsoft.Extensions.Time.Testing;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -95,7 +96,7 @@ public sealed class DevOperatorTokenTests : IDisposable
         var unnamed = Resolve("--dev");
 
         Assert.Equal("bob", new JsonWebToken(named.Token).Subject);
-        Assert.Equal(DevOperatorTokenMinter.DefaultOperator, new JsonWebToken(unnamed.Token).Subject);
+        Assert.Equal(OperatorTokenMinter.DefaultOperator, new JsonWebToken(unnamed.Token).Subject);
         Assert.Equal("http://127.0.0.1:5080", named.Address);
     }
 
@@ -112,7 +113,7 @@ public sealed class DevOperatorTokenTests : IDisposable
 
     private string Mint(string name, TimeProvider? time = null)
     {
-        using var minter = DevOperatorTokenMinter.FromManifest(DevManifest.Load(_dev.Directory), time ?? TimeProvider.System);
+        using var minter = OperatorTokenMinter.FromManifest(DevManifest.Load(_dev.Directory), time ?? TimeProvider.System);
         return minter.Mint(name);
     }
 

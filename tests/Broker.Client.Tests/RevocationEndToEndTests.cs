@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Broker.Cli;
 using Broker.Cli.Dev;
+using Broker.Cli.Operators;
 using Microsoft.IdentityModel.JsonWebTokens;
 
 namespace Broker.Client.Tests;
@@ -116,7 +117,7 @@ public sealed class RevocationEndToEndTests : IAsyncLifetime
     {
         string Token(params string[] roles)
         {
-            using var minter = DevOperatorTokenMinter.FromManifest(DevManifest.Load(_broker.Directory), TimeProvider.System);
+            using var minter = OperatorTokenMinter.FromManifest(DevManifest.Load(_broker.Directory), TimeProvider.System);
             return minter.Mint("carol", roles);
         }
 

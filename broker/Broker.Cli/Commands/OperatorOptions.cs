@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using Broker.Cli.Dev;
+using Broker.Cli.Operators;
 
 namespace Broker.Cli.Commands;
 
@@ -32,7 +33,7 @@ internal sealed class OperatorOptions
 
     public Option<string> As { get; } = new("--as")
     {
-        Description = $"With --dev: the operator name recorded as the actor (the token's sub). Default: {DevOperatorTokenMinter.DefaultOperator}.",
+        Description = $"With --dev: the operator name recorded as the actor (the token's sub). Default: {OperatorTokenMinter.DefaultOperator}.",
         HelpName = "NAME",
     };
 
@@ -71,8 +72,8 @@ internal sealed class OperatorOptions
         if (parseResult.GetValue(Dev))
         {
             var manifest = DevManifest.Load(parseResult.GetValue(DevDir)!);
-            using var minter = DevOperatorTokenMinter.FromManifest(manifest, context.Time);
-            var token = minter.Mint(parseResult.GetValue(As) ?? DevOperatorTokenMinter.DefaultOperator);
+            using var minter = OperatorTokenMinter.FromManifest(manifest, context.Time);
+            var token = minter.Mint(parseResult.GetValue(As) ?? OperatorTokenMinter.DefaultOperator);
             return (BrokerAddress.FromDevManifest(explicitAddress, manifest), token);
         }
 

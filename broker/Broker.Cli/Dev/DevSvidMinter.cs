@@ -2,6 +2,7 @@ using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Broker.Cli.Internal;
 using Broker.Core.Attestation;
 
 namespace Broker.Cli.Dev;
@@ -42,7 +43,7 @@ internal sealed class DevSvidMinter : IDisposable
     /// <summary>Loads the trust key named by the manifest.</summary>
     public static DevSvidMinter FromManifest(DevManifest manifest, TimeProvider time)
     {
-        var key = DevJws.LoadKey(manifest.TrustKeyFile, "dev trust key");
+        var key = CompactJwsWriter.LoadKey(manifest.TrustKeyFile, "dev trust key");
 
         return new DevSvidMinter(key, manifest.TrustKeyId, manifest.TrustDomain, manifest.Audience, time);
     }
@@ -66,13 +67,13 @@ internal sealed class DevSvidMinter : IDisposable
         }
 
         var now = _time.GetUtcNow().ToUnixTimeSeconds();
-        var header = DevJws.Json(w =>
+        var header = CompactJwsWriter.Json(w =>
         {
             w.WriteString("alg", "ES256");
             w.WriteString("kid", _keyId);
             w.WriteString("typ", "JWT");
         });
-        var claims = DevJws.Json(w =>
+        var claims = CompactJwsWriter.Json(w =>
         {
             w.WriteString("sub", id.ToString());
             w.WriteStartArray("aud");
@@ -83,7 +84,7 @@ internal sealed class DevSvidMinter : IDisposable
             w.WriteString("jti", Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16)));
         });
 
-        return DevJws.SignEs256(_key, header, claims);
+        return CompactJwsWriter.SignEs256(_key, header, claims);
     }
 
     public void Dispose() => _key.Dispose();

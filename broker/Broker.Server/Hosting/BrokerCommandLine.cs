@@ -77,6 +77,8 @@ public static class BrokerCommandLine
           Broker:Signing:Keys:0:Path        PEM EC token-signing key (more with NotBefore for rotation)
           Broker:Redis:Configuration        production state, revocations and approvals
           Broker:Operators:Authority        OIDC issuer of operator tokens (admin API, console)
+          Broker:Operators:KeyFile          or: JWKS of trusted operator public keys, with
+          Broker:Operators:Issuer           the iss their tokens carry (brokerctl operator-token)
           Broker:NodeId                     this node's id in audit records (default: kept in the audit folder)
           Kestrel:Endpoints:<name>:Url      listeners outside --dev (gRPC needs HTTP/2)
         Every setting: README.md (Configuration) and docs/operations.md.

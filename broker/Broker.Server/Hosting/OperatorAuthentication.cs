@@ -6,15 +6,17 @@ using Microsoft.IdentityModel.Tokens;
 namespace Broker.Server.Hosting;
 
 /// <summary>
-/// Operators authenticate with bearer tokens from the organisation's IdP (stock JwtBearer).
-/// Agent credentials can never pass: the issuer and keys are the IdP's, never Broker's, and a
-/// token typed <c>at+jwt</c> is refused outright. Failures are audited.
+/// Operators authenticate with bearer tokens from the organisation's IdP, or signed by a key in
+/// <c>Broker:Operators:KeyFile</c> (stock JwtBearer either way: one scheme, one set of checks).
+/// Agent credentials can never pass: the issuer and keys are the IdP's or the operators', never
+/// Broker's, and a token typed <c>at+jwt</c> is refused outright. Failures are audited.
 /// </summary>
 internal static class OperatorAuthentication
 {
     public static IServiceCollection AddOperatorAuthentication(this IServiceCollection services, BrokerOptions broker)
     {
         var operators = broker.Operators;
+        var trustedKeys = string.IsNullOrWhiteSpace(operators.KeyFile) ? null : OperatorKeyFile.Load(operators.KeyFile);
         services.AddAuthentication()
             .AddJwtBearer(OperatorRoles.Scheme, options =>
             {
@@ -27,7 +29,14 @@ internal static class OperatorAuthentication
                     string.Equals(type, "at+jwt", StringComparison.OrdinalIgnoreCase)
                         ? throw new SecurityTokenInvalidTypeException("Access tokens minted by Broker are not operator credentials.")
                         : type ?? "JWT";
-                if (broker.Dev && !string.IsNullOrEmpty(operators.DevSigningKeyFile))
+                if (trustedKeys is not null)
+                {
+                    // Key trust: the same scheme and checks, with pinned keys instead of discovery.
+                    options.TokenValidationParameters.ValidIssuer = operators.Issuer;
+                    options.TokenValidationParameters.IssuerSigningKeys = trustedKeys;
+                    options.TokenValidationParameters.ValidAlgorithms = OperatorKeyFile.Algorithms;
+                }
+                else if (broker.Dev && !string.IsNullOrEmpty(operators.DevSigningKeyFile))
                 {
                     var key = Core.Signing.SigningKey.FromPemFile(operators.DevSigningKeyFile, DateTimeOffset.MinValue);
                     options.TokenValidationParameters.ValidIssuer = operators.DevIssuer;

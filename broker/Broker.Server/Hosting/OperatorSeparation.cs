@@ -21,6 +21,15 @@ public static class OperatorSeparation
     /// <summary>Checks against the policy in force: the operator IdP must not also vouch for workloads.</summary>
     public static IEnumerable<string> Problems(BrokerOptions options, BrokerPolicy policy)
     {
+        if (!string.IsNullOrWhiteSpace(options.Operators.KeyFile) && !string.IsNullOrWhiteSpace(options.Operators.Issuer))
+        {
+            var keyIssuer = options.Operators.Issuer.TrimEnd('/');
+            foreach (var issuer in policy.Trust.OidcIssuers.Where(i => string.Equals(i.Issuer.TrimEnd('/'), keyIssuer, StringComparison.OrdinalIgnoreCase)))
+            {
+                yield return $"BRK1053: Broker:Operators:Issuer '{options.Operators.Issuer}' is also an attestation issuer in the policy (trust.oidc issuer '{issuer.Issuer}'): one issuer's tokens must not both attest workloads and authorize operators.";
+            }
+        }
+
         if (options.Dev || string.IsNullOrWhiteSpace(options.Operators.Authority))
         {
             yield break;

@@ -23,7 +23,7 @@ internal static class ResourceServerAuthentication
             throw new BrokerStartupException(problems);
         }
 
-        if (broker.Dev && string.IsNullOrEmpty(options.Authority) && string.IsNullOrEmpty(options.KeyFile) && !string.IsNullOrEmpty(broker.Operators.DevSigningKeyFile))
+        if (broker.Dev && string.IsNullOrEmpty(options.Authority) && string.IsNullOrEmpty(options.KeyFile) && string.IsNullOrEmpty(broker.Operators.KeyFile) && !string.IsNullOrEmpty(broker.Operators.DevSigningKeyFile))
         {
             DevResourceServerToken.Write(broker, options);
         }
@@ -49,6 +49,13 @@ internal static class ResourceServerAuthentication
             {
                 parameters.ValidIssuer = options.Issuer;
                 parameters.IssuerSigningKey = LoadPublicKey(options.KeyFile);
+            }
+            else if (string.IsNullOrEmpty(options.Authority) && !string.IsNullOrEmpty(broker.Operators.KeyFile))
+            {
+                // No IdP at all: the operator keys also sign resource-server tokens (their own audience and role).
+                parameters.ValidIssuer = broker.Operators.Issuer;
+                parameters.IssuerSigningKeys = OperatorKeyFile.Load(broker.Operators.KeyFile);
+                parameters.ValidAlgorithms = OperatorKeyFile.Algorithms;
             }
             else if (broker.Dev && string.IsNullOrEmpty(options.Authority) && !string.IsNullOrEmpty(broker.Operators.DevSigningKeyFile))
             {

@@ -51,9 +51,9 @@ public sealed class ResourceServerOptionsValidator(BrokerOptions broker) : IVali
         {
             problems.Add("BRK1072: Broker:ResourceServers:Authority must not be Broker's own issuer: agent credentials must never open the revocation channel.");
         }
-        else if (!broker.Dev && string.IsNullOrWhiteSpace(options.Authority) && string.IsNullOrWhiteSpace(broker.Operators.Authority))
+        else if (!broker.Dev && string.IsNullOrWhiteSpace(options.Authority) && string.IsNullOrWhiteSpace(broker.Operators.Authority) && string.IsNullOrWhiteSpace(broker.Operators.KeyFile))
         {
-            problems.Add("BRK1072: resource servers need a token issuer: Broker:ResourceServers:Authority (default Broker:Operators:Authority) or Broker:ResourceServers:KeyFile with Issuer.");
+            problems.Add("BRK1072: resource servers need a token issuer: Broker:ResourceServers:Authority (default: the operators' Authority or KeyFile) or Broker:ResourceServers:KeyFile with Issuer.");
         }
 
         if (options.MaxStreamsPerCaller < 1 || options.MaxStreams < 1 || options.MaxStreamsPerCaller > options.MaxStreams)

@@ -28,6 +28,7 @@ public static class StartupValidation
             }
         }
 
+        problems.AddRange(OperatorTrust.Problems(options));
         if (options.Dev)
         {
             return problems;
@@ -63,11 +64,11 @@ public static class StartupValidation
             problems.Add($"BRK1004: signing key file '{key.Path}' does not exist.");
         }
 
-        if (string.IsNullOrWhiteSpace(options.Operators.Authority))
+        if (string.IsNullOrWhiteSpace(options.Operators.Authority) && string.IsNullOrWhiteSpace(options.Operators.KeyFile))
         {
-            problems.Add("BRK1006: Broker:Operators:Authority is required: the admin API (revocation, approvals) authenticates operators with your OIDC IdP.");
+            problems.Add("BRK1006: Broker:Operators:Authority (your OIDC IdP) or Broker:Operators:KeyFile (trusted operator keys) is required: the admin API (revocation, approvals) authenticates operators with one of them.");
         }
-        else if (string.Equals(options.Operators.Authority.TrimEnd('/'), options.Issuer.TrimEnd('/'), StringComparison.OrdinalIgnoreCase))
+        else if (!string.IsNullOrWhiteSpace(options.Operators.Authority) && string.Equals(options.Operators.Authority.TrimEnd('/'), options.Issuer.TrimEnd('/'), StringComparison.OrdinalIgnoreCase))
         {
             problems.Add("BRK1007: Broker:Operators:Authority must not be Broker's own issuer: agent credentials must never authorize admin calls.");
         }

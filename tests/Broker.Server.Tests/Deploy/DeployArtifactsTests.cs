@@ -438,20 +438,21 @@ public sealed partial class DeployArtifactsTests
     /// the sample resource server; every one answers /healthz 200 (the epoch was set, state and
     /// audit are healthy, the resource server holds a revocation snapshot) and the nodes publish
     /// the same JWKS. A token issued at node-1 is accepted by the resource server; revoked at
-    /// node-2, it is refused there within a bounded wait. stop ends exactly the PIDs it wrote.
+    /// node-2 by the operator commands start prints (a token from the generated operator key,
+    /// no IdP), it is refused there within a bounded wait, and the printed approve command
+    /// approves a gated request. stop ends exactly the PIDs it wrote.
     /// </summary>
     [Fact]
     public async Task Local_cluster_script_starts_nodes_and_resource_server_which_refuses_a_token_revoked_at_another_node()
     {
         var dir = Path.Combine(Directory.CreateTempSubdirectory("broker-cluster-test-").FullName, "cluster");
-        await using var idp = await TestOperatorIdp.StartAsync();
         var env = new Dictionary<string, string>
         {
             ["BROKER_CLUSTER_DIR"] = dir,
             ["BROKER_DLL"] = ServerDll(),
             ["BROKER_SAMPLE_DLL"] = SampleResourceServerDll(),
+            ["BROKERCTL"] = BrokerCtlExecutable(),
             ["BROKER_START_TIMEOUT"] = "90",
-            ["BROKER_OPERATOR_AUTHORITY"] = idp.Issuer,
         };
         List<(int Pid, string Name)> pids = [];
         try
@@ -476,7 +477,7 @@ public sealed partial class DeployArtifactsTests
 
             Assert.Equal(jwks[0], jwks[1]); // one signing key for the cluster
 
-            await AssertResourceServerFollowsRevocationAsync(dir, output, idp, http);
+            await AssertResourceServerFollowsRevocationAsync(dir, output, env, http);
 
             var (statusCode, statusOutput) = await RunScriptAsync(env, TimeSpan.FromSeconds(30), "status");
             Assert.True(statusCode == 0, statusOutput);
@@ -515,11 +516,13 @@ public sealed partial class DeployArtifactsTests
     }
 
     /// <summary>
-    /// An agent of the cluster's trust domain gets a repo:read token at node-1; the resource
-    /// server answers 200 with that token's id; a responder revokes the token at node-2; the
-    /// resource server (on node-1's revocation stream) answers 401 "token revoked" within 10 s.
+    /// An agent of the cluster's trust domain gets a repo:read token for task t-1 at node-1; the
+    /// resource server answers 200 with that token's id; the commands cluster.sh printed run as
+    /// printed (a responder and approver token from operator-token, revoke task t-1 at node-2, a
+    /// gated deploy:prod request approved at node-2); the resource server (on node-1's revocation
+    /// stream) answers 401 "token revoked" within 10 s.
     /// </summary>
-    private static async Task AssertResourceServerFollowsRevocationAsync(string dir, string output, TestOperatorIdp idp, HttpClient http)
+    private static async Task AssertResourceServerFollowsRevocationAsync(string dir, string output, Dictionary<string, string> env, HttpClient http)
     {
         var grpc = NodeGrpc().Matches(output).ToDictionary(m => m.Groups["node"].Value, m => m.Groups["url"].Value);
         var resource = ResourceServerUrl().Match(output);
@@ -531,13 +534,13 @@ public sealed partial class DeployArtifactsTests
         trustKey.ImportFromPem(File.ReadAllText(Path.Combine(dir, "trust", "trust.key.pem")));
         var now = DateTimeOffset.UtcNow;
         var svid = SignEs256(trustKey, $$"""{"alg":"ES256","kid":"cluster-trust-1","typ":"JWT"}""",
-            $$"""{"sub":"spiffe://cluster.local.test/agents/smoke","aud":"spiffe://cluster.local.test/broker","iat":{{now.ToUnixTimeSeconds()}},"exp":{{now.AddMinutes(5).ToUnixTimeSeconds()}}}""");
+            $$"""{"sub":"spiffe://cluster.local.test/agents/demo","aud":"spiffe://cluster.local.test/broker","iat":{{now.ToUnixTimeSeconds()}},"exp":{{now.AddMinutes(5).ToUnixTimeSeconds()}}}""");
 
         using var node1 = Grpc.Net.Client.GrpcChannel.ForAddress(grpc["node-1"]);
         using var node2 = Grpc.Net.Client.GrpcChannel.ForAddress(grpc["node-2"]);
         var issued = await new Broker.V1.CredentialService.CredentialServiceClient(node1).IssueCredentialAsync(new Broker.V1.IssueCredentialRequest
         {
-            TaskId = "smoke-" + Guid.NewGuid().ToString("N")[..8],
+            TaskId = "t-1",
             Phase = Broker.V1.Phase.Planning,
             Scopes = { "repo:read" },
             Audience = "https://api.local.test",
@@ -557,7 +560,7 @@ public sealed partial class DeployArtifactsTests
             Assert.True(accepted.StatusCode == HttpStatusCode.OK, $"{(int)accepted.StatusCode} {body}");
             using var json = System.Text.Json.JsonDocument.Parse(body);
             Assert.Equal(issued.TokenId, json.RootElement.GetProperty("token_id").GetString());
-            Assert.Equal("spiffe://cluster.local.test/agents/smoke", json.RootElement.GetProperty("sub").GetString());
+            Assert.Equal("spiffe://cluster.local.test/agents/demo", json.RootElement.GetProperty("sub").GetString());
             Assert.Equal("planning", json.RootElement.GetProperty("phase").GetString());
         }
 
@@ -569,10 +572,19 @@ public sealed partial class DeployArtifactsTests
             Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
         }
 
-        var responder = new Grpc.Core.Metadata { { "authorization", "Bearer " + idp.Token("smoke-responder", ["responder"]) } };
-        await new Broker.V1.AdminService.AdminServiceClient(node2).RevokeAsync(
-            new Broker.V1.RevokeRequest { Reason = "local cluster smoke test", Selectors = { new Broker.V1.RevocationSelector { TokenId = issued.TokenId } } },
-            responder);
+        // Every command line start printed after "Try:", run as a person would paste them.
+        var printed = output.Split('\n')
+            .SkipWhile(l => !l.StartsWith("Try:", StringComparison.Ordinal))
+            .TakeWhile(l => !l.StartsWith("Stop:", StringComparison.Ordinal))
+            .Where(l => l.StartsWith("Try:", StringComparison.Ordinal) || l.StartsWith("      ", StringComparison.Ordinal))
+            .Select(l => l.StartsWith("Try:", StringComparison.Ordinal) ? l["Try:".Length..].Trim() : l.Trim())
+            .ToList();
+        Assert.Contains(printed, l => l.Contains(" operator-token ", StringComparison.Ordinal));
+        Assert.Contains(printed, l => l.Contains(" revoke task t-1 ", StringComparison.Ordinal));
+        Assert.Contains(printed, l => l.Contains(" approvals approve ", StringComparison.Ordinal));
+        var (code, commands) = await RunShellAsync(env, TimeSpan.FromSeconds(90), "set -eu\n" + string.Join('\n', printed) + "\n");
+        Assert.True(code == 0, $"the printed commands exited {code}:\n{string.Join('\n', printed)}\n{commands}");
+        Assert.Matches(new Regex(@"^state +approved$", RegexOptions.Multiline), commands);
         var revokedAt = Stopwatch.StartNew();
 
         while (true)
@@ -699,6 +711,42 @@ public sealed partial class DeployArtifactsTests
         // Built with the test project (a build-only project reference), in the same configuration.
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
         return Path.Combine(Repo, "samples", "Broker.SampleResourceServer", "bin", configuration, "net10.0", "Broker.SampleResourceServer.dll");
+    }
+
+    private static string BrokerCtlExecutable()
+    {
+        // brokerctl of the same configuration (its apphost), as the cluster script would build it.
+        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
+        var built = Path.Combine(Repo, "broker", "Broker.Cli", "bin", configuration, "net10.0", "brokerctl");
+        return File.Exists(built) ? built : Path.Combine(AppContext.BaseDirectory, "brokerctl");
+    }
+
+    /// <summary>Runs <paramref name="script"/> with bash -c; stdout and stderr together.</summary>
+    private static async Task<(int Code, string Output)> RunShellAsync(Dictionary<string, string> env, TimeSpan timeout, string script)
+    {
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add(script);
+        foreach (var (key, value) in env)
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill();
+            return (-1, $"timed out after {timeout}");
+        }
+
+        return (process.ExitCode, await stdout + await stderr);
     }
 
     private static async Task<(int Code, string Output)> RunScriptAsync(Dictionary<string, string> env, TimeSpan timeout, params string[] args)

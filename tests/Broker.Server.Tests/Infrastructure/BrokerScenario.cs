@@ -39,11 +39,16 @@ public sealed class BrokerScenario : IAsyncDisposable
     /// <summary>Call metadata carrying an operator token with <paramref name="roles"/>.</summary>
     public Metadata As(string subject, params string[] roles)
     {
-        var token = Host.Services.GetService(typeof(Broker.Server.Hosting.DevManifest)) is Broker.Server.Hosting.DevManifest dev
-            ? DevOperatorToken(dev, subject, roles)
-            : Operators.Token(subject, roles);
+        var token = OperatorTokens is not null
+            ? OperatorTokens(subject, roles)
+            : Host.Services.GetService(typeof(Broker.Server.Hosting.DevManifest)) is Broker.Server.Hosting.DevManifest dev
+                ? DevOperatorToken(dev, subject, roles)
+                : Operators.Token(subject, roles);
         return new Metadata { { "authorization", "Bearer " + token } };
     }
+
+    /// <summary>Mints the operator tokens <see cref="As"/> sends when the node trusts operator keys instead of the test IdP.</summary>
+    public Func<string, string[], string>? OperatorTokens { get; private init; }
 
     /// <summary>Configuration every node of this scenario's cluster gets (e.g. <c>Broker:RevocationMinReplicas</c>).</summary>
     public IReadOnlyDictionary<string, string?>? Settings { get; private init; }
@@ -92,7 +97,8 @@ public sealed class BrokerScenario : IAsyncDisposable
     public CredentialService.CredentialServiceClient Client { get; }
 
     /// <param name="policy">Writes the policy from the JWKS and X.509 bundle paths; null means <see cref="Policy"/>.</param>
-    public static async Task<BrokerScenario> StartAsync(string? redisConfiguration = null, bool tls = false, string? redisPrefix = null, IReadOnlyDictionary<string, string?>? settings = null, Func<string, string, string>? policy = null)
+    /// <param name="operatorTokens">With <c>Broker:Operators:KeyFile</c> in <paramref name="settings"/>: mints the operator tokens the node trusts.</param>
+    public static async Task<BrokerScenario> StartAsync(string? redisConfiguration = null, bool tls = false, string? redisPrefix = null, IReadOnlyDictionary<string, string?>? settings = null, Func<string, string, string>? policy = null, Func<string, string[], string>? operatorTokens = null)
     {
         var trust = new TestTrustDomain("example.org");
         var pki = TestPki.Create("example.org");
@@ -120,7 +126,7 @@ public sealed class BrokerScenario : IAsyncDisposable
             TlsCertificate = serverCertificate,
             Settings = settings,
         });
-        var scenario = new BrokerScenario(trust, pki, policyPath, host, serverCertificate, operators) { SigningKeyFile = signingKey, Settings = settings };
+        var scenario = new BrokerScenario(trust, pki, policyPath, host, serverCertificate, operators) { SigningKeyFile = signingKey, Settings = settings, OperatorTokens = operatorTokens };
         if (redisConfiguration is not null)
         {
             await scenario.EnsureEpochAsync();
