@@ -23,8 +23,8 @@ internal sealed record LevelResult(
 }
 
 /// <summary>
-/// Closed-loop load: <c>concurrency</c> callers, each awaiting one unary call after another over
-/// one shared channel. A warm-up runs first at the same concurrency; then a fixed window is
+/// Closed-loop load: <c>concurrency</c> callers, each awaiting one call after another over one
+/// shared channel or HTTP client. A warm-up runs first at the same concurrency; then a fixed window is
 /// measured. Only calls that start and end inside the window count, so throughput and latency
 /// describe the same calls.
 /// </summary>
@@ -64,14 +64,14 @@ internal static class LoadRunner
                 {
                     await call(DateTime.UtcNow + CallDeadline);
                 }
-                catch (RpcException ex)
+                catch (Exception ex) when (ex is RpcException or HttpRequestException or TaskCanceledException)
                 {
                     if (recordingAtStart)
                     {
                         Interlocked.Increment(ref errors);
                     }
 
-                    Interlocked.CompareExchange(ref firstError, $"{ex.StatusCode}: {ex.Status.Detail}", null);
+                    Interlocked.CompareExchange(ref firstError, ex is RpcException rpc ? $"{rpc.StatusCode}: {rpc.Status.Detail}" : ex.Message, null);
                     continue;
                 }
 

@@ -15,7 +15,8 @@ using StackExchange.Redis;
 // dotnet run -c Release --project tests/Broker.Benchmarks -- risk [--signals 300]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- secret-revocation [--leases 200]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- refusal-flood [--flooders 16]
-if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-verify" or "audit-cost" or "risk" or "secret-revocation" or "refusal-flood")
+// dotnet run -c Release --project tests/Broker.Benchmarks -- token-endpoint [--seconds 10] [--warmup 2] [--concurrency 1,16,64]
+if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-verify" or "audit-cost" or "risk" or "secret-revocation" or "refusal-flood" or "token-endpoint")
 {
     var report = args[0] switch
     {
@@ -25,6 +26,7 @@ if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-
         "risk" => await RiskBenchmark.RunAsync(args[1..]),
         "secret-revocation" => await SecretRevocationBenchmark.RunAsync(args[1..]),
         "refusal-flood" => await RefusalFloodBenchmark.RunAsync(args[1..]),
+        "token-endpoint" => await TokenEndpointBenchmark.RunAsync(args[1..]),
         _ => await RevocationIndexBenchmark.RunAsync(args[1..]),
     };
     Console.WriteLine(report);
@@ -46,6 +48,7 @@ if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args
                dotnet run -c Release --project tests/Broker.Benchmarks -- audit-cost [--callers 64]
                dotnet run -c Release --project tests/Broker.Benchmarks -- risk [--signals 300]
                dotnet run -c Release --project tests/Broker.Benchmarks -- refusal-flood [--flooders 16]
+               dotnet run -c Release --project tests/Broker.Benchmarks -- token-endpoint [--seconds 10] [--warmup 2] [--concurrency 1,16,64]
           --seconds N         measured window per concurrency level (default 10)
           --warmup N          warm-up per level before measuring (default 2)
           --concurrency LIST  comma-separated caller counts (default 1,16,64)
