@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test. Installs what the tests need (redis-server, redis-cli, openssl, postgresql, chromium, node, npm)
+# Runs every test. Installs what the tests need (redis-server, redis-cli, openssl, postgresql, chromium, node, npm, kubectl, promtool)
 # when missing, installs the Node interop client's pinned packages (npm ci, from its lockfile), then prints the Sentinel failover report (artifacts/failover-report.txt, when that test ran) and one closing line
 # "N passed, N failed, N skipped" taken from the test results (TRX files).
 set -uo pipefail
@@ -13,6 +13,8 @@ declare -A needed=(
   [chromium]=chromium        # the web console is tested in a real browser
   [node]=nodejs              # a stock non-.NET OAuth client (tests/interop/node) drives the token endpoint
   [npm]=npm                  # installs that client's pinned packages
+  [kubectl]=kubernetes-client # renders deploy/kubernetes/monitoring (kustomize)
+  [promtool]=prometheus      # checks and unit-tests the alert rules
 )
 missing=()
 for tool in "${!needed[@]}"; do
