@@ -17,7 +17,8 @@ internal sealed record LevelResult(
     int Gen0,
     int Gen1,
     int Gen2,
-    string? FirstError)
+    string? FirstError,
+    double AllocatedBytesPerCall = double.NaN)
 {
     public double PerSecond => Completed / Window.TotalSeconds;
 }
@@ -91,6 +92,7 @@ internal static class LoadRunner
         var externalStart = externalCpuSeconds is null ? 0 : await externalCpuSeconds();
         process.Refresh();
         var cpuStart = process.TotalProcessorTime;
+        var allocatedStart = GC.GetTotalAllocatedBytes(precise: false);
         var clock = Stopwatch.StartNew();
         breakdown?.Start();
         Volatile.Write(ref state, Recording);
@@ -100,6 +102,7 @@ internal static class LoadRunner
         var elapsed = clock.Elapsed;
         process.Refresh();
         var cpu = process.TotalProcessorTime - cpuStart;
+        var allocated = GC.GetTotalAllocatedBytes(precise: false) - allocatedStart;
         var gc1 = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
         var externalEnd = externalCpuSeconds is null ? 0 : await externalCpuSeconds();
         await Task.WhenAll(callers);
@@ -123,6 +126,7 @@ internal static class LoadRunner
             gc1.Item1 - gc0.Item1,
             gc1.Item2 - gc0.Item2,
             gc1.Item3 - gc0.Item3,
-            firstError);
+            firstError,
+            completed == 0 ? double.NaN : allocated / (double)completed);
     }
 }

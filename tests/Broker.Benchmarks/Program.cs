@@ -288,13 +288,16 @@ internal static class Report
         sb.AppendLine();
         sb.AppendLine("Where the CPU went (per completed call; the process holds client, broker and ceiling server, Redis is its own process):");
         sb.AppendLine();
-        sb.AppendLine("| callers | system | errors | process CPU µs/call | redis CPU µs/call | GC gen0/1/2 |");
-        sb.AppendLine("|---:|---|---:|---:|---:|---|");
+        sb.AppendLine("| callers | system | errors | process CPU µs/call | redis CPU µs/call | allocated KiB/call | GC gen0/1/2 |");
+        sb.AppendLine("|---:|---|---:|---:|---:|---:|---|");
         foreach (var (i, c) in rows)
         {
-            sb.AppendLine(CultureInfo.InvariantCulture, $"| {i.Concurrency} | issuance | {i.Errors} | {F(i.ProcessCpuUsPerCall, "F0")} | {F(i.ExternalCpuUsPerCall, "F0")} | {i.Gen0}/{i.Gen1}/{i.Gen2} |");
-            sb.AppendLine(CultureInfo.InvariantCulture, $"| {c.Concurrency} | ceiling | {c.Errors} | {F(c.ProcessCpuUsPerCall, "F0")} | – | {c.Gen0}/{c.Gen1}/{c.Gen2} |");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {i.Concurrency} | issuance | {i.Errors} | {F(i.ProcessCpuUsPerCall, "F0")} | {F(i.ExternalCpuUsPerCall, "F0")} | {F(i.AllocatedBytesPerCall / 1024, "F1")} | {i.Gen0}/{i.Gen1}/{i.Gen2} |");
+            sb.AppendLine(CultureInfo.InvariantCulture, $"| {c.Concurrency} | ceiling | {c.Errors} | {F(c.ProcessCpuUsPerCall, "F0")} | – | {F(c.AllocatedBytesPerCall / 1024, "F1")} | {c.Gen0}/{c.Gen1}/{c.Gen2} |");
         }
+
+        sb.AppendLine();
+        sb.AppendLine("Allocated KiB/call is the whole process's managed allocation over the window divided by the calls completed: client, server and, for issuance, everything the node does per token.");
 
         if (stages.Count > 0)
         {

@@ -131,11 +131,11 @@ internal static class TokenEndpointBenchmark
         md.AppendLine();
         md.AppendLine(CultureInfo.InvariantCulture, $"{Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {GCSettings.IsServerGC}; {seconds} s window after {warmup} s warm-up per system and level; one HTTP/1.1 client harness for both endpoints (plain HTTP on loopback); load average {loadBefore} before, {loadAfter} after.");
         md.AppendLine();
-        md.AppendLine("| callers | Broker /oauth2/token req/s | p50 / p99 ms | CPU µs/call | OpenIddict /connect/token req/s | p50 / p99 ms | CPU µs/call | Broker / OpenIddict | Broker gRPC req/s | p50 / p99 ms | errors |");
-        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| callers | Broker /oauth2/token req/s | p50 / p99 ms | CPU µs/call | OpenIddict /connect/token req/s | p50 / p99 ms | CPU µs/call | Broker / OpenIddict | Broker gRPC req/s | p50 / p99 ms | KiB/call Broker / OpenIddict | errors |");
+        md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var (b, p, g) in rows)
         {
-            md.AppendLine(CultureInfo.InvariantCulture, $"| {b.Concurrency} | {b.PerSecond:F0} | {b.P50Ms:F2} / {b.P99Ms:F2} | {b.ProcessCpuUsPerCall:F0} | {p.PerSecond:F0} | {p.P50Ms:F2} / {p.P99Ms:F2} | {p.ProcessCpuUsPerCall:F0} | {b.PerSecond / p.PerSecond:F2}× | {g.PerSecond:F0} | {g.P50Ms:F2} / {g.P99Ms:F2} | {b.Errors + p.Errors + g.Errors} |");
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {b.Concurrency} | {b.PerSecond:F0} | {b.P50Ms:F2} / {b.P99Ms:F2} | {b.ProcessCpuUsPerCall:F0} | {p.PerSecond:F0} | {p.P50Ms:F2} / {p.P99Ms:F2} | {p.ProcessCpuUsPerCall:F0} | {b.PerSecond / p.PerSecond:F2}× | {g.PerSecond:F0} | {g.P50Ms:F2} / {g.P99Ms:F2} | {b.AllocatedBytesPerCall / 1024:F1} / {p.AllocatedBytesPerCall / 1024:F1} | {b.Errors + p.Errors + g.Errors} |");
         }
 
         md.AppendLine();
