@@ -47,11 +47,7 @@ public static class RevocationIndexBenchmark
         var before = GC.GetTotalMemory(forceFullCollection: true);
         var index = new RevocationIndex();
         var fill = Stopwatch.StartNew();
-        for (var i = 0; i < entries; i++)
-        {
-            index.Apply(new RevocationEntry(i.ToString(CultureInfo.InvariantCulture), RevocationSelector.ForToken(revokedIds[i]), "bench", "bench", now, expires));
-        }
-
+        ApplyTokens(index, revokedIds, now, expires);
         foreach (var entry in others)
         {
             index.Apply(entry);
@@ -189,12 +185,16 @@ public static class RevocationIndexBenchmark
     private static RevocationIndex WithoutSelectorEntries(string[] revokedIds, DateTimeOffset now, DateTimeOffset expires)
     {
         var index = new RevocationIndex();
+        ApplyTokens(index, revokedIds, now, expires);
+        return index;
+    }
+
+    private static void ApplyTokens(RevocationIndex index, string[] revokedIds, DateTimeOffset now, DateTimeOffset expires)
+    {
         for (var i = 0; i < revokedIds.Length; i++)
         {
             index.Apply(new RevocationEntry(i.ToString(CultureInfo.InvariantCulture), RevocationSelector.ForToken(revokedIds[i]), "bench", "bench", now, expires));
         }
-
-        return index;
     }
 
     private static List<RevocationEntry> OtherEntries(DateTimeOffset now, DateTimeOffset expires)
