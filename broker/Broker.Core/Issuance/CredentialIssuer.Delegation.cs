@@ -87,6 +87,11 @@ public sealed partial class CredentialIssuer
                 throw BrokerErrors.InvalidArgument(BrokerErrors.SubjectTokenInvalid, "The subject token is not a valid access token from this broker.");
             }
 
+            if (delegation.TaskId is { } named && !string.Equals(named, facts.TaskId, StringComparison.Ordinal))
+            {
+                throw BrokerErrors.InvalidArgument(BrokerErrors.TaskIdInvalid, "A delegated token is for the subject token's task; name that one or none.");
+            }
+
             return new SubjectToken(
                 facts.TokenId,
                 facts.Subject,

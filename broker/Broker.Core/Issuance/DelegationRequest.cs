@@ -11,6 +11,7 @@ namespace Broker.Core.Issuance;
 /// <param name="Scopes">A subset of the subject token's; empty means all of them.</param>
 /// <param name="Phase">No more privileged than the subject token's (<see cref="DelegationDecision"/>); null means the same.</param>
 /// <param name="Audience">The subject token's audience; null or empty means that one.</param>
+/// <param name="TaskId">When set, must be the subject token's task (a delegated token is always for that one).</param>
 public sealed record DelegationRequest(
     string SubjectToken,
     AttestationEvidence? ActorEvidence,
@@ -21,7 +22,8 @@ public sealed record DelegationRequest(
     string? PopPublicKeyJwk,
     string? Justification,
     RequestContext Context,
-    DpopPresentation? Dpop = null);
+    DpopPresentation? Dpop = null,
+    string? TaskId = null);
 
 /// <summary>A delegated token, with where it sits in its chain.</summary>
 public sealed record DelegatedCredential(IssuedCredential Credential, string TaskId, string ParentTokenId, DelegationChain Chain);

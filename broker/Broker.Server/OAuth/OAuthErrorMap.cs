@@ -36,6 +36,18 @@ internal static class OAuthErrorMap
         [BrokerErrors.DpopProofMissing] = OAuthProtocol.InvalidDpopProof,
         [BrokerErrors.DpopNonceRequired] = OAuthProtocol.UseDpopNonce,
         [BrokerErrors.RateLimited] = OAuthProtocol.SlowDown,
+
+        // Delegation (RFC 8693 section 2.2.2): the subject token is the grant; narrowing it is the scope and target.
+        [BrokerErrors.SubjectTokenInvalid] = OAuthProtocol.InvalidGrant,
+        [BrokerErrors.SubjectTokenExpired] = OAuthProtocol.InvalidGrant,
+        [BrokerErrors.SubjectTokenRevoked] = OAuthProtocol.InvalidGrant,
+        [BrokerErrors.SubjectTokenBound] = OAuthProtocol.InvalidGrant,
+        [BrokerErrors.DelegationNotAllowed] = OAuthProtocol.InvalidGrant,
+        [BrokerErrors.DelegationDepthExceeded] = OAuthProtocol.InvalidGrant,
+        [BrokerErrors.PhaseEscalation] = OAuthProtocol.InvalidGrant,
+        [BrokerErrors.DelegationApprovalUnsupported] = OAuthProtocol.InvalidScope,
+        [BrokerErrors.ScopeNotSubset] = OAuthProtocol.InvalidScope,
+        [BrokerErrors.DelegationAudienceMismatch] = OAuthProtocol.InvalidTarget,
     };
 
     /// <summary>RFC 6749 error code and HTTP status for a domain refusal.</summary>

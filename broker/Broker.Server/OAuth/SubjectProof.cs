@@ -22,7 +22,7 @@ internal static class SubjectProof
             case OAuthProtocol.TokenExchangeGrant:
                 if (form["actor_token"] is not null || form["actor_token_type"] is not null)
                 {
-                    throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.ActorTokenUnsupported, "actor_token (delegation) is not served by this broker.");
+                    throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.ActorTokenUnsupported, $"actor_token is for delegation: send the delegating agent's Broker token as subject_token with subject_token_type {OAuthProtocol.AccessTokenType}.");
                 }
 
                 var type = form["subject_token_type"];
@@ -48,6 +48,37 @@ internal static class SubjectProof
             default:
                 throw new OAuthRequestException(OAuthProtocol.UnsupportedGrantType, OAuthReasons.GrantTypeUnsupported, $"grant_type must be {OAuthProtocol.TokenExchangeGrant} or {OAuthProtocol.JwtBearerGrant}.");
         }
+    }
+
+    /// <summary>
+    /// Whether the request is a delegation: a token exchange whose <c>subject_token</c> is a
+    /// Broker access token, exchanged for a sub-agent that proves itself as the actor.
+    /// </summary>
+    public static bool IsDelegation(string grantType, TokenForm form) =>
+        grantType == OAuthProtocol.TokenExchangeGrant && form["subject_token_type"] == OAuthProtocol.AccessTokenType;
+
+    /// <summary>
+    /// The sub-agent's proof in a delegation (RFC 8693 <c>actor_token</c>): a JWT-SVID or OIDC
+    /// workload token, or, with none, the mutual-TLS client certificate. Null is refused by the
+    /// issuer as ATTESTATION_MISSING.
+    /// </summary>
+    public static async Task<AttestationEvidence?> ActorAsync(TokenForm form, HttpContext context)
+    {
+        var type = form["actor_token_type"];
+        if (form["actor_token"] is not { } actorToken)
+        {
+            return type is null
+                ? await ClientCertificateAsync(context)
+                : throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.RequestMalformed, "actor_token_type was sent without actor_token.");
+        }
+
+        return type switch
+        {
+            OAuthProtocol.JwtTokenType => FromJwt(actorToken),
+            OAuthProtocol.IdTokenType => new OidcTokenEvidence(actorToken),
+            null => throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.RequestMalformed, "actor_token_type is required with actor_token."),
+            _ => throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.TokenTypeUnsupported, $"actor_token_type must be {OAuthProtocol.JwtTokenType} (a JWT-SVID or OIDC workload token) or {OAuthProtocol.IdTokenType}."),
+        };
     }
 
     /// <summary>The X.509-SVID of a mutual-TLS connection (RFC 8705); null over plain HTTP or without a certificate.</summary>

@@ -30,11 +30,18 @@ internal sealed class TokenEndpoint(CredentialIssuer issuer, ApprovalPolls polls
         var form = await TokenForm.ReadAsync(context);
         var grantType = form["grant_type"]
             ?? throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.RequestMalformed, "grant_type is required.");
-        var evidence = await SubjectProof.ReadAsync(grantType, form, context);
         if (form["requested_token_type"] is { } requested && requested != OAuthProtocol.AccessTokenType)
         {
             throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.TokenTypeUnsupported, $"requested_token_type must be {OAuthProtocol.AccessTokenType}.");
         }
+
+        if (SubjectProof.IsDelegation(grantType, form))
+        {
+            await DelegateAsync(context, form);
+            return;
+        }
+
+        var evidence = await SubjectProof.ReadAsync(grantType, form, context);
 
         var call = CallContext.From(context);
         if (form["auth_req_id"] is { } approvalId)
@@ -59,6 +66,37 @@ internal sealed class TokenEndpoint(CredentialIssuer issuer, ApprovalPolls polls
         }
 
         await TokenAsync(context, outcome.Credential!, taskId, details.Justification);
+    }
+
+    /// <summary>
+    /// Delegation (RFC 8693 with <c>actor_token</c>): the sub-agent exchanges the delegating
+    /// agent's Broker token for its own. Task, scopes, audience and phase default to the subject
+    /// token's; <c>authorization_details</c> may lower the phase (docs/oauth.md).
+    /// </summary>
+    private async Task DelegateAsync(HttpContext context, TokenForm form)
+    {
+        var subjectToken = form["subject_token"]
+            ?? throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.RequestMalformed, "subject_token is required with subject_token_type.");
+        if (form["auth_req_id"] is not null)
+        {
+            throw new OAuthRequestException(OAuthProtocol.InvalidRequest, OAuthReasons.RequestMalformed, "auth_req_id does not apply to a delegation.");
+        }
+
+        var actor = await SubjectProof.ActorAsync(form, context);
+        var details = AgentTaskDetails.Parse(form["authorization_details"]);
+        TaskPhase? phase = null;
+        if (details.Phase is not null)
+        {
+            phase = TaskPhaseNames.TryParse(details.Phase, out var named)
+                ? named
+                : throw BrokerErrors.InvalidArgument(BrokerErrors.PhaseInvalid, "phase must be planning, execution or recovery.");
+        }
+
+        var audience = Audience(form);
+        var delegated = await issuer.DelegateAsync(
+            new DelegationRequest(subjectToken, actor, Scopes(form["scope"]), phase, audience.Length == 0 ? null : audience, null, null, details.Justification, CallContext.From(context), Possession(context), details.TaskId),
+            context.RequestAborted);
+        await TokenAsync(context, delegated.Credential, delegated.TaskId, details.Justification, delegated);
     }
 
     private async Task PollAsync(HttpContext context, string approvalId, Core.Attestation.AttestationEvidence? evidence, RequestContext call)
@@ -98,9 +136,23 @@ internal sealed class TokenEndpoint(CredentialIssuer issuer, ApprovalPolls polls
             w.WriteString("phase", pending.Phase.ToWire());
         });
 
-    private Task TokenAsync(HttpContext context, IssuedCredential issued, string taskId, string? justification) =>
+    private Task TokenAsync(HttpContext context, IssuedCredential issued, string taskId, string? justification, DelegatedCredential? delegated = null) =>
         OAuthResponse.WriteAsync(context, StatusCodes.Status200OK, w =>
         {
+            if (delegated is not null)
+            {
+                // Where the token sits in its chain; the token's own act and ancestor_jti claims say the same.
+                w.WriteString("parent_token_id", delegated.ParentTokenId);
+                w.WriteNumber("delegation_depth", delegated.Chain.Depth);
+                w.WriteStartArray("delegation_chain");
+                foreach (var agent in delegated.Chain.Agents)
+                {
+                    w.WriteStringValue(agent);
+                }
+
+                w.WriteEndArray();
+            }
+
             w.WriteString("access_token", issued.AccessToken);
             w.WriteString("issued_token_type", OAuthProtocol.AccessTokenType);
             w.WriteString("token_type", issued.TokenType);
