@@ -80,6 +80,20 @@ public sealed class DelegationTests(RedisFixture redis) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_dotnet_sdk_exchanges_with_the_sub_agents_own_proof_and_surfaces_refusals_with_their_reason()
+    {
+        var parent = await PlannerTokenAsync("deleg-sdk");
+        var subAgent = new Broker.Client.BrokerAgentClient(_a.Channel, new Broker.Client.StaticJwtSvidSource(_a.Svid(SubA)));
+
+        var delegated = await subAgent.ExchangeAsync(parent.AccessToken, ["tickets:read"]);
+
+        Assert.Equal(["tickets:read"], delegated.Credential.GrantedScopes);
+        Assert.Equal([_a.Trust.SpiffeId(SubA)], Actors(Payload(delegated.Credential.AccessToken)));
+        var refused = await Assert.ThrowsAsync<Broker.Client.BrokerRefusalException>(() => subAgent.ExchangeAsync(parent.AccessToken, phase: Phase.Execution));
+        Assert.Equal("PHASE_ESCALATION", refused.Refusal.Reason);
+    }
+
+    [Fact]
     public async Task A_depth_two_chain_nests_the_actors_and_a_third_hop_is_refused_by_the_depth_limit()
     {
         var root = await PlannerTokenAsync("deleg-chain");
