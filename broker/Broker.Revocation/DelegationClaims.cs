@@ -13,8 +13,22 @@ public static class DelegationClaims
     public const string Act = "act";
     public const string AncestorTokenIds = "ancestor_jti";
 
+    /// <summary>
+    /// The phase of the token the chain started from. A token is only exchanged for its own phase
+    /// or planning, so every ancestor is of this phase or of the token's own: a phase revocation
+    /// of either reaches the token.
+    /// </summary>
+    public const string AncestorPhase = "ancestor_phase";
+
     /// <summary>No chain is longer: policy cannot allow more (docs/policy.md), and a reader stops here.</summary>
     public const int MaxDepth = 8;
+
+    /// <summary>The <c>ancestor_phase</c> claim: required on a delegated token, absent on a direct one.</summary>
+    public static bool TryReadAncestorPhase(string? value, bool delegated, out string? phase)
+    {
+        phase = string.IsNullOrEmpty(value) ? null : value;
+        return delegated == (phase is not null);
+    }
 
     /// <summary>
     /// Reads the chain from the <c>act</c> claim's JSON and the <c>ancestor_jti</c> values. True

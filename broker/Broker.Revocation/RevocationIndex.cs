@@ -154,6 +154,15 @@ public sealed class RevocationIndex
             }
         }
 
+        // A task moving out of the phase the chain started in ends the ancestors of that phase,
+        // and with them the tokens exchanged from them in a lower phase.
+        if (_hasTaskPhases && token.AncestorPhase is { } ancestorPhase && !string.Equals(ancestorPhase, token.Phase, StringComparison.Ordinal)
+            && _taskPhases.TryGetValue((token.TaskId, ancestorPhase), out var chainPhase) && chainPhase.Matches(issuedAt))
+        {
+            kind = RevocationKind.TaskPhase;
+            return true;
+        }
+
         // A delegated token is never issued before its ancestors, so its own iat against an
         // agent's cut-off covers every ancestor that agent held.
         if (token.Actors is { } actors)

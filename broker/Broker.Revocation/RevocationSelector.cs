@@ -65,6 +65,7 @@ public sealed record RevocationEntry(
 /// <summary>The facts of a token that revocation matches on, read from its claims.</summary>
 /// <param name="Actors">A delegated token's actors (its <c>act.sub</c> chain, current actor first); null for a direct token.</param>
 /// <param name="Ancestors">A delegated token's ancestor token ids (<c>ancestor_jti</c>, parent first); null for a direct token.</param>
+/// <param name="AncestorPhase">A delegated token's <c>ancestor_phase</c>: every ancestor is of this phase or of <paramref name="Phase"/>.</param>
 public readonly record struct TokenFacts(
     string TokenId,
     string Subject,
@@ -72,7 +73,8 @@ public readonly record struct TokenFacts(
     string Phase,
     DateTimeOffset IssuedAt,
     IReadOnlyList<string>? Actors = null,
-    IReadOnlyList<string>? Ancestors = null)
+    IReadOnlyList<string>? Ancestors = null,
+    string? AncestorPhase = null)
 {
     /// <summary>The SPIFFE trust domain of the subject, or null for non-SPIFFE subjects.</summary>
     public string? TrustDomain => TryGetTrustDomain(out var domain) ? domain.ToString() : null;

@@ -82,7 +82,8 @@ public sealed partial class CredentialIssuer
                 throw BrokerErrors.InvalidArgument(BrokerErrors.SubjectTokenBound, "A sender-constrained (cnf) token cannot be a subject token.");
             }
 
-            if (!TaskPhaseNames.TryParse(facts.Phase, out var phase) || string.IsNullOrEmpty(facts.TaskId) || jwt.Audiences.Count() != 1)
+            if (!TaskPhaseNames.TryParse(facts.Phase, out var phase) || string.IsNullOrEmpty(facts.TaskId) || jwt.Audiences.Count() != 1
+                || (facts.AncestorPhase is not null && !TaskPhaseNames.TryParse(facts.AncestorPhase, out _)))
             {
                 throw BrokerErrors.InvalidArgument(BrokerErrors.SubjectTokenInvalid, "The subject token is not a valid access token from this broker.");
             }
@@ -101,7 +102,8 @@ public sealed partial class CredentialIssuer
                 jwt.Audiences.Single(),
                 expiresAt,
                 facts.Actors ?? [],
-                facts.Ancestors ?? []);
+                facts.Ancestors ?? [],
+                facts.AncestorPhase is null ? phase : TaskPhaseNames.Parse(facts.AncestorPhase));
         }
         catch (BrokerException ex) when (ex.Reason != BrokerErrors.AuditUnavailable)
         {

@@ -5,7 +5,8 @@ namespace Broker.Core.Issuance;
 /// one back to the first sub-agent (its nested <c>act</c>), and the token ids it descends from,
 /// parent first (<c>ancestor_jti</c>). One actor and one ancestor per hop.
 /// </summary>
-public sealed record DelegationChain(string Owner, IReadOnlyList<string> Actors, IReadOnlyList<string> Ancestors)
+/// <param name="AncestorPhase">The phase of the owner's token the chain started from (<c>ancestor_phase</c>).</param>
+public sealed record DelegationChain(string Owner, IReadOnlyList<string> Actors, IReadOnlyList<string> Ancestors, TaskPhase AncestorPhase)
 {
     /// <summary>How many exchanges away from the owner's own token.</summary>
     public int Depth => Actors.Count;

@@ -38,7 +38,8 @@ internal sealed record SubjectToken(
     string Audience,
     DateTimeOffset ExpiresAt,
     IReadOnlyList<string> Actors,
-    IReadOnlyList<string> Ancestors)
+    IReadOnlyList<string> Ancestors,
+    TaskPhase AncestorPhase)
 {
     /// <summary>The agent delegating: the token's current actor, or its owner for a direct token.</summary>
     public string Holder => Actors.Count > 0 ? Actors[0] : Owner;
@@ -46,5 +47,5 @@ internal sealed record SubjectToken(
     public int Depth => Actors.Count;
 
     /// <summary>The chain of a token exchanged from this one to <paramref name="actor"/>.</summary>
-    public DelegationChain ExtendTo(string actor) => new(Owner, [actor, .. Actors], [TokenId, .. Ancestors]);
+    public DelegationChain ExtendTo(string actor) => new(Owner, [actor, .. Actors], [TokenId, .. Ancestors], AncestorPhase);
 }

@@ -64,6 +64,7 @@ internal sealed class TokenMinter
             // the ancestor token ids, so revoking any of them revokes this one (DelegationClaims).
             payload[Broker.Revocation.DelegationClaims.Act] = delegation.ActClaim();
             payload[Broker.Revocation.DelegationClaims.AncestorTokenIds] = delegation.Ancestors.ToArray();
+            payload[Broker.Revocation.DelegationClaims.AncestorPhase] = delegation.AncestorPhase.ToWire();
         }
 
         if (claims.ConfirmationJkt is not null || claims.ConfirmationX5t is not null)

@@ -90,7 +90,8 @@ public sealed class TokenIntrospector
             return new IntrospectionResult(false, "not_yet_valid", jwt);
         }
 
-        if (!TryReadChain(jwt, out var actors, out var ancestors))
+        if (!TryReadChain(jwt, out var actors, out var ancestors)
+            || !DelegationClaims.TryReadAncestorPhase(jwt.TryGetPayloadValue<string>(DelegationClaims.AncestorPhase, out var chainPhase) ? chainPhase : null, actors is not null, out var ancestorPhase))
         {
             return new IntrospectionResult(false, "malformed", null);
         }
@@ -102,7 +103,8 @@ public sealed class TokenIntrospector
             jwt.TryGetPayloadValue<string>("phase", out var phase) ? phase : "",
             new DateTimeOffset(jwt.IssuedAt, TimeSpan.Zero),
             actors,
-            ancestors);
+            ancestors,
+            ancestorPhase);
         return _feed.Index.IsRevoked(facts, out _)
             ? new IntrospectionResult(false, "revoked", jwt) { Facts = facts }
             : new IntrospectionResult(true, null, jwt) { Facts = facts };

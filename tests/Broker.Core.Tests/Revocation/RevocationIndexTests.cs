@@ -59,6 +59,28 @@ public sealed class RevocationIndexTests
     }
 
     [Fact]
+    public void A_phase_revocation_of_the_phase_its_chain_started_in_reaches_a_lower_phase_delegated_token()
+    {
+        var index = new RevocationIndex();
+        var delegated = Token(phase: "planning") with { Actors = ["spiffe://example.org/sub/a"], Ancestors = [NewTokenId()], AncestorPhase = "execution" };
+        Assert.False(index.IsRevoked(delegated, out _));
+
+        index.Apply(Entry(RevocationSelector.ForTaskPhase("t1", "execution")));
+
+        Assert.True(index.IsRevoked(delegated, out var kind));
+        Assert.Equal(RevocationKind.TaskPhase, kind);
+        Assert.False(index.IsRevoked(Token(phase: "planning"), out _));
+    }
+
+    [Theory]
+    [InlineData(null, false, true)]
+    [InlineData("execution", true, true)]
+    [InlineData(null, true, false)]
+    [InlineData("execution", false, false)]
+    public void Ancestor_phase_is_required_on_delegated_tokens_and_refused_on_direct_ones(string? value, bool delegated, bool valid) =>
+        Assert.Equal(valid, DelegationClaims.TryReadAncestorPhase(value, delegated, out _));
+
+    [Fact]
     public void An_agent_revocation_does_not_reach_a_delegated_token_issued_after_it()
     {
         var index = new RevocationIndex();

@@ -280,6 +280,20 @@ public sealed class DelegationTests(RedisFixture redis) : IAsyncLifetime
         Assert.Equal("SUBJECT_TOKEN_REVOKED", again.Reason);
     }
 
+    [Fact]
+    public async Task When_the_task_leaves_the_phase_its_chain_started_in_a_lower_phase_delegated_token_goes_with_its_ancestors()
+    {
+        var execution = await PlannerTokenAsync("deleg-phase-move", Phase.Execution, "repo:read", "deploy:staging");
+        var delegated = await _a.Client.ExchangeCredentialAsync(Exchange(_a, execution.AccessToken, SubA, Phase.Planning, "repo:read"));
+        Assert.Equal("execution", Payload(delegated.Credential.AccessToken).GetProperty("ancestor_phase").GetString());
+
+        // The owner moves the task back to planning: its execution tokens are revoked (task_phase).
+        var planning = await PlannerTokenAsync("deleg-phase-move", Phase.Planning, "repo:read");
+
+        await Poll.UntilAsync(async () => await InactiveAtBAsync(delegated.Credential.AccessToken), "the planning token exchanged from an execution token refused at node B", Bound);
+        Assert.True((await IntrospectB.IntrospectAsync(new IntrospectRequest { Token = planning.AccessToken })).Active);
+    }
+
     private async Task<bool> InactiveAtBAsync(string token)
     {
         try
