@@ -127,6 +127,8 @@ internal static class LoadRunner
             gc1.Item2 - gc0.Item2,
             gc1.Item3 - gc0.Item3,
             firstError,
-            completed == 0 ? double.NaN : allocated / (double)completed);
+            // The process-wide counter advances per allocation context; a window in which it did
+            // not move (or, with server GC, went back) has no trustworthy figure.
+            completed == 0 || allocated <= 0 ? double.NaN : allocated / (double)completed);
     }
 }

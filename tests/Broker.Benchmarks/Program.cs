@@ -141,10 +141,14 @@ try
     }
 
     // JIT and tiered compilation settle on both servers before any level is measured.
-    Console.WriteLine("Warming up both servers...");
-    var warm = TimeSpan.FromSeconds(Math.Max(1, options.Warmup));
-    await LoadRunner.RunAsync(16, warm, TimeSpan.FromSeconds(1), Issue);
-    await LoadRunner.RunAsync(16, warm, TimeSpan.FromSeconds(1), Sign);
+    Console.WriteLine("Warming up both servers until the JIT is quiet...");
+    // No more warm-up callers than there are agents (a run of --concurrency 1 has one).
+    var warmCallers = Math.Min(16, maxCallers);
+    foreach (var (name, call) in new[] { ("issuance", (Func<int, Func<DateTime, Task>>)Issue), ("ceiling", Sign), ("issuance, 1 caller", Issue) })
+    {
+        var (took, settled, methods) = await JitSettle.RunAsync(name.EndsWith("1 caller", StringComparison.Ordinal) ? 1 : warmCallers, call);
+        Console.WriteLine($"  {name}: {(settled ? "JIT quiet" : "JIT still compiling")} after {took.TotalSeconds:F0} s ({methods:N0} methods compiled)");
+    }
 
     var rows = new List<(LevelResult Issuance, LevelResult Ceiling)>();
     var stages = new List<(int Concurrency, IReadOnlyList<(string Stage, double P50, double P99, double Mean)> Stages)>();

@@ -95,10 +95,11 @@ internal static class TokenEndpointBenchmark
             throw new InvalidOperationException($"Expected ES256 access tokens from both, got Broker {brokerAlg} and OpenIddict {peerAlg}.");
         }
 
-        var warm = TimeSpan.FromSeconds(Math.Max(1, warmupSeconds));
-        await LoadRunner.RunAsync(16, warm, TimeSpan.FromSeconds(1), BrokerHttp);
-        await LoadRunner.RunAsync(16, warm, TimeSpan.FromSeconds(1), Peer);
-        await LoadRunner.RunAsync(16, warm, TimeSpan.FromSeconds(1), BrokerGrpc);
+        var warmCallers = Math.Min(16, callers);
+        foreach (var call in new[] { BrokerHttp, Peer, BrokerGrpc, BrokerHttp, Peer })
+        {
+            await JitSettle.RunAsync(warmCallers, call);
+        }
 
         var loadBefore = Report.LoadAverage();
         var rows = new List<(LevelResult Broker, LevelResult Peer, LevelResult Grpc)>();
