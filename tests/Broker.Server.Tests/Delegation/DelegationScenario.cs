@@ -9,7 +9,7 @@ namespace Broker.Server.Tests.Delegation;
 /// <summary>
 /// The policy delegation tests act under: planners may delegate to sub-agents up to depth 2,
 /// sub-agents among themselves up to depth 2, "shallow" agents only one hop, and "loners" not
-/// at all. Every rule also allows its own agents the usual planning and execution scopes.
+/// at all; "gated" sub-agents wait for approval for tickets:read in planning. Every rule also allows its own agents the usual planning and execution scopes.
 /// </summary>
 internal static class DelegationScenario
 {
@@ -29,10 +29,14 @@ internal static class DelegationScenario
         agents:
 
         """
-        + Rule("planners", "spiffe://example.org/agents/*", "[spiffe://example.org/sub/*]", 2)
+        + Rule("planners", "spiffe://example.org/agents/*", "[spiffe://example.org/sub/*, spiffe://example.org/gated/*]", 2)
         + Rule("subagents", "spiffe://example.org/sub/*", "[spiffe://example.org/sub/*]", 2)
         + Rule("shallow", "spiffe://example.org/shallow/*", "[spiffe://example.org/sub/*]", 1)
-        + Rule("loners", "spiffe://example.org/loners/*", null, 0);
+        + Rule("loners", "spiffe://example.org/loners/*", null, 0)
+        + Rule("gated", "spiffe://example.org/gated/*", null, 0).Replace(
+            "        max_ttl: 10m\n",
+            "        max_ttl: 10m\n        gated_scopes:\n          - scopes: [tickets:read]\n            approvers: [approver]\n",
+            StringComparison.Ordinal);
 
     private static string Rule(string name, string match, string? delegateTo, int depth) =>
         $"  - name: {name}\n"

@@ -199,6 +199,59 @@ public sealed class DelegationTests(RedisFixture redis) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Scopes_the_sub_agents_rule_gates_behind_approval_are_refused_and_the_others_issued()
+    {
+        var parent = await PlannerTokenAsync("deleg-gated");
+
+        var refused = await RefusedAsync(_a.Client, Exchange(_a, parent.AccessToken, "/gated/x", scopes: "tickets:read"));
+        var ungated = await _a.Client.ExchangeCredentialAsync(Exchange(_a, parent.AccessToken, "/gated/x", scopes: "repo:read"));
+
+        Assert.Equal(StatusCode.PermissionDenied, refused.Status);
+        Assert.Equal("DELEGATION_APPROVAL_UNSUPPORTED", refused.Reason);
+        Assert.Equal(["repo:read"], ungated.Credential.GrantedScopes);
+    }
+
+    [Fact]
+    public async Task A_sender_constrained_subject_token_is_refused()
+    {
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var p = key.ExportParameters(false);
+        var request = _a.Request(_a.Svid(Planner), "deleg-bound", Phase.Planning, "repo:read");
+        request.PopPublicKeyJwk = $$"""{"kty":"EC","crv":"P-256","x":"{{System.Buffers.Text.Base64Url.EncodeToString(p.Q.X!)}}","y":"{{System.Buffers.Text.Base64Url.EncodeToString(p.Q.Y!)}}"}""";
+        var bound = await _a.Client.IssueCredentialAsync(request);
+        Assert.Equal("DPoP", bound.TokenType);
+
+        var refused = await RefusedAsync(_a.Client, Exchange(_a, bound.AccessToken, SubA));
+
+        Assert.Equal(StatusCode.InvalidArgument, refused.Status);
+        Assert.Equal("SUBJECT_TOKEN_BOUND", refused.Reason);
+    }
+
+    [Fact]
+    public async Task A_node_that_cannot_tell_whether_the_subject_token_is_revoked_refuses_the_exchange()
+    {
+        var parent = await PlannerTokenAsync("deleg-stale");
+        await redis.Server.KillAsync();
+        try
+        {
+            Broker.Client.BrokerRefusal? last = null;
+            await Poll.UntilAsync(
+                async () =>
+                {
+                    last = await RefusedAsync(_a.Client, Exchange(_a, parent.AccessToken, SubA));
+                    return last.Reason == "REVOCATION_STATE_UNKNOWN";
+                },
+                "the exchange refused once the revocation feed is stale",
+                Bound);
+            Assert.Equal(StatusCode.Unavailable, last!.Status);
+        }
+        finally
+        {
+            await redis.Server.RestartAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_revoked_subject_token_is_refused()
     {
         var parent = await PlannerTokenAsync("deleg-revoked");
