@@ -57,7 +57,7 @@ public sealed class SsfTransmitterTests(RedisFixture redis) : IAsyncLifetime
         Assert.Equal("1_0", metadata.GetProperty("spec_version").GetString());
         Assert.Equal(issuer, metadata.GetProperty("issuer").GetString());
         Assert.Equal(issuer + "/.well-known/jwks.json", metadata.GetProperty("jwks_uri").GetString());
-        Assert.Equal(new[] { SsfReceiverClient.Poll }, metadata.GetProperty("delivery_methods_supported").EnumerateArray().Select(e => e.GetString()!).ToArray());
+        Assert.Equal(new[] { SsfReceiverClient.Push, SsfReceiverClient.Poll }, metadata.GetProperty("delivery_methods_supported").EnumerateArray().Select(e => e.GetString()!).ToArray());
         Assert.Equal(issuer + "/ssf/streams", metadata.GetProperty("configuration_endpoint").GetString());
         Assert.Equal(issuer + "/ssf/verify", metadata.GetProperty("verification_endpoint").GetString());
         Assert.Equal("urn:ietf:rfc:6750", metadata.GetProperty("authorization_schemes")[0].GetProperty("spec_urn").GetString());
@@ -293,7 +293,10 @@ public sealed class SsfTransmitterTests(RedisFixture redis) : IAsyncLifetime
 
     [Theory]
     [InlineData("""{"delivery":{"method":"urn:example:carrier-pigeon"}}""", "method")]
-    [InlineData("""{"delivery":{"method":"urn:ietf:rfc:8935","endpoint_url":"https://rs.example/events"}}""", "method")]
+    [InlineData("""{"delivery":{"method":"urn:ietf:rfc:8935"}}""", "endpoint_url")]
+    [InlineData("""{"delivery":{"method":"urn:ietf:rfc:8935","endpoint_url":"http://rs.example/events"}}""", "https")]
+    [InlineData("""{"delivery":{"method":"urn:ietf:rfc:8935","endpoint_url":"https://user:pw@rs.example/events"}}""", "user info")]
+    [InlineData("""{"delivery":{"method":"urn:ietf:rfc:8935","endpoint_url":"https://rs.example/events","authorization_header":"Bearer \u0007"}}""", "printable")]
     [InlineData("""{"delivery":{"method":"urn:ietf:rfc:8936","endpoint_url":"https://rs.example/poll"}}""", "supplied by Broker")]
     [InlineData("""{"delivery":"poll"}""", "delivery")]
     [InlineData("""{"events_requested":"all"}""", "events_requested")]

@@ -38,7 +38,7 @@ public static class SsfDelivery
     /// <summary>Poll-based SET delivery, RFC 8936.</summary>
     public const string Poll = "urn:ietf:rfc:8936";
 
-    public static readonly string[] Supported = [Poll];
+    public static readonly string[] Supported = [Push, Poll];
 }
 
 /// <summary>The event types Broker transmits.</summary>

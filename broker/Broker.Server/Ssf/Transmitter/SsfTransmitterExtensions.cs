@@ -39,6 +39,10 @@ internal static class SsfTransmitterExtensions
         services.AddSingleton<SsfStreamService>();
         services.AddSingleton<SsfEmitter>();
         services.AddHostedService(sp => sp.GetRequiredService<SsfEmitter>());
+        services.AddHttpClient(SsfPusher.HttpClientName)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false, UseCookies = false });
+        services.AddSingleton<SsfPusher>();
+        services.AddHostedService(sp => sp.GetRequiredService<SsfPusher>());
         services.AddSingleton<SsfRequestRunner>();
         services.AddSingleton<SsfStreamEndpoints>();
         services.AddSingleton<SsfPollEndpoint>();
