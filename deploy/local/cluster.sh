@@ -117,6 +117,7 @@ EOF
 
 write_policy() {
   cat >"$dir/policy.yaml" <<EOF
+# yaml-language-server: \$schema=$repo/deploy/policy/policy.schema.json
 # Policy of the local cluster (deploy/local/cluster.sh); every node reads this file and
 # reloads it on save. Reference: docs/policy.md and deploy/policy/sample-policy.yaml.
 version: 1
