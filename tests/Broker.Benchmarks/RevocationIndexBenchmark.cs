@@ -83,7 +83,6 @@ public static class RevocationIndexBenchmark
         Measure(noSelectors, misses, 2_000_000);
         var (tokensOnlyMissNs, tokensOnlyMissCpuNs) = MeasureTimes(noSelectors, misses, lookups);
         var parseNs = MeasureParse(hits, lookups);
-        var runtimeParseNs = MeasureRuntimeDecoder(hits, lookups);
         var threads = Environment.ProcessorCount;
         var parallelNs = await MeasureParallelAsync(index, hits, misses, lookups, threads);
         GC.KeepAlive(revokedIds);
@@ -102,7 +101,6 @@ public static class RevocationIndexBenchmark
         md.AppendLine(CultureInfo.InvariantCulture, $"| check, live token (miss: every selector consulted), 1 thread | {missNs:F1} ns/op | {missCpuNs:F1} ns/op | ≤ 100 ns |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| check, live token, index of the {entries:N0} token ids alone (no other selector kinds), 1 thread | {tokensOnlyMissNs:F1} ns/op | {tokensOnlyMissCpuNs:F1} ns/op | ≤ 100 ns |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| of which: parsing the token id (base64url to 128 bits) | {parseNs:F1} ns/op | | — |");
-        md.AppendLine(CultureInfo.InvariantCulture, $"| peer: the runtime's Base64Url decoder on the same ids | {runtimeParseNs:F1} ns/op | | — |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| check, half hits, {threads} threads at once | {parallelNs:F1} ns/op per thread | | — |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| managed memory per entry | {bytesPerEntry:F0} bytes | | ≤ 150 bytes |");
         md.AppendLine(CultureInfo.InvariantCulture, $"| index total | {(after - before) / 1024.0 / 1024.0:F1} MiB | | — |");
@@ -130,25 +128,6 @@ public static class RevocationIndexBenchmark
             if (RevocationIndex.TryParseTokenId(probes[(int)(i & mask)].TokenId, out _))
             {
                 parsed++;
-            }
-        }
-
-        watch.Stop();
-        GC.KeepAlive(parsed);
-        return watch.Elapsed.TotalNanoseconds / lookups;
-    }
-
-    private static double MeasureRuntimeDecoder(TokenFacts[] probes, long lookups)
-    {
-        const int mask = DistinctProbes - 1;
-        Span<byte> bytes = stackalloc byte[16];
-        long parsed = 0;
-        var watch = Stopwatch.StartNew();
-        for (long i = 0; i < lookups; i++)
-        {
-            if (Base64Url.TryDecodeFromChars(probes[(int)(i & mask)].TokenId, bytes, out var written) && written == 16)
-            {
-                parsed += bytes[0];
             }
         }
 
