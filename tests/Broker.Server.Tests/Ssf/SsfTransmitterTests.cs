@@ -353,26 +353,25 @@ public sealed class SsfTransmitterTests(RedisFixture redis) : IAsyncLifetime
     [Fact]
     public async Task A_full_queue_drops_its_oldest_sets_first()
     {
-        var small = await _a.StartPeerAsync(redis.Server.Configuration, _prefix, o => o with { Settings = new Dictionary<string, string?> { ["Broker:Ssf:Transmitter:MaxQueuedEvents"] = "2" } });
-        _peers.Add(small);
-        using var receiver = Receiver("api-small", small.HttpAddress);
+        // A cluster of its own: in the shared one the other node (default cap) could queue first.
+        var prefix = RedisFixture.NewPrefix();
+        await using var small = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: prefix, settings: new Dictionary<string, string?> { ["Broker:Ssf:Transmitter:MaxQueuedEvents"] = "2" });
+        using var receiver = new SsfReceiverClient(small.Host.HttpAddress, () => small.Operators.Token("api-small", [ResourceServerTokenHandler.Role], ResourceServerTokenHandler.Audience));
         var streamId = (await receiver.CreatePollStreamAsync()).StreamId;
-        var emitter = small.Services.GetRequiredService<SsfEmitter>();
+        var emitter = small.Host.Services.GetRequiredService<SsfEmitter>();
         var ids = new List<string>();
         for (var i = 0; i < 3; i++)
         {
-            ids.Add((await _a.RevokeAsync("overflow", new RevocationSelector { TaskId = $"ssf-full-{i}" })).Revocations.Single().Id);
+            ids.Add((await small.RevokeAsync("overflow", new RevocationSelector { TaskId = $"ssf-full-{i}" })).Revocations.Single().Id);
         }
 
-        // Only the small node queues (the first node's queue cap is the default): wait until it saw all three.
-        await Poll.UntilAsync(() => small.Services.GetRequiredService<Broker.Core.Revocation.RevocationFeed>().Cursor == ids[^1], "the small node read every revocation");
-        await Poll.UntilAsync(() => Pending(streamId) == 2 && Cursor(streamId) == ids[^1], "the queue is full at two");
+        await Poll.UntilAsync(() => Pending(prefix, streamId) == 2 && Cursor(prefix, streamId) == ids[^1], "the queue is full at two");
         await emitter.EmitAsync(CancellationToken.None);
 
         var txns = new List<string>();
         foreach (var (_, set) in (await receiver.PollAsync(streamId)).Body.GetProperty("sets").EnumerateObject().Select(s => (s.Name, s.Value.GetString()!)))
         {
-            txns.Add((await SsfReceiverClient.VerifyAsync(_a.Host.Issuer, "api-small", set)).GetProperty("txn").GetString()!);
+            txns.Add((await SsfReceiverClient.VerifyAsync(small.Host.Issuer, "api-small", set)).GetProperty("txn").GetString()!);
         }
 
         Assert.Equal(2, txns.Count);
@@ -405,7 +404,11 @@ public sealed class SsfTransmitterTests(RedisFixture redis) : IAsyncLifetime
         return payloads;
     }
 
-    private long Pending(string streamId) => redis.Connection.GetDatabase().StreamLength(new Broker.Redis.RedisKeys(_prefix).SsfQueue(streamId));
+    private long Pending(string streamId) => Pending(_prefix, streamId);
 
-    private string? Cursor(string streamId) => redis.Connection.GetDatabase().HashGet(new Broker.Redis.RedisKeys(_prefix).SsfStream(streamId), "cur");
+    private long Pending(string prefix, string streamId) => redis.Connection.GetDatabase().StreamLength(new Broker.Redis.RedisKeys(prefix).SsfQueue(streamId));
+
+    private string? Cursor(string streamId) => Cursor(_prefix, streamId);
+
+    private string? Cursor(string prefix, string streamId) => redis.Connection.GetDatabase().HashGet(new Broker.Redis.RedisKeys(prefix).SsfStream(streamId), "cur");
 }
