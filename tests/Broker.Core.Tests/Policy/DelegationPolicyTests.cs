@@ -12,22 +12,7 @@ public sealed class DelegationPolicyTests : IDisposable
     public void Dispose() => _dir.Dispose();
 
     // The delegation keys start on line 9.
-    private static string Policy(string delegation) => $"""
-        version: 1
-        trust:
-          spiffe:
-            - trust_domain: example.org
-              jwt_bundle_file: bundles/example.org.jwks
-        agents:
-          - name: planner
-            match: spiffe://example.org/agents/*
-        {delegation}
-            phases:
-              planning:
-                scopes: [repo:read]
-                audiences: [https://api.example.org]
-                max_ttl: 5m
-        """;
+    private static string Policy(string delegation) => PolicyTestDirectory.OneRulePolicy(delegation);
 
     private PolicyLoadResult Load(string yaml) => PolicyLoader.LoadFile(_dir.WritePolicy(yaml));
 

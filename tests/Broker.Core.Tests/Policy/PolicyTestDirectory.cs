@@ -24,6 +24,28 @@ public sealed class PolicyTestDirectory : IDisposable
         return full;
     }
 
+    /// <summary>
+    /// A policy with one agent rule (planning only) and <paramref name="ruleKeys"/> inserted as
+    /// rule keys on line 9, for tests of one key's loading and its error lines. Needs the bundle
+    /// file <c>bundles/example.org.jwks</c> (<see cref="Touch"/>).
+    /// </summary>
+    public static string OneRulePolicy(string ruleKeys) => $"""
+        version: 1
+        trust:
+          spiffe:
+            - trust_domain: example.org
+              jwt_bundle_file: bundles/example.org.jwks
+        agents:
+          - name: planner
+            match: spiffe://example.org/agents/*
+        {ruleKeys}
+            phases:
+              planning:
+                scopes: [repo:read]
+                audiences: [https://api.example.org]
+                max_ttl: 5m
+        """;
+
     public string WritePolicy(string yaml)
     {
         File.WriteAllText(PolicyPath, yaml, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
