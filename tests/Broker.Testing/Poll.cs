@@ -8,20 +8,10 @@ public static class Poll
 {
     public static readonly TimeSpan DefaultBound = TimeSpan.FromSeconds(30);
 
-    public static async Task UntilAsync(Func<bool> condition, string what, TimeSpan? bound = null)
-    {
-        var deadline = DateTime.UtcNow + (bound ?? DefaultBound);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Not reached within {bound ?? DefaultBound}: {what}");
-            }
+    public static Task UntilAsync(Func<bool> condition, string what, TimeSpan? bound = null) =>
+        UntilAsync(() => Task.FromResult(condition()), what, bound);
 
-            await Task.Delay(20);
-        }
-    }
-
+    /// <summary>The condition is checked every 20 ms until it holds or the bound passes.</summary>
     public static async Task UntilAsync(Func<Task<bool>> condition, string what, TimeSpan? bound = null)
     {
         var deadline = DateTime.UtcNow + (bound ?? DefaultBound);

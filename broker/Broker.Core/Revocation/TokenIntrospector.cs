@@ -114,7 +114,10 @@ public sealed class TokenIntrospector
     private static bool TryReadChain(JsonWebToken jwt, out string[]? actors, out string[]? ancestors)
     {
         var act = jwt.TryGetClaim(DelegationClaims.Act, out var claim) ? claim.Value : null;
-        var ids = jwt.Claims.Where(c => c.Type == DelegationClaims.AncestorTokenIds).Select(c => c.Value).ToArray();
+        // jwt.Claims builds every claim of the token: only a delegated token pays for it.
+        string[] ids = jwt.TryGetClaim(DelegationClaims.AncestorTokenIds, out _)
+            ? jwt.Claims.Where(c => c.Type == DelegationClaims.AncestorTokenIds).Select(c => c.Value).ToArray()
+            : [];
         return DelegationClaims.TryRead(act, ids, out actors, out ancestors);
     }
 }

@@ -89,7 +89,10 @@ internal sealed partial class BrokerTokenCheck(BrokerRevocationClient revocation
 
         // A delegated token is revoked with its ancestors and the agents that delegated it; a
         // chain that cannot be read is not a Broker token.
-        var ancestorIds = principal.FindAll(DelegationClaims.AncestorTokenIds).Select(c => c.Value).ToArray();
+        // Most tokens are direct: they skip the claim list's copy on every request.
+        string[] ancestorIds = principal.FindFirst(DelegationClaims.AncestorTokenIds) is null
+            ? []
+            : principal.FindAll(DelegationClaims.AncestorTokenIds).Select(c => c.Value).ToArray();
         if (!DelegationClaims.TryRead(principal.FindFirst(DelegationClaims.Act)?.Value, ancestorIds, out var actors, out var ancestors)
             || !DelegationClaims.TryReadAncestorPhase(principal.FindFirst(DelegationClaims.AncestorPhase)?.Value, actors is not null, out var ancestorPhase))
         {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using YamlDotNet.RepresentationModel;
@@ -131,30 +130,14 @@ public sealed partial class DeployArtifactsTests
 
     private static async Task<(int ExitCode, string Output)> RunToolAsync(string tool, string directory, params string[] arguments)
     {
-        var start = new ProcessStartInfo(tool) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        Process process;
         try
         {
-            process = Process.Start(start)!;
+            return await RunProcessAsync(tool, arguments, new Dictionary<string, string>(), TimeSpan.FromMinutes(2), directory);
         }
         catch (System.ComponentModel.Win32Exception)
         {
             var package = tool == "promtool" ? "prometheus" : "kubernetes-client";
             throw new InvalidOperationException($"The monitoring tests need {tool}: install it with 'apt-get install -y {package}' (./test.sh does).");
-        }
-
-        using (process)
-        {
-            var output = process.StandardOutput.ReadToEndAsync();
-            var error = process.StandardError.ReadToEndAsync();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-            await process.WaitForExitAsync(timeout.Token);
-            return (process.ExitCode, await output + await error);
         }
     }
 }

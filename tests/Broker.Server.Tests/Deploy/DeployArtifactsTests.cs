@@ -722,37 +722,16 @@ public sealed partial class DeployArtifactsTests
     }
 
     /// <summary>Runs <paramref name="script"/> with bash -c; stdout and stderr together.</summary>
-    private static async Task<(int Code, string Output)> RunShellAsync(Dictionary<string, string> env, TimeSpan timeout, string script)
+    private static Task<(int Code, string Output)> RunShellAsync(Dictionary<string, string> env, TimeSpan timeout, string script) =>
+        RunProcessAsync("bash", ["-c", script], env, timeout, Repo);
+
+    private static Task<(int Code, string Output)> RunScriptAsync(Dictionary<string, string> env, TimeSpan timeout, params string[] args) =>
+        RunProcessAsync("bash", [Path.Combine(DeployDir, "local", "cluster.sh"), .. args], env, timeout, Repo);
+
+    /// <summary>Runs a program to its end (killed at <paramref name="timeout"/>, then code -1); stdout and stderr together.</summary>
+    private static async Task<(int Code, string Output)> RunProcessAsync(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string> env, TimeSpan timeout, string directory)
     {
-        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add(script);
-        foreach (var (key, value) in env)
-        {
-            start.Environment[key] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill();
-            return (-1, $"timed out after {timeout}");
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
-    }
-
-    private static async Task<(int Code, string Output)> RunScriptAsync(Dictionary<string, string> env, TimeSpan timeout, params string[] args)
-    {
-        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Repo };
-        start.ArgumentList.Add(Path.Combine(DeployDir, "local", "cluster.sh"));
+        var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = directory };
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
