@@ -181,8 +181,23 @@ public sealed class SentinelCluster : IAsyncDisposable
             $"every Sentinel to follow {primary.Name} with no failover in progress");
 
     /// <summary>Waits until <paramref name="replica"/> replicates from <paramref name="primary"/> with the link up and the primary sees it online.</summary>
-    public Task WaitForReplicaInSyncAsync(RedisProcess primary, RedisProcess replica, TimeSpan timeout) =>
-        WaitUntilAsync(() => InSyncAsync(primary, replica), timeout, $"{replica.Name} to replicate from {primary.Name}");
+    public async Task WaitForReplicaInSyncAsync(RedisProcess primary, RedisProcess replica, TimeSpan timeout)
+    {
+        try
+        {
+            await WaitUntilAsync(() => InSyncAsync(primary, replica), timeout, $"{replica.Name} to replicate from {primary.Name}");
+        }
+        catch (TimeoutException ex)
+        {
+            // The log tails rarely say why a replica is not "online"; both sides' INFO does.
+            var mine = await replica.InfoAsync("replication");
+            var theirs = await primary.InfoAsync("replication");
+            throw new TimeoutException(
+                $"{ex.Message}\n{replica.Name} INFO replication: {string.Join(", ", mine.Select(kv => $"{kv.Key}={kv.Value}"))}" +
+                $"\n{primary.Name} INFO replication: {string.Join(", ", theirs.Select(kv => $"{kv.Key}={kv.Value}"))}",
+                ex);
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -257,6 +272,7 @@ public sealed class SentinelCluster : IAsyncDisposable
             maxmemory-policy noeviction
             min-replicas-to-write 1
             min-replicas-max-lag 10
+            repl-diskless-sync-delay 0
             {(replicaOf is { } p ? $"replicaof 127.0.0.1 {p}" : "")}
             {(priority is { } rank ? $"replica-priority {rank}" : "")}
 
