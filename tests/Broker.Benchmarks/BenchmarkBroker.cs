@@ -23,7 +23,7 @@ internal sealed record Ablations(bool NoAudit, bool NoRedis, bool NoProofCache)
         {
             NoAudit ? "no-audit (no-op sink instead of the fsync'd file)" : null,
             NoRedis ? "no-redis (in-memory store instead of Redis)" : null,
-            NoProofCache ? "no-proof-cache (every JWT-SVID fully validated)" : null,
+            NoProofCache ? "no-proof-cache (cold path: a fresh JWT-SVID per call, no validated-proof cache)" : null,
         }.Where(s => s is not null));
 }
 
@@ -70,7 +70,7 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
         var grpcPort = RedisServer.FreePort();
         var httpPort = RedisServer.FreePort();
         var policyPath = Path.Combine(workDirectory, node + "-policy.yaml");
-        await File.WriteAllTextAsync(policyPath, (policy ?? Policy)(jwksPath) + (riskGate ? RiskGatePolicy : ""));
+        await File.WriteAllTextAsync(policyPath, (policy ?? (jwks => Policy(jwks)))(jwksPath) + (riskGate ? RiskGatePolicy : ""));
 
         // Nodes of one cluster share the signing key (the first writes it).
         var keyPath = Path.Combine(workDirectory, "signing.pem");
@@ -167,7 +167,8 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
     }
 
-    private static string Policy(string jwksPath) => $"""
+    /// <summary>The benchmark policy: agents under /agents/ get read scopes in planning for up to <paramref name="planningMaxTtl"/>.</summary>
+    internal static string Policy(string jwksPath, string planningMaxTtl = "10m") => $"""
         version: 1
         trust:
           spiffe:
@@ -181,7 +182,7 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
               planning:
                 scopes: [repo:read, tickets:read]
                 audiences: [{ResourceAudience}]
-                max_ttl: 10m
+                max_ttl: {planningMaxTtl}
               execution:
                 scopes: [repo:read, deploy:staging]
                 audiences: [{ResourceAudience}]

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Broker.Core.Attestation;
 using Broker.Core.Audit;
 using Broker.Core.Issuance;
 using Broker.Core.State;
@@ -11,8 +12,8 @@ namespace Broker.Benchmarks;
 
 /// <summary>
 /// Diagnostic (--breakdown): times the stages of each issuance from inside the node by wrapping
-/// the audit sink and the store and adding a server interceptor. Costs a few timestamps and a
-/// lock per stage, so the headline run leaves it off.
+/// the attestor, the audit sink and the store and adding a server interceptor. Costs a few
+/// timestamps and a lock per stage, so the headline run leaves it off.
 /// </summary>
 internal sealed class Breakdown
 {
@@ -20,7 +21,7 @@ internal sealed class Breakdown
     private readonly Dictionary<string, List<long>> _samples = new(StringComparer.Ordinal);
     private volatile bool _recording;
 
-    public static readonly string[] Stages = ["server total (interceptor)", "store.RecordIssuance (Redis EVAL)", "audit.Append (write + fsync)"];
+    public static readonly string[] Stages = ["server total (interceptor)", "store.RecordIssuance (Redis EVAL)", "audit.Append (write + fsync)", "attestation (proof check)"];
 
     public void Start()
     {
@@ -81,6 +82,7 @@ internal sealed class Breakdown
                 new RedisCredentialStore(sp.GetRequiredService<IConnectionMultiplexer>(), sp.GetRequiredService<RedisKeys>()), this));
         }
 
+        services.AddSingleton<IWorkloadAttestor>(sp => new TimedAttestor(sp.GetRequiredService<WorkloadAttestor>(), this));
         services.AddSingleton<TimingInterceptor>();
         services.Configure<Grpc.AspNetCore.Server.GrpcServiceOptions>(o => o.Interceptors.Add<TimingInterceptor>());
     }
@@ -125,6 +127,17 @@ internal sealed class Breakdown
             var response = await continuation(request, context);
             breakdown.Add(Stages[0], Stopwatch.GetTimestamp() - start);
             return response;
+        }
+    }
+
+    private sealed class TimedAttestor(IWorkloadAttestor inner, Breakdown breakdown) : IWorkloadAttestor
+    {
+        public async ValueTask<WorkloadIdentity> AttestAsync(AttestationEvidence evidence, CancellationToken cancellationToken)
+        {
+            var start = Stopwatch.GetTimestamp();
+            var identity = await inner.AttestAsync(evidence, cancellationToken);
+            breakdown.Add(Stages[3], Stopwatch.GetTimestamp() - start);
+            return identity;
         }
     }
 }

@@ -13,7 +13,9 @@ namespace Broker.Benchmarks;
 /// <summary>
 /// The bare ceiling: the same gRPC stack (real Kestrel, HTTP/2 h2c, grpc-dotnet) answering an
 /// RPC that does nothing but sign one ES256 access-token-shaped JWT with a cached key. No
-/// attestation, policy, state or audit: what issuance could reach if those cost nothing.
+/// attestation, policy, state or audit: what issuance could reach if those cost nothing. Its
+/// cold-path variant first verifies the presented JWT-SVID's signature, as a node must for a
+/// proof it has not seen before.
 /// </summary>
 internal sealed class CeilingServer : IAsyncDisposable
 {
@@ -27,7 +29,8 @@ internal sealed class CeilingServer : IAsyncDisposable
 
     public string Address { get; }
 
-    public static async Task<CeilingServer> StartAsync()
+    /// <param name="proofKey">The trust domain's public key (with its kid) that VerifyAndSign checks JWT-SVIDs against; null leaves that RPC refusing.</param>
+    public static async Task<CeilingServer> StartAsync(SecurityKey? proofKey = null)
     {
         var port = RedisServer.FreePort();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
@@ -35,9 +38,9 @@ internal sealed class CeilingServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(kestrel =>
             kestrel.Listen(IPAddress.Loopback, port, listen => listen.Protocols = HttpProtocols.Http2));
         builder.Services.AddGrpc();
-        builder.Services.AddSingleton<SignOnlyService>();
+        builder.Services.AddSingleton(_ => new CeilingService(proofKey));
         var app = builder.Build();
-        app.MapGrpcService<SignOnlyService>();
+        app.MapGrpcService<CeilingService>();
         await app.StartAsync();
         return new CeilingServer(app, $"http://127.0.0.1:{port}");
     }
@@ -51,18 +54,59 @@ internal sealed class CeilingServer : IAsyncDisposable
     }
 
     /// <summary>Signs with the same handler settings and claim set as the broker's token minter.</summary>
-    internal sealed class SignOnlyService : SignService.SignServiceBase, IDisposable
+    internal sealed class CeilingService : SignService.SignServiceBase, IDisposable
     {
         private readonly ECDsa _key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         private readonly SigningCredentials _credentials;
         private readonly JsonWebTokenHandler _handler = new() { SetDefaultTimesOnTokenCreation = false };
 
-        public SignOnlyService()
+        // Verification as the broker's JWT-SVID validator asks the library for it: signature
+        // only, one known key, claims left to the caller (a lifetime check is a comparison).
+        private readonly JsonWebTokenHandler _proofHandler = new() { MaximumTokenSizeInBytes = 8 * 1024, MapInboundClaims = false };
+        private readonly TokenValidationParameters? _proofParameters;
+
+        public CeilingService(SecurityKey? proofKey)
         {
             _credentials = new SigningCredentials(new ECDsaSecurityKey(_key) { KeyId = "bench-ceiling" }, SecurityAlgorithms.EcdsaSha256);
+            if (proofKey is not null)
+            {
+                _proofParameters = new TokenValidationParameters
+                {
+                    IssuerSigningKey = proofKey,
+                    TryAllIssuerSigningKeys = false,
+                    ValidAlgorithms = [SecurityAlgorithms.EcdsaSha256],
+                    RequireSignedTokens = true,
+                    RequireExpirationTime = true,
+                    ValidateIssuer = false,
+                    ValidateAudience = false,
+                    ValidateLifetime = false,
+                    ValidateIssuerSigningKey = false,
+                    ValidateTokenReplay = false,
+                    SaveSigninToken = false,
+                };
+            }
         }
 
-        public override Task<SignResponse> Sign(SignRequest request, ServerCallContext context)
+        public override Task<SignResponse> Sign(SignRequest request, ServerCallContext context) =>
+            Task.FromResult(SignFor(request.Subject, request));
+
+        public override async Task<SignResponse> VerifyAndSign(SignRequest request, ServerCallContext context)
+        {
+            if (_proofParameters is null)
+            {
+                throw new RpcException(new Status(StatusCode.FailedPrecondition, "this ceiling server has no proof key"));
+            }
+
+            var result = await _proofHandler.ValidateTokenAsync(request.Attestation, _proofParameters);
+            if (!result.IsValid)
+            {
+                throw new RpcException(new Status(StatusCode.Unauthenticated, $"attestation proof does not verify ({result.Exception?.GetType().Name})"));
+            }
+
+            return SignFor(((JsonWebToken)result.SecurityToken).Subject, request);
+        }
+
+        private SignResponse SignFor(string subject, SignRequest request)
         {
             var now = DateTime.UtcNow;
             Span<byte> id = stackalloc byte[16];
@@ -78,9 +122,9 @@ internal sealed class CeilingServer : IAsyncDisposable
                 TokenType = "at+jwt",
                 Claims = new Dictionary<string, object>(StringComparer.Ordinal)
                 {
-                    [JwtRegisteredClaimNames.Sub] = request.Subject,
+                    [JwtRegisteredClaimNames.Sub] = subject,
                     [JwtRegisteredClaimNames.Jti] = tokenId,
-                    ["client_id"] = request.Subject,
+                    ["client_id"] = subject,
                     ["scope"] = string.Join(' ', request.Scopes),
                     ["task"] = request.TaskId,
                     ["phase"] = "planning",
@@ -90,7 +134,7 @@ internal sealed class CeilingServer : IAsyncDisposable
                 SigningCredentials = _credentials,
             };
 
-            return Task.FromResult(new SignResponse { AccessToken = _handler.CreateToken(descriptor), TokenId = tokenId });
+            return new SignResponse { AccessToken = _handler.CreateToken(descriptor), TokenId = tokenId };
         }
 
         public void Dispose() => _key.Dispose();
