@@ -8,10 +8,11 @@ using StackExchange.Redis;
 namespace Broker.Redis;
 
 /// <summary>
-/// Tasks, single-use proof claims and issued-token records in Redis, shared by every broker node.
-/// Each operation is one Lua script, so its checks and writes are atomic and cost one round trip.
-/// Keys expire with what they describe: a token record at its expiry, a task after its retention,
-/// a proof claim once the proof can no longer be accepted.
+/// Tasks and single-use proof claims in Redis, shared by every broker node. Each operation is
+/// one Lua script, so its checks and writes are atomic and cost one round trip. Keys expire with
+/// what they describe: a task after its retention, a proof claim once the proof can no longer be
+/// accepted. Tokens themselves are not kept here: nothing reads a per-token record (introspection
+/// needs only the signed token and the revocation index), and the audit log holds every one.
 /// </summary>
 public sealed class RedisCredentialStore : ICredentialStore
 {
@@ -22,27 +23,28 @@ public sealed class RedisCredentialStore : ICredentialStore
     // Returns {code, previous phase}: 0 recorded, 1 task ended, 2 task owned by another workload,
     // 4 phase change not confirmed (nothing written), 5 epoch missing, 6 the workload holds too
     // many tasks (nothing written). ARGV[9] '1': a delegated token, which leaves the phase alone.
+    // A repeat issuance for a task in the same phase writes nothing: it only reads, so Redis
+    // appends nothing to its AOF, fsyncs nothing and replicates nothing. The task's retention is
+    // pushed out only once less than half of it is left (ARGV[10]), not on every token.
     private const string RecordIssuanceScript = """
-        if redis.call('EXISTS', KEYS[3]) == 0 then return {5, ''} end
+        if redis.call('EXISTS', KEYS[2]) == 0 then return {5, ''} end
         local task = redis.call('HMGET', KEYS[1], 'owner', 'ended', 'phase')
         if task[1] then
           if task[2] then return {1, ''} end
           if task[1] ~= ARGV[1] then return {2, ''} end
           if task[3] ~= ARGV[2] and ARGV[7] ~= '1' and ARGV[9] ~= '1' then return {4, task[3]} end
         else
-          redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[3])
-          if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[8]) then return {6, ''} end
+          redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[3])
+          if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[8]) then return {6, ''} end
           redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'created', ARGV[3])
         end
-        if ARGV[9] ~= '1' or not task[3] then redis.call('HSET', KEYS[1], 'phase', ARGV[2]) end
-        local keepUntil = tonumber(ARGV[5])
-        if redis.call('PEXPIRETIME', KEYS[1]) < keepUntil then
+        if not task[3] or (task[3] ~= ARGV[2] and ARGV[9] ~= '1') then redis.call('HSET', KEYS[1], 'phase', ARGV[2]) end
+        if redis.call('PEXPIRETIME', KEYS[1]) < tonumber(ARGV[10]) then
+          local keepUntil = tonumber(ARGV[5])
           redis.call('PEXPIREAT', KEYS[1], keepUntil)
-          redis.call('ZADD', KEYS[4], keepUntil, ARGV[6])
-          if redis.call('PEXPIRETIME', KEYS[4]) < keepUntil then redis.call('PEXPIREAT', KEYS[4], keepUntil) end
+          redis.call('ZADD', KEYS[3], keepUntil, ARGV[6])
+          if redis.call('PEXPIRETIME', KEYS[3]) < keepUntil then redis.call('PEXPIREAT', KEYS[3], keepUntil) end
         end
-        redis.call('HSET', KEYS[2], 'task', ARGV[6], 'sub', ARGV[1], 'phase', ARGV[2], 'iat', ARGV[3], 'exp', ARGV[4])
-        redis.call('PEXPIREAT', KEYS[2], ARGV[4])
         return {0, task[3] or ''}
         """;
 
@@ -83,7 +85,7 @@ public sealed class RedisCredentialStore : ICredentialStore
         var keepTaskUntil = record.ExpiresAt + record.TaskRetention;
         var result = await _redis.GetDatabase().ScriptEvaluateAsync(
             RecordIssuanceScript,
-            [_keys.Task(record.TaskId), _keys.Token(record.TokenId), _keys.RevocationEpoch, _keys.WorkloadTasks(record.Subject)],
+            [_keys.Task(record.TaskId), _keys.RevocationEpoch, _keys.WorkloadTasks(record.Subject)],
             [
                 record.Subject,
                 record.Phase.ToWire(),
@@ -94,6 +96,7 @@ public sealed class RedisCredentialStore : ICredentialStore
                 record.PhaseChangeConfirmed ? "1" : "0",
                 record.MaxTasksPerWorkload,
                 record.Delegated ? "1" : "0",
+                Ms(keepTaskUntil - record.TaskRetention / 2),
             ]);
         var parts = (RedisResult[])result!;
         var status = (int)parts[0] switch
@@ -121,9 +124,6 @@ public sealed class RedisCredentialStore : ICredentialStore
         };
     }
 
-    public async ValueTask ForgetIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken) =>
-        await _redis.GetDatabase().KeyDeleteAsync(_keys.Token(record.TokenId));
-
     public async ValueTask<TaskRecord?> GetTaskAsync(string taskId, CancellationToken cancellationToken)
     {
         var fields = await _redis.GetDatabase().HashGetAllAsync(_keys.Task(taskId), CommandFlags.DemandMaster);
@@ -139,18 +139,6 @@ public sealed class RedisCredentialStore : ICredentialStore
             TaskPhaseNames.Parse(map["phase"].ToString()),
             FromMs(map["created"]),
             map.TryGetValue("ended", out var ended) ? FromMs(ended) : null);
-    }
-
-    public async ValueTask<IssuedTokenRecord?> GetTokenAsync(string tokenId, CancellationToken cancellationToken)
-    {
-        var fields = await _redis.GetDatabase().HashGetAllAsync(_keys.Token(tokenId), CommandFlags.DemandMaster);
-        if (fields.Length == 0)
-        {
-            return null;
-        }
-
-        var map = fields.ToDictionary(f => f.Name.ToString(), f => f.Value, StringComparer.Ordinal);
-        return new IssuedTokenRecord(tokenId, map["task"].ToString(), map["sub"].ToString(), TaskPhaseNames.Parse(map["phase"].ToString()), FromMs(map["iat"]), FromMs(map["exp"]));
     }
 
     public async ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string? owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken)

@@ -14,8 +14,6 @@ public sealed class RedisKeys
 
     public RedisKey Task(string taskId) => _prefix + "task:" + taskId;
 
-    public RedisKey Token(string tokenId) => _prefix + "token:" + tokenId;
-
     public RedisKey Proof(string proofKey) => _prefix + "proof:" + proofKey;
 
     /// <summary>The tasks a workload holds, scored by when their record expires (ms): bounds what one workload can claim.</summary>

@@ -109,11 +109,7 @@ internal sealed class Breakdown
 
         public ValueTask<bool> ClaimProofAsync(string proofKey, DateTimeOffset keepUntil, CancellationToken cancellationToken) => inner.ClaimProofAsync(proofKey, keepUntil, cancellationToken);
 
-        public ValueTask ForgetIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken) => inner.ForgetIssuanceAsync(record, cancellationToken);
-
         public ValueTask<TaskRecord?> GetTaskAsync(string taskId, CancellationToken cancellationToken) => inner.GetTaskAsync(taskId, cancellationToken);
-
-        public ValueTask<IssuedTokenRecord?> GetTokenAsync(string tokenId, CancellationToken cancellationToken) => inner.GetTokenAsync(tokenId, cancellationToken);
 
         public ValueTask<EndTaskOutcome> EndTaskAsync(string taskId, string? owner, DateTimeOffset at, TimeSpan retention, CancellationToken cancellationToken) =>
             inner.EndTaskAsync(taskId, owner!, at, retention, cancellationToken);

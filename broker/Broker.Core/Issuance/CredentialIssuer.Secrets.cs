@@ -110,16 +110,7 @@ public sealed partial class CredentialIssuer
 
         // Task ownership and the phase change first: a refused task never reaches the engine.
         await RecordLeaseIssuanceAsync(record, policy, identity, phase, request.Context, cancellationToken);
-        DownstreamLogin login;
-        try
-        {
-            login = await secrets.OpenAsync(lease, engine, cancellationToken);
-        }
-        catch
-        {
-            await ForgetQuietlyAsync(record);
-            throw;
-        }
+        var login = await secrets.OpenAsync(lease, engine, cancellationToken);
 
         // A revocation this node applied while the login was being made: the reaper may have read
         // the leases before this one was recorded, so end it here rather than hand it out.
@@ -142,9 +133,8 @@ public sealed partial class CredentialIssuer
         };
         if (await _audit.TryAppendAsync(issued, cancellationToken) is { } auditFailure)
         {
-            // Never handed out: drop the login and the records so no half-issued state remains.
+            // Never handed out: drop the login and its lease record so no half-issued state remains.
             await secrets.EndQuietlyAsync(lease, LeaseEnd.Voided(BrokerErrors.AuditUnavailable));
-            await ForgetQuietlyAsync(record);
             throw auditFailure as BrokerException ?? BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; issuance is paused.", auditFailure);
         }
 

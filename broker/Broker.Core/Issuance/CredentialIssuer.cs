@@ -475,8 +475,8 @@ public sealed partial class CredentialIssuer
 
         if (await auditing is { } auditFailure)
         {
-            // The caller never receives this token; drop its record so no half-issued state remains.
-            await ForgetQuietlyAsync(record);
+            // The caller never receives this token. Shared state holds nothing per token, so nothing
+            // half-issued remains (the task's claim or phase move stands, as a refusal would leave it).
             throw auditFailure as BrokerException ?? BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; issuance is paused.", auditFailure);
         }
 
@@ -591,18 +591,6 @@ public sealed partial class CredentialIssuer
         }
     }
 
-    private async Task ForgetQuietlyAsync(IssuanceRecord record)
-    {
-        try
-        {
-            await _store.ForgetIssuanceAsync(record, CancellationToken.None);
-        }
-        catch (Exception ex)
-        {
-            Log.ForgetFailed(_logger, record.TokenId, ex);
-        }
-    }
-
     private static partial class Log
     {
         [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "Issued token {TokenId} to {Subject} for task {TaskId} phase {Phase}")]
@@ -610,9 +598,6 @@ public sealed partial class CredentialIssuer
 
         [LoggerMessage(EventId = 2001, Level = LogLevel.Error, Message = "A {EventType} ({Reason}) could not be written to the audit log")]
         public static partial void RefusalNotAudited(ILogger logger, string eventType, string? reason, Exception exception);
-
-        [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Could not remove the record of unissued token {TokenId}")]
-        public static partial void ForgetFailed(ILogger logger, string tokenId, Exception exception);
 
         [LoggerMessage(EventId = 2700, Level = LogLevel.Information, Message = "Delegated token {TokenId} to {Actor} from token {ParentTokenId} (depth {Depth}) for task {TaskId}")]
         public static partial void Delegated(ILogger logger, string tokenId, string actor, string parentTokenId, int depth, string taskId);

@@ -3,8 +3,9 @@ using Broker.Core.Issuance;
 namespace Broker.Core.State;
 
 /// <summary>
-/// Shared state for tasks and issued tokens. One contract suite runs against every backend
-/// (in memory for --dev, Redis for production).
+/// Shared state for tasks and single-use proofs. One contract suite runs against every backend
+/// (in memory for --dev, Redis for production). Issued tokens are not recorded here: the audit
+/// log holds each one durably, and nothing decides on a per-token record.
 /// </summary>
 public interface ICredentialStore
 {
@@ -13,7 +14,9 @@ public interface ICredentialStore
     /// if the task would change phase without <see cref="IssuanceRecord.PhaseChangeConfirmed"/>,
     /// refuses a new task when the workload already holds <see cref="IssuanceRecord.MaxTasksPerWorkload"/>
     /// retained tasks; otherwise claims the task for the workload (first use), records its current
-    /// phase and records the token until it expires. A <see cref="IssuanceRecord.Delegated"/> record
+    /// phase and keeps the task for at least half its retention past the token's expiry. A repeat
+    /// issuance for a task in the same phase with that much retention left writes nothing
+    /// (the steady state of an agent refreshing its token). A <see cref="IssuanceRecord.Delegated"/> record
     /// neither checks nor moves the task's phase (a delegated token may be of a lower phase than
     /// the task's). A store whose revocation epoch is missing (it
     /// lost its data) writes nothing and throws <see cref="Revocation.RevocationStateLostException"/>.
@@ -27,12 +30,7 @@ public interface ICredentialStore
     /// </summary>
     ValueTask<bool> ClaimProofAsync(string proofKey, DateTimeOffset keepUntil, CancellationToken cancellationToken);
 
-    /// <summary>Removes a token record whose issuance could not be completed (e.g. audit failed).</summary>
-    ValueTask ForgetIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken);
-
     ValueTask<TaskRecord?> GetTaskAsync(string taskId, CancellationToken cancellationToken);
-
-    ValueTask<IssuedTokenRecord?> GetTokenAsync(string tokenId, CancellationToken cancellationToken);
 
     /// <summary>
     /// Ends a task; idempotent (returns the first end time). With an <paramref name="owner"/>, only
@@ -71,6 +69,3 @@ public readonly record struct EndTaskOutcome(EndTaskStatus Status, DateTimeOffse
 
 /// <summary>A task as the store knows it.</summary>
 public sealed record TaskRecord(string TaskId, string Owner, TaskPhase Phase, DateTimeOffset CreatedAt, DateTimeOffset? EndedAt);
-
-/// <summary>An issued token as the store knows it (never the token itself).</summary>
-public sealed record IssuedTokenRecord(string TokenId, string TaskId, string Subject, TaskPhase Phase, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt);

@@ -10,7 +10,6 @@ public sealed class InMemoryCredentialStore : ICredentialStore
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, TaskRecord> _tasks = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, IssuedTokenRecord> _tokens = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DateTimeOffset> _consumedProofs = new(StringComparer.Ordinal);
 
     // Tasks are never forgotten here (the dev store lives as long as the process), so a workload's
@@ -58,7 +57,6 @@ public sealed class InMemoryCredentialStore : ICredentialStore
             _tasks[record.TaskId] = task is null
                 ? new TaskRecord(record.TaskId, record.Subject, record.Phase, record.IssuedAt, null)
                 : record.Delegated ? task : task with { Phase = record.Phase };
-            _tokens[record.TokenId] = new IssuedTokenRecord(record.TokenId, record.TaskId, record.Subject, record.Phase, record.IssuedAt, record.ExpiresAt);
             return ValueTask.FromResult(new IssuanceOutcome(IssuanceStatus.Recorded, task?.Phase));
         }
     }
@@ -79,30 +77,11 @@ public sealed class InMemoryCredentialStore : ICredentialStore
         }
     }
 
-    public ValueTask ForgetIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken)
-    {
-        lock (_lock)
-        {
-            _tokens.Remove(record.TokenId);
-        }
-
-        return ValueTask.CompletedTask;
-    }
-
     public ValueTask<TaskRecord?> GetTaskAsync(string taskId, CancellationToken cancellationToken)
     {
         lock (_lock)
         {
             return ValueTask.FromResult(_tasks.GetValueOrDefault(taskId));
-        }
-    }
-
-    public ValueTask<IssuedTokenRecord?> GetTokenAsync(string tokenId, CancellationToken cancellationToken)
-    {
-        lock (_lock)
-        {
-            var found = _tokens.GetValueOrDefault(tokenId);
-            return ValueTask.FromResult(found is not null && found.ExpiresAt > _time.GetUtcNow() ? found : null);
         }
     }
 
@@ -145,11 +124,6 @@ public sealed class InMemoryCredentialStore : ICredentialStore
         }
 
         _lastSweep = now;
-        foreach (var expired in _tokens.Where(t => t.Value.ExpiresAt <= now).Select(t => t.Key).ToList())
-        {
-            _tokens.Remove(expired);
-        }
-
         foreach (var expired in _consumedProofs.Where(p => p.Value <= now).Select(p => p.Key).ToList())
         {
             _consumedProofs.Remove(expired);

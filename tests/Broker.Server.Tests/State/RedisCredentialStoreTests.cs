@@ -34,27 +34,79 @@ public sealed class RedisCredentialStoreTests(RedisFixture redis) : CredentialSt
         await Assert.ThrowsAsync<Broker.Core.Revocation.RevocationStateLostException>(async () => await store.EndTaskAsync("task-lost", owner: null, now, TimeSpan.FromHours(1), default));
 
         Assert.Null(await store.GetTaskAsync("task-lost", default));
-        Assert.Null(await store.GetTokenAsync("tok-lost", default));
         Assert.False(await redis.Connection.GetDatabase().KeyExistsAsync(keys.Proof("jwt-svid:example.org:lost")));
     }
 
     [Fact]
-    public async Task Token_record_expires_with_the_token()
+    public async Task The_task_is_kept_for_its_retention_past_the_token_and_no_token_record_is_written()
     {
         var store = NewStore(out var keys);
         var now = DateTimeOffset.UtcNow;
         var record = new Broker.Core.Issuance.IssuanceRecord("tok-ttl", "task-ttl", "spiffe://example.org/a", Broker.Core.TaskPhase.Planning, now, now.AddMinutes(5), TimeSpan.FromHours(1), 100);
 
         await store.RecordIssuanceAsync(record, default);
-        var ttl = await redis.Connection.GetDatabase().KeyTimeToLiveAsync(keys.Token("tok-ttl"));
         var taskTtl = await redis.Connection.GetDatabase().KeyTimeToLiveAsync(keys.Task("task-ttl"));
         var held = await redis.Connection.GetDatabase().KeyTimeToLiveAsync(keys.WorkloadTasks("spiffe://example.org/a"));
 
-        Assert.NotNull(ttl);
-        Assert.InRange(ttl.Value, TimeSpan.FromMinutes(4), TimeSpan.FromMinutes(5));
         Assert.NotNull(taskTtl);
         Assert.InRange(taskTtl.Value, TimeSpan.FromMinutes(64), TimeSpan.FromMinutes(65));
         Assert.NotNull(held);
         Assert.InRange(held.Value, TimeSpan.FromMinutes(64), TimeSpan.FromMinutes(65));
+        Assert.Equal([keys.Task("task-ttl").ToString(), keys.WorkloadTasks("spiffe://example.org/a").ToString()], await KeysOfAsync(keys, "task-ttl"));
+    }
+
+    /// <summary>
+    /// The steady state of an agent refreshing its token: the script only reads, so Redis counts
+    /// no change (nothing for its AOF to fsync or its replicas to copy). Once less than half the
+    /// retention is left, one issuance pushes it out again.
+    /// </summary>
+    [Fact]
+    public async Task A_repeat_issuance_writes_nothing_until_half_the_retention_is_spent()
+    {
+        var store = NewStore(out var keys);
+        var now = DateTimeOffset.UtcNow;
+        var retention = TimeSpan.FromHours(1);
+        Broker.Core.Issuance.IssuanceRecord At(DateTimeOffset at) =>
+            new(Guid.NewGuid().ToString("N"), "task-steady", "spiffe://example.org/a", Broker.Core.TaskPhase.Planning, at, at.AddMinutes(5), retention, 100);
+        var db = redis.Connection.GetDatabase();
+        await store.RecordIssuanceAsync(At(now), default);
+        var expiry = await db.KeyExpireTimeAsync(keys.Task("task-steady"));
+
+        var changesBefore = await ChangesAsync();
+        for (var i = 1; i <= 20; i++)
+        {
+            Assert.Equal(Broker.Core.State.IssuanceStatus.Recorded, (await store.RecordIssuanceAsync(At(now.AddMinutes(i)), default)).Status);
+        }
+
+        Assert.Equal(changesBefore, await ChangesAsync());
+        Assert.Equal(expiry, await db.KeyExpireTimeAsync(keys.Task("task-steady")));
+
+        var late = now + retention / 2 + TimeSpan.FromMinutes(6);
+        await store.RecordIssuanceAsync(At(late), default);
+
+        Assert.True(await ChangesAsync() > changesBefore);
+        Assert.Equal((late.AddMinutes(5) + retention).ToUnixTimeMilliseconds(), new DateTimeOffset((await db.KeyExpireTimeAsync(keys.Task("task-steady")))!.Value).ToUnixTimeMilliseconds());
+    }
+
+    // Redis's count of writes since the last save ("dirty"): any write moves it; reads never do.
+    // The fixture's server never saves, and tests in its collection run one at a time.
+    private async Task<long> ChangesAsync()
+    {
+        await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration + ",allowAdmin=true");
+        var info = await admin.GetServer(admin.GetEndPoints()[0]).InfoAsync("persistence");
+        return long.Parse(info.SelectMany(g => g).Single(kv => kv.Key == "rdb_changes_since_last_save").Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private async Task<string[]> KeysOfAsync(RedisKeys keys, string task)
+    {
+        var prefix = keys.Task(task).ToString()[..^("task:" + task).Length];
+        var server = redis.Connection.GetServer(redis.Connection.GetEndPoints()[0]);
+        var found = new List<string>();
+        await foreach (var key in server.KeysAsync(pattern: prefix + "*"))
+        {
+            found.Add(key.ToString());
+        }
+
+        return [.. found.Where(k => !k.EndsWith("revocations:epoch", StringComparison.Ordinal)).Order(StringComparer.Ordinal)];
     }
 }
