@@ -80,7 +80,7 @@ public sealed class AuditCommandTests : IAsyncLifetime
 
         Assert.Equal(1, run.ExitCode);
         Assert.Contains($"TAMPERED: {segment}:3: seq", run.Out, StringComparison.Ordinal);
-        Assert.Contains("line: 3", run.Out, StringComparison.Ordinal);
+        Assert.Contains("\n  line:  3\n", run.Out.ReplaceLineEndings("\n"), StringComparison.Ordinal);
     }
 
     [Fact]

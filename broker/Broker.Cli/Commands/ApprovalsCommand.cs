@@ -37,7 +37,7 @@ internal static class ApprovalsCommand
         var limit = new Option<int>("--limit") { Description = "At most this many (1 to 500). Default: 50.", HelpName = "N", DefaultValueFactory = _ => 50 };
         var output = RevokeCommand.CreateOutputOption();
         var operatorOptions = new OperatorOptions();
-        var command = new Command("list", "Pending requests, soonest to expire first, with the full request and its digest.");
+        var command = new Command("list", "Pending requests, soonest to expire first: one row each (APPROVAL_ID, AGENT, TASK, PHASE, SCOPES, VOTES, EXPIRES_AT, DIGEST) under a header line.");
         command.Options.Add(limit);
         command.Options.Add(output);
         operatorOptions.AddTo(command);
@@ -58,22 +58,34 @@ internal static class ApprovalsCommand
             var (address, token) = operatorOptions.Resolve(parseResult, context);
             using var api = new ApprovalApi(address, token);
             var response = await api.CallAsync("list approvals (role approver)", (client, o) => client.ListApprovalsAsync(new ListApprovalsRequest { Limit = parseResult.GetValue(limit) }, o).ResponseAsync, cancellationToken);
-            var json = parseResult.GetValue(output) == OutputFormat.Json;
-            if (!json && response.Approvals.Count == 0)
+            if (parseResult.GetValue(output) == OutputFormat.Json)
             {
-                context.Out.WriteLine("no pending approvals");
-            }
-
-            foreach (var approval in response.Approvals)
-            {
-                if (json)
+                foreach (var approval in response.Approvals)
                 {
                     context.Out.WriteLine(Json(approval).ToJsonString());
                 }
-                else
-                {
-                    context.Out.WriteLine($"{approval.ApprovalId}  {approval.Agent}  task {approval.TaskId}  {IssueCommand.PhaseName(approval.Phase)}  {string.Join(' ', approval.Scopes)}  votes {approval.Approvals.Count}/{Needed(approval)}  expires {Time(approval.ExpiresAt)}  {approval.RequestDigest}");
-                }
+            }
+            else if (response.Approvals.Count == 0)
+            {
+                context.Out.WriteLine("no pending approvals");
+            }
+            else
+            {
+                OutputFormat.WriteColumns(
+                    context.Out,
+                    ["APPROVAL_ID", "AGENT", "TASK", "PHASE", "SCOPES", "VOTES", "EXPIRES_AT", "DIGEST"],
+                    response.Approvals.Select(a => (IReadOnlyList<string>)
+                    [
+                        a.ApprovalId,
+                        a.Agent,
+                        a.TaskId,
+                        IssueCommand.PhaseName(a.Phase),
+                        string.Join(' ', a.Scopes),
+                        $"{a.Approvals.Count}/{Needed(a)}",
+                        Time(a.ExpiresAt),
+                        a.RequestDigest,
+                    ]).ToList(),
+                    context.Colour);
             }
 
             return ExitCodes.Success;

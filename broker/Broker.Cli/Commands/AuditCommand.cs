@@ -154,10 +154,13 @@ internal static class AuditCommand
                 }
 
                 var first = result.Unacknowledged.FirstOrDefault() ?? result.Problems[0];
-                context.Out.WriteLine($"  file: {first.File}");
-                context.Out.WriteLine($"  line: {first.Line}");
-                context.Out.WriteLine($"  seq:  {(first.Seq is { } seq ? seq.ToString(CultureInfo.InvariantCulture) : "-")}");
-                context.Out.WriteLine($"  what: {first.What}");
+                OutputFormat.WriteTable(context.Out,
+                [
+                    ("  file:", first.File),
+                    ("  line:", first.Line.ToString(CultureInfo.InvariantCulture)),
+                    ("  seq:", first.Seq is { } seq ? seq.ToString(CultureInfo.InvariantCulture) : "-"),
+                    ("  what:", first.What),
+                ]);
                 var open = result.Unacknowledged.Count();
                 context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{result.Problems.Count} finding(s), {result.Problems.Count - open} acknowledged"));
                 if (open > 0 || !parseResult.GetValue(acceptAcknowledged))
@@ -451,11 +454,11 @@ internal static class AuditCommand
                 Cell(r.Event.TokenId),
                 Cell(r.Event.Actor),
                 Cell(r.Event.Reason ?? r.Event.Selector),
-            ]).ToList());
+            ]).ToList(),
+            context.Colour);
     }
 
-    /// <summary>Table cells stay on one line whatever a caller put in a field.</summary>
-    private static string Cell(string? value) => value is null ? "-" : value.Replace('\n', ' ').Replace('\r', ' ').Replace('\t', ' ');
+    private static string Cell(string? value) => value ?? "-";
 
     /// <summary>Records from the API, read back from the exact lines the broker sent.</summary>
     private static List<AuditLine> FromWire(IEnumerable<AuditRecord> records) =>

@@ -43,11 +43,19 @@ internal static class LeasesCommand
             }
 
             var now = context.Time.GetUtcNow();
-            foreach (var lease in response.Leases)
-            {
-                var expires = lease.ExpiresAt.ToDateTimeOffset();
-                context.Out.WriteLine(string.Join("  ", lease.LeaseId, lease.Engine, lease.Role, lease.Login, lease.TaskId, IssueCommand.PhaseName(lease.Phase), lease.Subject, $"{expires:yyyy-MM-ddTHH:mm:ssZ} (in {Durations.Format(expires - now)})"));
-            }
+            OutputFormat.WriteColumns(
+                context.Out,
+                ["LEASE_ID", "ENGINE", "ROLE", "LOGIN", "TASK", "PHASE", "AGENT", "EXPIRES_AT"],
+                response.Leases.Select(lease =>
+                {
+                    var expires = lease.ExpiresAt.ToDateTimeOffset();
+                    return (IReadOnlyList<string>)
+                    [
+                        lease.LeaseId, lease.Engine, lease.Role, lease.Login, lease.TaskId, IssueCommand.PhaseName(lease.Phase), lease.Subject,
+                        $"{expires:yyyy-MM-ddTHH:mm:ssZ} (in {Durations.Format(expires - now)})",
+                    ];
+                }).ToList(),
+                context.Colour);
 
             return ExitCodes.Success;
         }));

@@ -54,9 +54,12 @@ internal static class OperatorKeyCommand
             using var key = OperatorSigningKey.Generate();
             WritePrivate(keyPath, key.ExportPrivatePem());
             File.WriteAllBytes(jwksPath, JwksWriter.Write([key.PublicJwk]));
-            context.Out.WriteLine($"private key  {keyPath}  (0600: mints operator tokens; keep it off the broker nodes)");
-            context.Out.WriteLine($"public JWKS  {jwksPath}  (Broker:Operators:KeyFile on every node)");
-            context.Out.WriteLine($"kid          {key.KeyId}  ({key.Algorithm})");
+            OutputFormat.WriteTable(context.Out,
+            [
+                ("private key", $"{keyPath}  (0600: mints operator tokens; keep it off the broker nodes)"),
+                ("public JWKS", $"{jwksPath}  (Broker:Operators:KeyFile on every node)"),
+                ("kid", $"{key.KeyId}  ({key.Algorithm})"),
+            ]);
             return Task.FromResult(ExitCodes.Success);
         }));
         return command;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Broker.Cli.Internal;
 
 namespace Broker.Cli.Commands;
 
@@ -20,40 +21,13 @@ internal static class OutputFormat
         return option;
     }
 
-    public static void WriteTable(TextWriter output, IReadOnlyList<(string Key, string Value)> rows)
-    {
-        var width = rows.Max(row => row.Key.Length) + 2;
-        foreach (var (key, value) in rows)
-        {
-            output.WriteLine(key.PadRight(width) + value);
-        }
-    }
+    /// <summary>Key/value lines: keys in one column, values two spaces after the longest key.</summary>
+    public static void WriteTable(TextWriter output, IReadOnlyList<(string Key, string Value)> rows) =>
+        PlainTable.Write(output, headers: null, rows.Select(row => (IReadOnlyList<string>)[row.Key, row.Value]).ToList(), colour: false);
 
     /// <summary>A header row and aligned columns, two spaces apart; the last column is not padded.</summary>
-    /// <param name="headers">Column titles; null writes rows only (e.g. one row at a time while following a stream).</param>
-    public static void WriteColumns(TextWriter output, IReadOnlyList<string>? headers, IReadOnlyList<IReadOnlyList<string>> rows)
-    {
-        var columns = headers?.Count ?? (rows.Count == 0 ? 0 : rows[0].Count);
-        var widths = Enumerable.Range(0, columns).Select(i => Math.Max(headers?[i].Length ?? 0, rows.Count == 0 ? 0 : rows.Max(row => row[i].Length))).ToArray();
-        if (headers is not null)
-        {
-            WriteRow(output, headers, widths);
-        }
-
-        foreach (var row in rows)
-        {
-            WriteRow(output, row, widths);
-        }
-    }
-
-    private static void WriteRow(TextWriter output, IReadOnlyList<string> cells, int[] widths)
-    {
-        var line = new System.Text.StringBuilder();
-        for (var i = 0; i < cells.Count; i++)
-        {
-            line.Append(i == cells.Count - 1 ? cells[i] : cells[i].PadRight(widths[i] + 2));
-        }
-
-        output.WriteLine(line.ToString().TrimEnd());
-    }
+    /// <param name="headers">Column titles; null writes rows only (e.g. one page at a time while following a stream).</param>
+    /// <param name="colour">Bold headers: only for a terminal without NO_COLOR (<see cref="CliContext.Colour"/>).</param>
+    public static void WriteColumns(TextWriter output, IReadOnlyList<string>? headers, IReadOnlyList<IReadOnlyList<string>> rows, bool colour = false) =>
+        PlainTable.Write(output, headers, rows, colour);
 }

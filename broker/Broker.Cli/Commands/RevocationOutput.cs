@@ -35,7 +35,7 @@ internal static class RevocationOutput
     }
 
     /// <summary>An aligned table: ID, SELECTOR, ACTOR, REVOKED_AT, EXPIRES_AT, REASON.</summary>
-    public static void WriteTable(TextWriter output, IReadOnlyCollection<WireRevocation> revocations)
+    public static void WriteTable(TextWriter output, IReadOnlyCollection<WireRevocation> revocations, bool colour = false)
     {
         if (revocations.Count == 0)
         {
@@ -46,7 +46,8 @@ internal static class RevocationOutput
         OutputFormat.WriteColumns(
             output,
             ["ID", "SELECTOR", "ACTOR", "REVOKED_AT", "EXPIRES_AT", "REASON"],
-            revocations.Select(r => (IReadOnlyList<string>)[r.Id, Describe(r.Selector), r.Actor, Time(r.RevokedAt), Time(r.ExpiresAt), OneLine(r.Reason)]).ToList());
+            revocations.Select(r => (IReadOnlyList<string>)[r.Id, Describe(r.Selector), r.Actor, Time(r.RevokedAt), Time(r.ExpiresAt), r.Reason]).ToList(),
+            colour);
     }
 
     /// <summary><c>{"revocations": [...]}</c>.</summary>
@@ -242,8 +243,4 @@ internal static class RevocationOutput
     }
 
     private static string Dash(string value) => string.IsNullOrEmpty(value) ? "-" : value;
-
-    // A reason is free text; a table row must stay one line.
-    private static string OneLine(string text) =>
-        string.Concat(text.Select(c => char.IsControl(c) ? ' ' : c));
 }

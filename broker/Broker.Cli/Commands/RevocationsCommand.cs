@@ -68,7 +68,7 @@ internal static class RevocationsCommand
             }
             else
             {
-                RevocationOutput.WriteTable(context.Out, response.Revocations);
+                RevocationOutput.WriteTable(context.Out, response.Revocations, context.Colour);
             }
 
             return ExitCodes.Success;
@@ -119,7 +119,7 @@ internal static class RevocationsCommand
             if (response.Cutoff is { } revocation)
             {
                 context.Out.WriteLine();
-                RevocationOutput.WriteTable(context.Out, [revocation]);
+                RevocationOutput.WriteTable(context.Out, [revocation], context.Colour);
             }
 
             return ExitCodes.Success;

@@ -193,7 +193,7 @@ internal static partial class RevokeCommand
             {
                 RevocationOutput.WriteConfirmations(context.Out, response.Revocations);
                 context.Out.WriteLine();
-                RevocationOutput.WriteTable(context.Out, response.Revocations);
+                RevocationOutput.WriteTable(context.Out, response.Revocations, context.Colour);
             }
 
             return ExitCodes.Success;

@@ -67,7 +67,7 @@ internal static class RiskCommand
             using var api = new RiskApi(address, token);
             var json = parseResult.GetValue(output) == OutputFormat.Json;
             var page = await api.CallAsync("read telemetry (role telemetry-reader)", (client, o) => client.TailSignalsAsync(new TailSignalsRequest { Limit = parseResult.GetValue(limit) }, o).ResponseAsync, cancellationToken);
-            Print(context.Out, page, json);
+            Print(context, page, json, header: true);
             while (parseResult.GetValue(follow) && !cancellationToken.IsCancellationRequested)
             {
                 try
@@ -81,7 +81,7 @@ internal static class RiskCommand
 
                 var cursor = page.Cursor;
                 page = await api.CallAsync("read telemetry (role telemetry-reader)", (client, o) => client.TailSignalsAsync(new TailSignalsRequest { Limit = 1000, After = cursor }, o).ResponseAsync, cancellationToken);
-                Print(context.Out, page, json);
+                Print(context, page, json, header: false);
             }
 
             return ExitCodes.Success;
@@ -119,12 +119,15 @@ internal static class RiskCommand
             }
             else
             {
-                context.Out.WriteLine(response.Current is { } current
-                    ? $"risk:   {Level(current.Level)} (signal {current.SignalId}, {current.Detector}, score {current.Score.ToString(CultureInfo.InvariantCulture)}, from {current.Source}, valid until {Time(current.ValidUntil)})"
-                    : "risk:   unknown (no valid signal)");
-                context.Out.WriteLine(response.Freeze is { } freeze
-                    ? $"frozen: yes, by signal {freeze.SignalId} ({Level(freeze.Level)}, observed {Time(freeze.ObservedAt)}); clear with 'brokerctl risk clear'"
-                    : "frozen: no");
+                OutputFormat.WriteTable(context.Out,
+                [
+                    ("risk", response.Current is { } current
+                        ? $"{Level(current.Level)} (signal {current.SignalId}, {current.Detector}, score {current.Score.ToString(CultureInfo.InvariantCulture)}, from {current.Source}, valid until {Time(current.ValidUntil)})"
+                        : "unknown (no valid signal)"),
+                    ("frozen", response.Freeze is { } freeze
+                        ? $"yes, by signal {freeze.SignalId} ({Level(freeze.Level)}, observed {Time(freeze.ObservedAt)}); clear with 'brokerctl risk clear'"
+                        : "no"),
+                ]);
             }
 
             return ExitCodes.Success;
@@ -182,33 +185,51 @@ internal static class RiskCommand
         }
     }
 
-    private static void Print(TextWriter output, TailSignalsResponse page, bool json)
+    /// <summary>JSON Lines, or table rows (the header only before the first page: later pages of --follow add rows).</summary>
+    private static void Print(CliContext context, TailSignalsResponse page, bool json, bool header)
     {
+        if (!json)
+        {
+            if (page.Signals.Count > 0 || header)
+            {
+                OutputFormat.WriteColumns(
+                    context.Out,
+                    header ? ["OBSERVED_AT", "LEVEL", "SIGNAL", "AGENT", "TASK", "DETECTOR", "SCORE", "OUTCOME", "EVIDENCE"] : null,
+                    page.Signals.Select(s => (IReadOnlyList<string>)
+                    [
+                        Time(s.ObservedAt),
+                        Level(s.Level),
+                        s.SignalId,
+                        s.Agent,
+                        s.TaskId.Length == 0 ? "-" : s.TaskId,
+                        s.Detector,
+                        s.Score.ToString(CultureInfo.InvariantCulture),
+                        s.Outcome,
+                        s.EvidenceRef.Length == 0 ? "-" : s.EvidenceRef,
+                    ]).ToList(),
+                    context.Colour);
+            }
+
+            return;
+        }
+
         foreach (var s in page.Signals)
         {
-            if (json)
+            context.Out.WriteLine(new JsonObject
             {
-                output.WriteLine(new JsonObject
-                {
-                    ["signal_id"] = s.SignalId,
-                    ["agent"] = s.Agent,
-                    ["task_id"] = s.TaskId.Length == 0 ? null : s.TaskId,
-                    ["level"] = Level(s.Level),
-                    ["score"] = s.Score,
-                    ["detector"] = s.Detector,
-                    ["evidence_ref"] = s.EvidenceRef.Length == 0 ? null : s.EvidenceRef,
-                    ["observed_at"] = Time(s.ObservedAt),
-                    ["valid_until"] = Time(s.ValidUntil),
-                    ["source"] = s.Source,
-                    ["received_at"] = Time(s.ReceivedAt),
-                    ["outcome"] = s.Outcome,
-                }.ToJsonString());
-            }
-            else
-            {
-                var task = s.TaskId.Length == 0 ? "" : " task " + s.TaskId;
-                output.WriteLine($"{Time(s.ObservedAt)}  {Level(s.Level),-8} {s.SignalId}  {s.Agent}{task}  {s.Detector} {s.Score.ToString(CultureInfo.InvariantCulture)}  {s.Outcome}  evidence {s.EvidenceRef}");
-            }
+                ["signal_id"] = s.SignalId,
+                ["agent"] = s.Agent,
+                ["task_id"] = s.TaskId.Length == 0 ? null : s.TaskId,
+                ["level"] = Level(s.Level),
+                ["score"] = s.Score,
+                ["detector"] = s.Detector,
+                ["evidence_ref"] = s.EvidenceRef.Length == 0 ? null : s.EvidenceRef,
+                ["observed_at"] = Time(s.ObservedAt),
+                ["valid_until"] = Time(s.ValidUntil),
+                ["source"] = s.Source,
+                ["received_at"] = Time(s.ReceivedAt),
+                ["outcome"] = s.Outcome,
+            }.ToJsonString());
         }
     }
 
