@@ -48,6 +48,28 @@ public sealed class ServerCommandLineTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_dev, "dev.json")));
     }
 
+    [Fact]
+    public async Task A_busy_port_with_the_approval_webhook_configured_is_still_one_line_and_no_crash_report()
+    {
+        using var holder = new TcpListener(IPAddress.Loopback, 0);
+        holder.Start();
+        var busy = ((IPEndPoint)holder.LocalEndpoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var key = Path.Combine(_dev, "webhook.key");
+        await File.WriteAllBytesAsync(key, System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
+        // The webhook's background loop is cancelled without a Stop call when start fails; that
+        // is no crash (no "BackgroundService failed", no critical entry with a stack trace).
+        var (code, stdout, stderr) = await ChildProcess.RunServerToExitAsync(
+            "--dev", "--dev-dir", _dev, "--grpc-port", busy, "--http-port", ChildProcess.Port(),
+            "--Broker:Approvals:WebhookUrl=http://127.0.0.1:9/hooks/approvals", $"--Broker:Approvals:WebhookKeyPath={key}");
+
+        Assert.Equal(12, code);
+        Assert.StartsWith("BRK1161: ", Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+        Assert.DoesNotContain("crit:", stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stdout + stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", stdout + stderr, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("abc")]
     [InlineData("0")]

@@ -18,10 +18,7 @@ internal static class ApprovalServerExtensions
         services.TryAddSingleton<IApprovalStore, InMemoryApprovalStore>();
         if (!string.IsNullOrEmpty(options.Approvals.WebhookUrl))
         {
-            services.AddHttpClient(nameof(ApprovalWebhook));
-            services.AddSingleton<ApprovalWebhook>();
-            services.AddSingleton<IApprovalNotifier>(sp => sp.GetRequiredService<ApprovalWebhook>());
-            services.AddHostedService(sp => sp.GetRequiredService<ApprovalWebhook>());
+            services.AddApprovalWebhook();
         }
 
         services.TryAddSingleton<IApprovalNotifier, NoApprovalNotifier>();

@@ -14,8 +14,8 @@ namespace Broker.Server.Hosting;
 /// <summary>
 /// Posts each approval move to a configured URL (a chat bot, a ticketing hook) as signed JSON,
 /// so approvers hear about a pending request without polling. Queued and sent in the
-/// background with a few retries: it never slows or fails issuance, and what it cannot deliver
-/// is dropped, logged and counted (the audit log remains the record). The body names ids,
+/// background, retried as <see cref="ApprovalWebhookDelivery"/> says: it never slows or fails
+/// issuance, and what it cannot deliver is dropped, logged and counted (the audit log remains the record). The body names ids,
 /// scopes and the agent's justification; never a token, a proof or a key.
 /// </summary>
 /// <remarks>
@@ -28,7 +28,6 @@ internal sealed partial class ApprovalWebhook : BackgroundService, IApprovalNoti
     public const string SignatureHeader = "Broker-Signature";
 
     private const int QueueLimit = 1_000;
-    private static readonly TimeSpan[] Backoff = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(4)];
 
     private readonly Channel<ApprovalNotice> _queue = Channel.CreateBounded<ApprovalNotice>(new BoundedChannelOptions(QueueLimit) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
     private readonly HttpClient _http;
@@ -42,7 +41,6 @@ internal sealed partial class ApprovalWebhook : BackgroundService, IApprovalNoti
     {
         var settings = options.Value.Approvals;
         _http = http.CreateClient(nameof(ApprovalWebhook));
-        _http.Timeout = TimeSpan.FromSeconds(5);
         _url = new Uri(settings.WebhookUrl);
         _key = File.ReadAllBytes(settings.WebhookKeyPath);
         _metrics = metrics;
@@ -71,48 +69,44 @@ internal sealed partial class ApprovalWebhook : BackgroundService, IApprovalNoti
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await foreach (var notice in _queue.Reader.ReadAllAsync(stoppingToken))
+        try
         {
-            var body = JsonSerializer.SerializeToUtf8Bytes(Payload.From(notice), WebhookJson.Default.Payload);
-            var delivered = false;
-            for (var attempt = 0; !delivered && attempt <= Backoff.Length && !stoppingToken.IsCancellationRequested; attempt++)
+            await foreach (var notice in _queue.Reader.ReadAllAsync(stoppingToken))
             {
-                if (attempt > 0)
-                {
-                    await Task.Delay(Backoff[attempt - 1], _time, stoppingToken);
-                }
-
-                delivered = await TrySendAsync(notice, body, stoppingToken);
+                await DeliverAsync(notice, stoppingToken);
             }
-
-            _metrics.ApprovalNotification(delivered ? "delivered" : "failed");
-            if (!delivered)
-            {
-                Log.GaveUp(_logger, notice.Request.Id, notice.Transition, Backoff.Length + 1);
-            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping is not a failure: when a node is refused at start (a busy port) the host
+            // cancels this loop without a Stop call and would otherwise log the cancellation as a crash.
         }
     }
 
-    private async Task<bool> TrySendAsync(ApprovalNotice notice, byte[] body, CancellationToken cancellationToken)
+    private async Task DeliverAsync(ApprovalNotice notice, CancellationToken stoppingToken)
     {
+        var body = JsonSerializer.SerializeToUtf8Bytes(Payload.From(notice), WebhookJson.Default.Payload);
         using var request = new HttpRequestMessage(HttpMethod.Post, _url) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         request.Headers.TryAddWithoutValidation(SignatureHeader, Sign(_key, _time.GetUtcNow().ToUnixTimeSeconds(), body));
+        var attempts = new ApprovalWebhookDelivery.Attempts(notice.Request.Id);
+        request.Options.Set(ApprovalWebhookDelivery.AttemptsKey, attempts);
+        string? failure;
         try
         {
-            using var response = await _http.SendAsync(request, cancellationToken);
-            if (response.IsSuccessStatusCode)
-            {
-                return true;
-            }
-
-            Log.Refused(_logger, notice.Request.Id, (int)response.StatusCode);
-            return false;
+            // Retries, backoff and timeouts are the client's resilience pipeline (ApprovalWebhookDelivery).
+            using var response = await _http.SendAsync(request, stoppingToken);
+            failure = response.IsSuccessStatusCode ? null : ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (ex is HttpRequestException or Polly.ExecutionRejectedException || (ex is OperationCanceledException && !stoppingToken.IsCancellationRequested))
         {
-            Log.Unreachable(_logger, notice.Request.Id, ex.GetType().Name);
-            return false;
+            failure = ex.GetType().Name;
+        }
+
+        _metrics.ApprovalNotification(failure is null ? "delivered" : "failed");
+        if (failure is not null)
+        {
+            Log.GaveUp(_logger, notice.Request.Id, notice.Transition, attempts.Count, failure);
         }
     }
 
@@ -153,14 +147,9 @@ internal sealed partial class ApprovalWebhook : BackgroundService, IApprovalNoti
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 7110, Level = LogLevel.Warning, Message = "Approval webhook answered {Status} for {ApprovalId}")]
-        public static partial void Refused(ILogger logger, string approvalId, int status);
-
-        [LoggerMessage(EventId = 7111, Level = LogLevel.Warning, Message = "Approval webhook unreachable for {ApprovalId} ({Error})")]
-        public static partial void Unreachable(ILogger logger, string approvalId, string error);
-
-        [LoggerMessage(EventId = 7112, Level = LogLevel.Error, Message = "Approval webhook: gave up on {Transition} of {ApprovalId} after {Attempts} attempts (the audit log has it)")]
-        public static partial void GaveUp(ILogger logger, string approvalId, string transition, int attempts);
+        // 7110 and 7111 (an attempt that will be retried) are ApprovalWebhookDelivery's.
+        [LoggerMessage(EventId = 7112, Level = LogLevel.Error, Message = "Approval webhook: gave up on {Transition} of {ApprovalId} after {Attempts} attempt(s), last {Failure} (the audit log has it)")]
+        public static partial void GaveUp(ILogger logger, string approvalId, string transition, int attempts, string failure);
 
         [LoggerMessage(EventId = 7113, Level = LogLevel.Error, Message = "Approval webhook queue full: {Transition} of {ApprovalId} not sent (the audit log has it)")]
         public static partial void Dropped(ILogger logger, string approvalId, string transition);

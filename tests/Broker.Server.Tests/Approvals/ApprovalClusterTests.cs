@@ -331,7 +331,7 @@ public sealed class ApprovalClusterTests(RedisFixture redis) : IAsyncLifetime
             var pending = await PendingAsync(B, Ask("deploy-hook-down"));
             Assert.StartsWith("apr_", pending.ApprovalId, StringComparison.Ordinal);
 
-            // Four attempts (1 + 2 + 4 s apart), then given up, logged and counted; the audit log has the request.
+            // Four attempts (about 1, 2 and 4 s apart, with jitter), then given up, logged and counted; the audit log has the request.
             using var http = new HttpClient();
             Assert.True(
                 await EventuallyAsync(async () => PrometheusText.Sum(PrometheusText.Parse(await http.GetStringAsync(new Uri(_bHost!.HttpAddress + "/metrics"))), "broker_approvals_notifications_total", ("broker_outcome", "failed")) >= 1),

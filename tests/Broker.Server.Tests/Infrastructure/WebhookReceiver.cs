@@ -8,11 +8,17 @@ using Microsoft.Extensions.Logging;
 
 namespace Broker.Server.Tests.Infrastructure;
 
-/// <summary>A real HTTP endpoint on loopback that records what is POSTed to it, and can refuse the first few posts.</summary>
+/// <summary>
+/// A real HTTP endpoint on loopback that records what is POSTed to it, and can refuse the first
+/// few posts (with a status and a <c>Retry-After</c> of the test's choosing).
+/// </summary>
 public sealed class WebhookReceiver : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private int _refuseNext;
+    private int _refusalStatus = 503;
+    private TimeSpan? _retryAfter;
+    private int _refused;
 
     private WebhookReceiver(WebApplication app, Uri url)
     {
@@ -24,8 +30,8 @@ public sealed class WebhookReceiver : IAsyncDisposable
 
     public ConcurrentQueue<(string Body, string? Signature)> Received { get; } = new();
 
-    /// <summary>Posts refused with 503 so far.</summary>
-    public int Refused { get; private set; }
+    /// <summary>Posts refused so far.</summary>
+    public int Refused => Volatile.Read(ref _refused);
 
     public static async Task<WebhookReceiver> StartAsync()
     {
@@ -41,8 +47,13 @@ public sealed class WebhookReceiver : IAsyncDisposable
             var body = await reader.ReadToEndAsync();
             if (Interlocked.Decrement(ref receiver._refuseNext) >= 0)
             {
-                receiver.Refused++;
-                return Results.StatusCode(503);
+                Interlocked.Increment(ref receiver._refused);
+                if (receiver._retryAfter is { } wait)
+                {
+                    http.Response.Headers.RetryAfter = ((int)wait.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                }
+
+                return Results.StatusCode(receiver._refusalStatus);
             }
 
             receiver.Received.Enqueue((body, http.Request.Headers["Broker-Signature"].ToString()));
@@ -52,8 +63,13 @@ public sealed class WebhookReceiver : IAsyncDisposable
         return receiver;
     }
 
-    /// <summary>Answers the next <paramref name="count"/> posts with 503.</summary>
-    public void RefuseNext(int count) => Volatile.Write(ref _refuseNext, count);
+    /// <summary>Answers the next <paramref name="count"/> posts with <paramref name="status"/>, and a <c>Retry-After</c> in whole seconds if given.</summary>
+    public void RefuseNext(int count, int status = 503, TimeSpan? retryAfter = null)
+    {
+        _refusalStatus = status;
+        _retryAfter = retryAfter;
+        Volatile.Write(ref _refuseNext, count);
+    }
 
     public async ValueTask DisposeAsync()
     {
