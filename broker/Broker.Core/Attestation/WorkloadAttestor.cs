@@ -71,6 +71,13 @@ public sealed class WorkloadAttestor : IWorkloadAttestor, IDisposable
         _ => throw BrokerErrors.Attestation(BrokerErrors.AttestationMissing, "no attestation proof was presented"),
     };
 
+    public bool HasValidated(AttestationEvidence evidence) => evidence switch
+    {
+        JwtSvidEvidence jwt => JwtSvid.HasValidated(jwt.Token),
+        OidcTokenEvidence oidc => Oidc.HasValidated(oidc.Token),
+        _ => false,
+    };
+
     public void Dispose() => _policy.Changed -= OnPolicyChanged;
 
     private void OnPolicyChanged(BrokerPolicy policy)

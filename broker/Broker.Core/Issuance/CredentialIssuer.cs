@@ -526,6 +526,14 @@ public sealed partial class CredentialIssuer
 
     private async Task<WorkloadIdentity> AttestAsync(AttestationEvidence? evidence, RequestContext context, string policyDigest, CancellationToken cancellationToken)
     {
+        // A caller whose refusals spent its budget gets no more signature checks until it
+        // refills, unless its proof was validated before (an agent reusing its SVID). Counted,
+        // not audited one by one, and outside the try: it is not an attestation refusal.
+        if (evidence is not null && !_attestor.HasValidated(evidence) && _refusals.ShedIfSpent(RefusalSource.FromPeer(RefusalDoors.Attestation, context.Peer)) is { } shed)
+        {
+            throw shed;
+        }
+
         try
         {
             if (evidence is null)

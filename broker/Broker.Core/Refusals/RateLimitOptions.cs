@@ -25,6 +25,15 @@ public sealed class RateLimitOptions
     /// reason) instead of being answered <c>RATE_LIMITED</c> at once. 0: none wait.
     /// </summary>
     public int QueueLimit { get; set; }
+
+    /// <summary>
+    /// Past its budget, a caller's proofs are refused <c>RATE_LIMITED</c> without a signature
+    /// check unless this node validated that exact proof before (so a flood cannot spend the
+    /// node's CPU). True keeps checking them, so a good agent presenting a new proof from the
+    /// same address as a flooder still attests; set it when callers reach the broker through a
+    /// proxy that hides their addresses. A non-zero <see cref="QueueLimit"/> also keeps checking.
+    /// </summary>
+    public bool CheckProofsPastBudget { get; set; }
 }
 
 /// <summary>Refuses a budget that would not bound the audit log, with the setting's name and a BRK id.</summary>

@@ -86,6 +86,24 @@ public sealed partial class RefusalAuditor : IHostedService, IAsyncDisposable
         return null;
     }
 
+    /// <summary>
+    /// Before any work is spent on an unchecked request: when <paramref name="source"/>'s budget
+    /// has no permit left, counts the request (reason <c>RATE_LIMITED</c>: refused unchecked) and
+    /// returns the refusal to answer with; otherwise null, and the request is checked as usual.
+    /// Nothing is spent here: only a refusal the check produces spends the budget.
+    /// </summary>
+    public BrokerException? ShedIfSpent(RefusalSource source)
+    {
+        if (!_options.Enabled || _options.CheckProofsPastBudget || _options.QueueLimit > 0 || _budget.GetStatistics(source.Partition) is not { CurrentAvailablePermits: <= 0 })
+        {
+            return null;
+        }
+
+        _tally.Add(source, BrokerErrors.RateLimited, _time.GetUtcNow());
+        _metrics.RateLimited(source.Door, BrokerErrors.RateLimited);
+        return TooManyRefusals(_options.Window);
+    }
+
     /// <summary>Writes one <c>refusals.aggregated</c> record for each caller and reason counted since the last flush.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken = default)
     {

@@ -93,6 +93,11 @@ public sealed partial class RiskService
     public async Task<SignalReceipt> ReportAsync(AttestationEvidence? evidence, SignalReport report, RequestContext context, CancellationToken cancellationToken)
     {
         var policy = _policy.Current;
+        if (evidence is not null && !_attestor.HasValidated(evidence) && _refusals.ShedIfSpent(RefusalSource.FromPeer(RefusalDoors.Signal, context.Peer)) is { } shed)
+        {
+            throw shed;
+        }
+
         string? source = null;
         try
         {

@@ -82,19 +82,63 @@ public sealed class RefusalFloodTests(ITestOutputHelper output) : IAsyncLifetime
         var written = AuditReader.ReadAll([_broker.Host.AuditPath]).Skip(before).Select(r => r.Event).ToList();
         var fromFlooder = written.Where(e => e.Peer is { } peer && (peer == "127.0.0.2" || peer.StartsWith("ipv4:127.0.0.2:", StringComparison.Ordinal))).ToList();
 
-        // Budget records one each, then one aggregated record standing for everything past it.
-        Assert.Equal(Budget + 1, fromFlooder.Count);
+        // Budget records one each, then aggregated records standing for everything past it: once
+        // the budget is spent, proofs are refused unchecked (RATE_LIMITED); the few already being
+        // checked when it ran out are counted under their real reason.
         Assert.Equal(Budget, fromFlooder.Count(e => e.EventId == AuditEventTypes.AttestationRefused.Id && e.Reason == "ATTESTATION_SIGNATURE_INVALID"));
-        var aggregated = Assert.Single(fromFlooder, e => e.EventId == AuditEventTypes.RefusalsAggregated.Id);
-        Assert.Equal(Flood - Budget, aggregated.Count);
-        Assert.Equal("ATTESTATION_SIGNATURE_INVALID", aggregated.Reason);
-        Assert.Equal("127.0.0.2", aggregated.Peer);
-        Assert.Equal(RefusalDoors.Attestation, aggregated.Detail);
-        Assert.True(aggregated.FirstAt <= aggregated.LastAt);
+        var aggregated = fromFlooder.Where(e => e.EventId == AuditEventTypes.RefusalsAggregated.Id).ToList();
+        Assert.InRange(aggregated.Count, 1, 2);
+        Assert.Equal(Budget + aggregated.Count, fromFlooder.Count);
+        Assert.Equal(Flood - Budget, aggregated.Sum(a => a.Count));
+        Assert.Contains(aggregated, a => a.Reason == "RATE_LIMITED");
+        Assert.All(aggregated, a =>
+        {
+            Assert.Contains(a.Reason, new[] { "RATE_LIMITED", "ATTESTATION_SIGNATURE_INVALID" });
+            Assert.Equal("127.0.0.2", a.Peer);
+            Assert.Equal(RefusalDoors.Attestation, a.Detail);
+            Assert.True(a.FirstAt <= a.LastAt);
+        });
 
         // Nothing else was written for the flood: the rest is the good agent's issuance.
         Assert.Equal(GoodCalls, written.Count(e => e.EventId == AuditEventTypes.CredentialIssued.Id));
         Assert.Equal(fromFlooder.Count + GoodCalls, written.Count);
+    }
+
+    /// <summary>
+    /// Past its budget, an address gets no more signature checks: even a good proof never seen
+    /// before is refused unchecked until the budget refills, while a proof this node validated
+    /// earlier (an agent reusing its SVID) is still served from the cache at that address.
+    /// </summary>
+    [Fact]
+    public async Task Past_its_budget_an_address_gets_no_signature_checks_but_a_proof_validated_before_still_attests()
+    {
+        using var forger = new TestTrustDomain("example.org", _broker.Trust.KeyId);
+        using var channel = ChannelFrom(Flooder);
+        var fromFlooder = new CredentialService.CredentialServiceClient(channel);
+        var reused = _broker.Svid();
+        await _broker.Client.IssueCredentialAsync(_broker.Request(reused, task: "reused"));
+
+        for (var i = 0; i < Budget; i++)
+        {
+            var bad = forger.MintSvid(_broker.Trust.SpiffeId("/agents/planner"), BrokerScenario.Audience, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5));
+            var ex = await Assert.ThrowsAsync<RpcException>(async () => await fromFlooder.IssueCredentialAsync(_broker.Request(bad)));
+            Assert.Equal("ATTESTATION_SIGNATURE_INVALID", BrokerRefusal.From(ex).Reason);
+        }
+
+        var fresh = await Assert.ThrowsAsync<RpcException>(async () => await fromFlooder.IssueCredentialAsync(_broker.Request(_broker.Svid(), task: "fresh")));
+        Assert.Equal(StatusCode.ResourceExhausted, fresh.StatusCode);
+        Assert.Equal("RATE_LIMITED", BrokerRefusal.From(fresh).Reason);
+
+        Assert.NotEmpty((await fromFlooder.IssueCredentialAsync(_broker.Request(reused, task: "reused"))).AccessToken);
+
+        // The same good proof is fine from an address with budget left.
+        Assert.NotEmpty((await _broker.Client.IssueCredentialAsync(_broker.Request(_broker.Svid(), task: "fresh"))).AccessToken);
+
+        await _broker.Host.Services.GetRequiredService<RefusalAuditor>().FlushAsync();
+        var aggregated = Assert.Single(AuditReader.ReadAll([_broker.Host.AuditPath]).Select(r => r.Event), e => e.EventId == AuditEventTypes.RefusalsAggregated.Id);
+        Assert.Equal("RATE_LIMITED", aggregated.Reason);
+        Assert.Equal(1, aggregated.Count);
+        Assert.Equal("127.0.0.2", aggregated.Peer);
     }
 
     [Fact]

@@ -39,8 +39,26 @@ public sealed class TokenEndpointRateLimitTests : IAsyncLifetime
             Assert.StartsWith("RATE_LIMITED: ", a.Body.GetProperty("error_description").GetString(), StringComparison.Ordinal);
         });
 
+        // From the same address, a new proof is refused unchecked until the budget refills
+        // (CheckProofsPastBudget below is the setting for callers behind one proxy address).
+        var unverified = await _oauth.TokenAsync(_oauth.Exchange());
+        Assert.Equal(HttpStatusCode.TooManyRequests, unverified.Status);
+    }
+
+    [Fact]
+    public async Task With_CheckProofsPastBudget_a_good_agent_at_a_spent_address_still_gets_its_token()
+    {
+        var settings = RefusalBudgetSettings.Of(2);
+        settings["Broker:RateLimit:CheckProofsPastBudget"] = "true";
+        await using var oauth = await OAuthScenario.StartAsync(settings: settings);
+        for (var i = 0; i < 4; i++)
+        {
+            var refused = await oauth.TokenAsync(oauth.Exchange(svid: "not.a.jwt"));
+            Assert.Equal(i < 2 ? HttpStatusCode.BadRequest : HttpStatusCode.TooManyRequests, refused.Status);
+        }
+
         // A good agent is charged nothing for another caller's refusals, even from the same address.
-        var issued = await _oauth.TokenAsync(_oauth.Exchange());
+        var issued = await oauth.TokenAsync(oauth.Exchange());
         Assert.Equal(HttpStatusCode.OK, issued.Status);
     }
 }

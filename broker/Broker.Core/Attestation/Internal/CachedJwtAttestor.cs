@@ -42,6 +42,10 @@ internal abstract class CachedJwtAttestor
         return identity;
     }
 
+    /// <summary>Whether the cache holds this exact proof, unexpired (trust is rechecked when it is used).</summary>
+    public bool HasValidated(string? token) =>
+        token is not null && token.Length <= Options.MaxProofBytes && Cache.Holds(ValidatedProofCache.Digest(token));
+
     /// <summary>Fully validates a proof not served from the cache.</summary>
     protected abstract ValueTask<WorkloadIdentity> ValidateAsync(string token, CancellationToken cancellationToken);
 

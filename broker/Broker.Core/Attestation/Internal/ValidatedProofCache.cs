@@ -83,6 +83,21 @@ internal sealed class ValidatedProofCache
         return false;
     }
 
+    /// <summary>Whether an unexpired entry exists, without counting a hit or a miss or touching its recency.</summary>
+    public bool Holds(ProofDigest digest)
+    {
+        if (_capacity == 0)
+        {
+            return false;
+        }
+
+        var now = _time.GetUtcNow();
+        lock (_lock)
+        {
+            return _entries.TryGetValue(digest, out var node) && now < node.Value.Identity.ProofExpiresAt;
+        }
+    }
+
     /// <summary>
     /// Caches <paramref name="identity"/> unless trust changed since its validation began
     /// (<paramref name="validatedAtGeneration"/> is the <see cref="Generation"/> read before it):
