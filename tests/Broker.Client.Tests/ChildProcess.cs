@@ -94,6 +94,9 @@ internal sealed class ChildProcess : IAsyncDisposable
         return (code, child.Out, child.Error);
     }
 
+    /// <summary>Starts <paramref name="file"/> and leaves it running (read <see cref="Out"/> and <see cref="Error"/> as it writes).</summary>
+    public static ChildProcess StartProgram(string file, TimeSpan bound, params string[] args) => Start(file, bound, args);
+
     private static ChildProcess Start(string file, TimeSpan bound, string[] args)
     {
         var info = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };

@@ -17,7 +17,7 @@ public sealed class ToolPackageTests : IDisposable
 
         // The build the tests run on already compiled brokerctl: pack it as built.
         var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
-        var pack = await RunAsync("dotnet", "pack", Path.Combine(RepoRoot(), "broker", "Broker.Cli"), "-c", configuration, "--no-build", "-o", packages);
+        var pack = await RunAsync("dotnet", "pack", Path.Combine(Repository.Root, "broker", "Broker.Cli"), "-c", configuration, "--no-build", "-o", packages);
         Assert.True(pack.Code == 0, pack.Output);
         Assert.Single(Directory.GetFiles(packages, "brokerctl.*.nupkg"));
 
@@ -45,17 +45,6 @@ public sealed class ToolPackageTests : IDisposable
     {
         var (code, stdout, stderr) = await ChildProcess.RunToExitAsync(file, Bound, args);
         return (code, stdout + stderr);
-    }
-
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Broker.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("Broker.sln not found above the test folder.");
     }
 
     public void Dispose()
