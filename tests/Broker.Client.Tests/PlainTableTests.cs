@@ -21,6 +21,35 @@ public sealed class PlainTableTests
     }
 
     [Fact]
+    public void A_long_listing_stays_aligned_from_the_first_row_to_the_last()
+    {
+        // More rows than one render takes; the widest cell comes last.
+        var rows = Enumerable.Range(0, 1000).Select(i => (IReadOnlyList<string>)[$"r{i}", i == 999 ? new string('w', 40) : "v", "end"]).ToList();
+        var output = new StringWriter();
+
+        OutputFormat.WriteColumns(output, ["ID", "VALUE", "LAST"], rows);
+
+        var lines = output.ToString().ReplaceLineEndings("\n").TrimEnd('\n').Split('\n');
+        Assert.Equal(1001, lines.Length);
+        Assert.Equal("ID    VALUE" + new string(' ', 37) + "LAST", lines[0]);
+        Assert.All(lines.Skip(1), line => Assert.Equal(6 + 42, line.IndexOf("end", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void An_empty_column_is_as_wide_as_its_header()
+    {
+        var output = new StringWriter();
+
+        OutputFormat.WriteColumns(output, ["A", "B", "C"], [["1", "", "3"]]);
+
+        Assert.Equal("A  B  C\n1     3\n", output.ToString().ReplaceLineEndings("\n"));
+
+        var unheaded = new StringWriter();
+        OutputFormat.WriteColumns(unheaded, null, [["1", "", "3"], ["22", "", ""]]);
+        Assert.Equal("1     3\n22\n", unheaded.ToString().ReplaceLineEndings("\n"));
+    }
+
+    [Fact]
     public void Key_value_lines_align_values_two_spaces_after_the_longest_key()
     {
         var output = new StringWriter();

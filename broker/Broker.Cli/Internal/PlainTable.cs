@@ -18,6 +18,10 @@ internal static class PlainTable
     private static readonly Padding Gap = new(0, 0, 2, 0);
     private static readonly Padding None = new(0, 0, 0, 0);
 
+    // Rows are rendered this many at a time, all with the widths measured over every row: the
+    // columns line up across renders, and a long listing (audit query) streams out in bounded memory.
+    private const int RowsPerRender = 256;
+
     /// <param name="headers">Column titles; null writes rows only (e.g. later pages of a stream).</param>
     public static void Write(TextWriter output, IReadOnlyList<string>? headers, IReadOnlyList<IReadOnlyList<string>> rows, bool colour)
     {
@@ -27,27 +31,11 @@ internal static class PlainTable
             return;
         }
 
-        var table = new Table().NoBorder();
+        var cells = rows.Select(row => row.Count == columns
+            ? row.Select(cell => new Text(OneLine(cell))).ToArray()
+            : throw new ArgumentException($"a row has {row.Count} cells, the table {columns} columns", nameof(rows))).ToList();
         var headerStyle = colour ? new Style(decoration: Decoration.Bold) : Style.Plain;
-        for (var i = 0; i < columns; i++)
-        {
-            table.AddColumn(new TableColumn(new Text(headers?[i] ?? "", headerStyle)) { Padding = i == columns - 1 ? None : Gap, NoWrap = true });
-        }
-
-        if (headers is null)
-        {
-            table.HideHeaders();
-        }
-
-        foreach (var row in rows)
-        {
-            if (row.Count != columns)
-            {
-                throw new ArgumentException($"a row has {row.Count} cells, the table {columns} columns", nameof(rows));
-            }
-
-            table.AddRow(row.Select(cell => (IRenderable)new Text(OneLine(cell))));
-        }
+        var titles = headers?.Select(title => new Text(title, headerStyle)).ToArray();
 
         var rendered = new StringWriter();
         var console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -58,11 +46,53 @@ internal static class PlainTable
             Out = new AnsiConsoleOutput(rendered),
         });
         console.Profile.Width = UnwrappedWidth;
-        console.Write(table);
-        foreach (var line in rendered.ToString().ReplaceLineEndings("\n").TrimEnd('\n').Split('\n'))
+        var widths = Widths(RenderOptions.Create(console), titles, cells, columns);
+
+        for (var first = 0; first == 0 || first < cells.Count; first += RowsPerRender)
         {
-            output.WriteLine(line.TrimEnd(' '));
+            var table = new Table().NoBorder();
+            for (var i = 0; i < columns; i++)
+            {
+                table.AddColumn(new TableColumn(first == 0 && titles is not null ? titles[i] : new Text(""))
+                {
+                    Padding = i == columns - 1 ? None : Gap,
+                    NoWrap = true,
+                    Width = widths[i],
+                });
+            }
+
+            if (first > 0 || titles is null)
+            {
+                table.HideHeaders();
+            }
+
+            foreach (var row in cells.Skip(first).Take(RowsPerRender))
+            {
+                table.AddRow(row);
+            }
+
+            console.Write(table);
+            foreach (var line in rendered.ToString().ReplaceLineEndings("\n").TrimEnd('\n').Split('\n'))
+            {
+                output.WriteLine(line.TrimEnd(' '));
+            }
+
+            rendered.GetStringBuilder().Clear();
         }
+    }
+
+    private static int[] Widths(RenderOptions options, Text[]? titles, List<Text[]> cells, int columns)
+    {
+        var widths = new int[columns];
+        foreach (var row in titles is null ? cells : cells.Prepend(titles))
+        {
+            for (var i = 0; i < columns; i++)
+            {
+                widths[i] = Math.Max(widths[i], ((IRenderable)row[i]).Measure(options, UnwrappedWidth).Max);
+            }
+        }
+
+        return widths;
     }
 
     /// <summary>
