@@ -67,18 +67,18 @@ public sealed partial class ReadmeWalkthroughTests : IAsyncLifetime
         var assignment = Assignment().Match(commandLine);
         var command = assignment.Success ? assignment.Groups["command"].Value : commandLine;
         var background = command.EndsWith(" &", StringComparison.Ordinal);
-        var args = Brokerctl(Words(background ? command[..^2] : command), commandLine);
+        var args = BrokerctlArguments(Words(background ? command[..^2] : command), commandLine);
         if (background)
         {
             // It keeps running; what the README shows under it is what it printed so far.
-            _job = ChildProcess.StartProgram("dotnet", Bound, [global::Broker.Client.Tests.Brokerctl.Dll, .. args]);
+            _job = ChildProcess.StartProgram("dotnet", Bound, [Brokerctl.Dll, .. args]);
             var shown = expected.Count(l => l != OutputShape.AnyLines);
             await Broker.Testing.Poll.UntilAsync(() => Lines(_job.Error).Count >= shown, $"'{commandLine}' printing {shown} lines", Bound);
             _jobLinesSeen = shown;
             return Lines(_job.Error).Take(shown).ToList();
         }
 
-        var (code, stdout, stderr) = await global::Broker.Client.Tests.Brokerctl.RunAsync(args);
+        var (code, stdout, stderr) = await Brokerctl.RunAsync(args);
         _lastExitCode = code;
         if (assignment.Success)
         {
@@ -97,7 +97,7 @@ public sealed partial class ReadmeWalkthroughTests : IAsyncLifetime
     }
 
     /// <summary>brokerctl's arguments: the README's dev folder is this broker's, its approval ids this run's.</summary>
-    private string[] Brokerctl(List<string> words, string commandLine)
+    private string[] BrokerctlArguments(List<string> words, string commandLine)
     {
         if (words is ["dotnet", "run", "--project", "broker/Broker.Cli", "--", ..])
         {
