@@ -105,7 +105,8 @@ internal sealed class BenchmarkBroker : IAsyncDisposable
             ["Broker:PolicyPath"] = policyPath,
             ["Broker:AuditPath"] = auditPath,
             ["Broker:Audit:CheckpointKeyPath"] = checkpointKeyPath,
-            ["Broker:Redis:Configuration"] = redisConfiguration,
+            // As the README configures it: the start-up durability check reads CONFIG.
+            ["Broker:Redis:Configuration"] = redisConfiguration + ",allowAdmin=true",
             ["Broker:Redis:KeyPrefix"] = "bench:",
             ["Broker:Signing:Keys:0:Path"] = keyPath,
             // Never contacted: the benchmark makes no admin calls.

@@ -90,7 +90,7 @@ internal static class RefusalFloodBenchmark
         }
 
         report.AppendLine();
-        report.AppendLine("Audit records for the flood: every record naming 127.0.0.2, after the open window's aggregated records were written. The budget bounds the log, not the CPU: each forged proof is still pre-flighted and its signature checked.");
+        report.AppendLine("Audit records for the flood: every record naming 127.0.0.2, after the open window's aggregated records were written. With the budget on, a forged proof past it is refused before its signature is checked; the budget bounds the log, and the flood's remaining cost is its transport and the flooders' own CPU on the shared cores.");
         return report.ToString();
     }
 
