@@ -107,6 +107,27 @@ public sealed partial class DeployArtifactsTests
         Assert.Equal(dashboardJson, Str(Map(configMap, "data")["broker-dashboard.json"]));
     }
 
+    /// <summary>
+    /// The package operators apply (<c>kubectl apply -k deploy/kubernetes</c>) renders with
+    /// kubectl's own kustomize into exactly the objects the files hold, every namespaced one in
+    /// the broker namespace, and no Secret (keys are mounted from Secrets the operator creates).
+    /// </summary>
+    [Fact]
+    public async Task The_kubernetes_package_renders_with_kustomize_into_the_broker_namespace()
+    {
+        var render = await RunToolAsync("kubectl", Repo, "kustomize", Path.Combine(DeployDir, "kubernetes"));
+        Assert.True(render.ExitCode == 0, render.Output);
+        var stream = new YamlStream();
+        stream.Load(new StringReader(render.Output));
+        var objects = stream.Documents.Select(d => (YamlMappingNode)d.RootNode).ToList();
+
+        Assert.Equal(
+            ["ConfigMap", "Deployment", "Namespace", "NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "Service", "ServiceAccount"],
+            objects.Select(o => Str(o["kind"])).Order(StringComparer.Ordinal).ToArray());
+        Assert.All(objects.Where(o => Str(o["kind"]) != "Namespace"), o => Assert.Equal("broker", Str(Map(o, "metadata")["namespace"])));
+        Assert.Equal("broker", Str(Map(objects.Single(o => Str(o["kind"]) == "Namespace"), "metadata")["name"]));
+    }
+
     private static IEnumerable<string> DashboardExpressions(string json)
     {
         using var dashboard = JsonDocument.Parse(json);
