@@ -103,11 +103,13 @@ internal sealed partial class ApprovalWebhook : BackgroundService, IApprovalNoti
             failure = ex.GetType().Name;
         }
 
-        _metrics.ApprovalNotification(failure is null ? "delivered" : "failed");
+        // Logged before it is counted, so whoever watches the count finds the log line there.
         if (failure is not null)
         {
             Log.GaveUp(_logger, notice.Request.Id, notice.Transition, attempts.Count, failure);
         }
+
+        _metrics.ApprovalNotification(failure is null ? "delivered" : "failed");
     }
 
     internal sealed record Payload(
