@@ -1,3 +1,4 @@
+using Broker.Client;
 using Broker.Core.State;
 using Broker.Server.Tests.Infrastructure;
 using Broker.Testing;
@@ -9,16 +10,14 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Broker.Server.Tests.Issuance;
 
 /// <summary>
-/// Node A moves a task into execution while node B keeps issuing for planning, the phase B saw
-/// last (docs/design/issuance-state.md, "Phase change at A while B issues for the old phase").
-/// Every issuance reads the task's phase in its own script, so B never mints for a phase the
-/// task has left without moving it back, and every move revokes the phase it leaves: once the
-/// race is over, no token of the phase the task is not in is accepted at either node.
+/// The races of docs/design/issuance-state.md, through two nodes sharing one Redis: two
+/// workloads claiming one new task id, and a phase move at one node while the other issues
+/// for the phase it saw last.
 /// </summary>
 [Collection(RedisCollection.Name)]
-public sealed class PhaseRaceTests(RedisFixture redis) : IAsyncLifetime
+public sealed class IssuanceRaceTests(RedisFixture redis) : IAsyncLifetime
 {
-    private const string Task = "contested-phase";
+    private const string PhaseTask = "contested-phase";
     private readonly string _prefix = RedisFixture.NewPrefix();
     private BrokerScenario _a = null!;
     private BrokerTestHost _bHost = null!;
@@ -38,12 +37,50 @@ public sealed class PhaseRaceTests(RedisFixture redis) : IAsyncLifetime
         await _a.DisposeAsync();
     }
 
+    /// <summary>Exactly one workload owns the task id; the other is refused every time.</summary>
+    [Fact]
+    public async Task Exactly_one_workload_wins_a_task_id_claimed_at_two_nodes_at_once()
+    {
+        var nodes = new[] { _a.Client, new CredentialService.CredentialServiceClient(_bChannel) };
+        var workloads = new[] { "/agents/first", "/agents/second" };
+        for (var round = 0; round < 5; round++)
+        {
+            var task = $"contested-{round}";
+            var calls = Enumerable.Range(0, 8).Select(async i =>
+            {
+                var workload = workloads[i % 2];
+                var node = nodes[(i / 2) % 2];
+                try
+                {
+                    await node.IssueCredentialAsync(_a.Request(svid: _a.Svid(workload), task: task));
+                    return (workload, Reason: "OK");
+                }
+                catch (RpcException ex)
+                {
+                    return (workload, BrokerRefusal.From(ex).Reason);
+                }
+            }).ToArray();
+            var results = await Task.WhenAll(calls);
+
+            var winners = results.Where(r => r.Reason == "OK").Select(r => r.workload).Distinct().ToList();
+            var winner = Assert.Single(winners);
+            Assert.All(results.Where(r => r.workload != winner), r => Assert.Equal("TASK_NOT_OWNED", r.Reason));
+            Assert.All(results.Where(r => r.workload == winner), r => Assert.Equal("OK", r.Reason));
+        }
+    }
+
+    /// <summary>
+    /// Every issuance reads the task's phase in its own script, so the node issuing for planning
+    /// never mints for a phase the task has left without moving it back, and every move revokes
+    /// the phase it leaves: once the race is over, no token of the phase the task is not in is
+    /// accepted at either node.
+    /// </summary>
     [Fact]
     public async Task A_phase_moved_at_one_node_while_the_other_issues_for_the_old_phase_leaves_no_old_phase_token_accepted()
     {
         var b = new CredentialService.CredentialServiceClient(_bChannel);
         var tokens = new List<(Phase Phase, string Token)>();
-        var first = await b.IssueCredentialAsync(_a.Request(task: Task, phase: Phase.Planning));
+        var first = await b.IssueCredentialAsync(_a.Request(task: PhaseTask, phase: Phase.Planning));
         tokens.Add((Phase.Planning, first.AccessToken));
 
         async Task<List<(Phase, string)>> IssueAsync(CredentialService.CredentialServiceClient node, Phase phase, string scope, int calls)
@@ -51,7 +88,7 @@ public sealed class PhaseRaceTests(RedisFixture redis) : IAsyncLifetime
             var issued = new List<(Phase, string)>();
             for (var i = 0; i < calls; i++)
             {
-                issued.Add((phase, (await node.IssueCredentialAsync(_a.Request(task: Task, phase: phase, scopes: scope))).AccessToken));
+                issued.Add((phase, (await node.IssueCredentialAsync(_a.Request(task: PhaseTask, phase: phase, scopes: scope))).AccessToken));
             }
 
             return issued;
@@ -64,7 +101,7 @@ public sealed class PhaseRaceTests(RedisFixture redis) : IAsyncLifetime
             tokens.AddRange(issued);
         }
 
-        var task = await _a.Host.Services.GetRequiredService<ICredentialStore>().GetTaskAsync(Task, default);
+        var task = await _a.Host.Services.GetRequiredService<ICredentialStore>().GetTaskAsync(PhaseTask, default);
         Assert.NotNull(task);
         var current = task.Phase == Core.TaskPhase.Planning ? Phase.Planning : Phase.Execution;
         var left = tokens.Where(t => t.Phase != current).Select(t => t.Token).ToList();
@@ -79,7 +116,7 @@ public sealed class PhaseRaceTests(RedisFixture redis) : IAsyncLifetime
         }
 
         // Each node still issues in the task's phase.
-        Assert.NotEmpty((await b.IssueCredentialAsync(_a.Request(task: Task, phase: current, scopes: "repo:read"))).AccessToken);
+        Assert.NotEmpty((await b.IssueCredentialAsync(_a.Request(task: PhaseTask, phase: current, scopes: "repo:read"))).AccessToken);
     }
 
     private static async Task<int> InactiveAsync(RevocationService.RevocationServiceClient node, IEnumerable<string> tokens)
