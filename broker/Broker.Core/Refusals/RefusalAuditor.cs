@@ -88,13 +88,16 @@ public sealed partial class RefusalAuditor : IHostedService, IAsyncDisposable
 
     /// <summary>
     /// Before any work is spent on an unchecked request: when <paramref name="source"/>'s budget
-    /// has no permit left, counts the request (reason <c>RATE_LIMITED</c>: refused unchecked) and
-    /// returns the refusal to answer with; otherwise null, and the request is checked as usual.
-    /// Nothing is spent here: only a refusal the check produces spends the budget.
+    /// has no permit left and the request is not one checked before (<paramref name="checkedBefore"/>
+    /// of <paramref name="state"/>, asked only then; static, so the hot path allocates nothing), counts it (reason <c>RATE_LIMITED</c>: refused unchecked) and returns the
+    /// refusal to answer with; otherwise null, and the request is checked as usual. Nothing is
+    /// spent here: only a refusal the check produces spends the budget.
     /// </summary>
-    public BrokerException? ShedIfSpent(RefusalSource source)
+    public BrokerException? ShedIfSpent<TState>(RefusalSource source, Func<TState, bool> checkedBefore, TState state)
     {
-        if (!_options.Enabled || _options.CheckProofsPastBudget || _options.QueueLimit > 0 || _budget.GetStatistics(source.Partition) is not { CurrentAvailablePermits: <= 0 })
+        if (!_options.Enabled || _options.CheckProofsPastBudget || _options.QueueLimit > 0
+            || _budget.GetStatistics(source.Partition) is not { CurrentAvailablePermits: <= 0 }
+            || checkedBefore(state))
         {
             return null;
         }
