@@ -118,21 +118,10 @@ public sealed class DpopProofReader
             throw Invalid("The DPoP proof needs an integer iat.");
         }
 
-        var signed = await _handler.ValidateTokenAsync(proof, new TokenValidationParameters
-        {
-            IssuerSigningKey = jwk,
-            TryAllIssuerSigningKeys = true,
-            ValidAlgorithms = [alg],
-            ValidTypes = ["dpop+jwt"],
-            RequireSignedTokens = true,
-            RequireExpirationTime = false,
-            ValidateIssuer = false,
-            ValidateAudience = false,
-            ValidateLifetime = false,
-            ValidateIssuerSigningKey = false,
-            ValidateTokenReplay = false,
-            SaveSigninToken = false,
-        });
+        var parameters = SignatureOnlyValidation.For(jwk, [alg], requireExpiration: false);
+        parameters.TryAllIssuerSigningKeys = true;
+        parameters.ValidTypes = ["dpop+jwt"];
+        var signed = await _handler.ValidateTokenAsync(proof, parameters);
         if (!signed.IsValid)
         {
             // No library text reaches the caller.

@@ -135,5 +135,7 @@ internal sealed class Breakdown
             breakdown.Add(Stages[3], Stopwatch.GetTimestamp() - start);
             return identity;
         }
+
+        public bool HasValidated(AttestationEvidence evidence) => inner.HasValidated(evidence);
     }
 }

@@ -70,20 +70,8 @@ internal sealed class CeilingServer : IAsyncDisposable
             _credentials = new SigningCredentials(new ECDsaSecurityKey(_key) { KeyId = "bench-ceiling" }, SecurityAlgorithms.EcdsaSha256);
             if (proofKey is not null)
             {
-                _proofParameters = new TokenValidationParameters
-                {
-                    IssuerSigningKey = proofKey,
-                    TryAllIssuerSigningKeys = false,
-                    ValidAlgorithms = [SecurityAlgorithms.EcdsaSha256],
-                    RequireSignedTokens = true,
-                    RequireExpirationTime = true,
-                    ValidateIssuer = false,
-                    ValidateAudience = false,
-                    ValidateLifetime = false,
-                    ValidateIssuerSigningKey = false,
-                    ValidateTokenReplay = false,
-                    SaveSigninToken = false,
-                };
+                _proofParameters = Broker.Jose.SignatureOnlyValidation.For(proofKey, [SecurityAlgorithms.EcdsaSha256], requireExpiration: true);
+                _proofParameters.TryAllIssuerSigningKeys = false;
             }
         }
 

@@ -298,7 +298,7 @@ internal static class Report
         static string F(double v, string format) => double.IsNaN(v) ? "–" : v.ToString(format, CultureInfo.InvariantCulture);
         var sb = new StringBuilder();
         var cold = coldProofs is not null;
-        var (system, target) = cold ? ("cold-path issuance vs. bare verify-ES256 + sign-ES256 ceiling", 0.6) : ("IssueCredential vs. bare ES256-sign ceiling", 0.5);
+        var (system, target) = cold ? ("cold-path issuance vs. bare verify-ES256 + sign-ES256 ceiling", 0.6) : ("IssueCredential vs. bare ES256-sign ceiling", 0.6);
         sb.AppendLine(CultureInfo.InvariantCulture, $"## {char.ToUpperInvariant(system[0])}{system[1..]} ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"{Environment.ProcessorCount} cores, .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; " +
@@ -324,7 +324,7 @@ internal static class Report
         sb.AppendLine();
         sb.AppendLine(cold
             ? "Target (stated, not asserted): cold-path issuance ≥ 60% of the verify + sign ceiling."
-            : "Targets (stated, not asserted): issuance ≥ 50% of the ceiling; p99 ≤ 5 ms at 16 callers.");
+            : Channels.Invariant($"Targets (stated, not asserted): issuance ≥ {target:P0} of the ceiling at 16 and 64 callers; p99 ≤ 5 ms at 16 callers."));
         var at16 = rows.FirstOrDefault(r => r.Issuance.Concurrency == 16);
         if (cold && rows.Count > 0)
         {
@@ -336,7 +336,7 @@ internal static class Report
         {
             var ratio = at16.Issuance.PerSecond / at16.Ceiling.PerSecond;
             sb.AppendLine(CultureInfo.InvariantCulture,
-                $"At 16 callers this run: {ratio:P0} of the ceiling ({(ratio >= target ? "meets" : "misses")} the 50% target), p99 {at16.Issuance.P99Ms:F2} ms ({(at16.Issuance.P99Ms <= 5 ? "meets" : "misses")} the 5 ms target).");
+                $"At 16 callers this run: {ratio:P0} of the ceiling ({(ratio >= target ? "meets" : "misses")} the {target:P0} target), p99 {at16.Issuance.P99Ms:F2} ms ({(at16.Issuance.P99Ms <= 5 ? "meets" : "misses")} the 5 ms target).");
         }
 
         sb.AppendLine();

@@ -529,7 +529,7 @@ public sealed partial class CredentialIssuer
         // A caller whose refusals spent its budget gets no more signature checks until it
         // refills, unless its proof was validated before (an agent reusing its SVID). Counted,
         // not audited one by one, and outside the try: it is not an attestation refusal.
-        if (evidence is not null && _refusals.ShedIfSpent(RefusalSource.FromPeer(RefusalDoors.Attestation, context.Peer), static s => s.Attestor.HasValidated(s.Evidence), (Attestor: _attestor, Evidence: evidence)) is { } shed)
+        if (evidence is not null && _refusals.ShedIfSpent(RefusalDoors.Attestation, context.Peer, static s => s.Attestor.HasValidated(s.Evidence), (Attestor: _attestor, Evidence: evidence)) is { } shed)
         {
             throw shed;
         }

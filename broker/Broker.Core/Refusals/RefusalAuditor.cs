@@ -39,6 +39,11 @@ public sealed partial class RefusalAuditor : IHostedService, IAsyncDisposable
     private readonly RefusalTally _tally = new(MaxCallersPerWindow);
     private ITimer? _windows;
 
+    // Until when (UTC ticks) some caller's budget may be spent: the end of the latest window in
+    // which a refusal was turned away. Before it passes nobody is shed, so the early check on
+    // every attested call is one read, not an address parse and a limiter lookup.
+    private long _spentUntil;
+
     public RefusalAuditor(IAuditSink audit, IOptions<RateLimitOptions> options, TimeProvider time, BrokerMetrics metrics, ILogger<RefusalAuditor> logger)
     {
         _audit = audit;
@@ -74,7 +79,14 @@ public sealed partial class RefusalAuditor : IHostedService, IAsyncDisposable
                 _tally.Add(source, reason, _time.GetUtcNow());
                 _metrics.RateLimited(source.Door, reason);
                 var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var after) && after > TimeSpan.Zero ? after : _options.Window;
+                NoteSpentUntil((_time.GetUtcNow() + retryAfter).UtcTicks);
                 return TooManyRefusals(retryAfter);
+            }
+
+            // This refusal took the last permit: from now on the caller may be shed.
+            if (_budget.GetStatistics(source.Partition) is { CurrentAvailablePermits: <= 0 })
+            {
+                NoteSpentUntil((_time.GetUtcNow() + _options.Window).UtcTicks);
             }
         }
 
@@ -87,17 +99,23 @@ public sealed partial class RefusalAuditor : IHostedService, IAsyncDisposable
     }
 
     /// <summary>
-    /// Before any work is spent on an unchecked request: when <paramref name="source"/>'s budget
-    /// has no permit left and the request is not one checked before (<paramref name="checkedBefore"/>
-    /// of <paramref name="state"/>, asked only then; static, so the hot path allocates nothing), counts it (reason <c>RATE_LIMITED</c>: refused unchecked) and returns the
-    /// refusal to answer with; otherwise null, and the request is checked as usual. Nothing is
-    /// spent here: only a refusal the check produces spends the budget.
+    /// Before any work is spent on an unchecked request from <paramref name="peer"/> at
+    /// <paramref name="door"/>: when the address's budget has no permit left and the request is not
+    /// one checked before (<paramref name="checkedBefore"/> of <paramref name="state"/>, asked only
+    /// then), counts it (reason <c>RATE_LIMITED</c>: refused unchecked) and returns the refusal to
+    /// answer with; otherwise null, and the request is checked as usual. Nothing is spent here:
+    /// only a refusal the check produces spends the budget.
     /// </summary>
-    public BrokerException? ShedIfSpent<TState>(RefusalSource source, Func<TState, bool> checkedBefore, TState state)
+    public BrokerException? ShedIfSpent<TState>(string door, string? peer, Func<TState, bool> checkedBefore, TState state)
     {
         if (!_options.Enabled || _options.CheckProofsPastBudget || _options.QueueLimit > 0
-            || _budget.GetStatistics(source.Partition) is not { CurrentAvailablePermits: <= 0 }
-            || checkedBefore(state))
+            || _time.GetUtcNow().UtcTicks >= Volatile.Read(ref _spentUntil))
+        {
+            return null;
+        }
+
+        var source = RefusalSource.FromPeer(door, peer);
+        if (_budget.GetStatistics(source.Partition) is not { CurrentAvailablePermits: <= 0 } || checkedBefore(state))
         {
             return null;
         }
@@ -105,6 +123,15 @@ public sealed partial class RefusalAuditor : IHostedService, IAsyncDisposable
         _tally.Add(source, BrokerErrors.RateLimited, _time.GetUtcNow());
         _metrics.RateLimited(source.Door, BrokerErrors.RateLimited);
         return TooManyRefusals(_options.Window);
+    }
+
+    private void NoteSpentUntil(long ticks)
+    {
+        var seen = Volatile.Read(ref _spentUntil);
+        while (ticks > seen && Interlocked.CompareExchange(ref _spentUntil, ticks, seen) is var previous && previous != seen)
+        {
+            seen = previous;
+        }
     }
 
     /// <summary>Writes one <c>refusals.aggregated</c> record for each caller and reason counted since the last flush.</summary>

@@ -93,7 +93,7 @@ public sealed partial class RiskService
     public async Task<SignalReceipt> ReportAsync(AttestationEvidence? evidence, SignalReport report, RequestContext context, CancellationToken cancellationToken)
     {
         var policy = _policy.Current;
-        if (evidence is not null && _refusals.ShedIfSpent(RefusalSource.FromPeer(RefusalDoors.Signal, context.Peer), static s => s.Attestor.HasValidated(s.Evidence), (Attestor: _attestor, Evidence: evidence)) is { } shed)
+        if (evidence is not null && _refusals.ShedIfSpent(RefusalDoors.Signal, context.Peer, static s => s.Attestor.HasValidated(s.Evidence), (Attestor: _attestor, Evidence: evidence)) is { } shed)
         {
             throw shed;
         }

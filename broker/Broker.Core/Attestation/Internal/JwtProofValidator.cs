@@ -31,21 +31,13 @@ internal sealed class JwtProofValidator
     /// ours (explicit skew, injected clock, exactly one audience), and the one key it may use
     /// is the one we found by kid, so it never tries other keys.
     /// </summary>
-    public TokenValidationParameters ParametersFor(SecurityKey key) => new()
+    public TokenValidationParameters ParametersFor(SecurityKey key)
     {
-        IssuerSigningKey = key,
-        TryAllIssuerSigningKeys = false,
-        ValidAlgorithms = JwsPreflight.Algorithms,
-        RequireSignedTokens = true,
-        RequireExpirationTime = true,
-        ValidateIssuer = false,
-        ValidateAudience = false,
-        ValidateLifetime = false,
-        ValidateIssuerSigningKey = false,
-        ValidateTokenReplay = false,
-        ClockSkew = _options.ClockSkew,
-        SaveSigninToken = false,
-    };
+        var parameters = Broker.Jose.SignatureOnlyValidation.For(key, JwsPreflight.Algorithms, requireExpiration: true);
+        parameters.TryAllIssuerSigningKeys = false;
+        parameters.ClockSkew = _options.ClockSkew;
+        return parameters;
+    }
 
     /// <summary>Finds the proof's key; an unknown kid may trigger one bounded early refresh.</summary>
     public async ValueTask<VerificationKey> FindKeyAsync(JwsParts parts, RefreshingBundle<KeySet> bundle, CancellationToken cancellationToken)
