@@ -181,20 +181,32 @@ public sealed class SentinelCluster : IAsyncDisposable
             $"every Sentinel to follow {primary.Name} with no failover in progress");
 
     /// <summary>Waits until <paramref name="replica"/> replicates from <paramref name="primary"/> with the link up and the primary sees it online.</summary>
-    public async Task WaitForReplicaInSyncAsync(RedisProcess primary, RedisProcess replica, TimeSpan timeout)
+    public Task WaitForReplicaInSyncAsync(RedisProcess primary, RedisProcess replica, TimeSpan timeout) =>
+        WaitInSyncAsync(() => InSyncAsync(primary, replica), primary, replica, timeout, $"{replica.Name} to replicate from {primary.Name}");
+
+    /// <summary>
+    /// Waits until <paramref name="a"/> and <paramref name="b"/> are a primary and its in-sync
+    /// replica, either way round. On a loaded machine a new primary can miss the Sentinels' pings
+    /// long enough for them to fail over once more, back onto the other node; both outcomes keep
+    /// every write that waited for a replica.
+    /// </summary>
+    public Task WaitForPairInSyncAsync(RedisProcess a, RedisProcess b, TimeSpan timeout) =>
+        WaitInSyncAsync(async () => await InSyncAsync(a, b) || await InSyncAsync(b, a), a, b, timeout, $"{a.Name} and {b.Name} to be a primary and its replica, either way round");
+
+    private async Task WaitInSyncAsync(Func<Task<bool>> inSync, RedisProcess a, RedisProcess b, TimeSpan timeout, string what)
     {
         try
         {
-            await WaitUntilAsync(() => InSyncAsync(primary, replica), timeout, $"{replica.Name} to replicate from {primary.Name}");
+            await WaitUntilAsync(inSync, timeout, what);
         }
         catch (TimeoutException ex)
         {
             // The log tails rarely say why a replica is not "online"; both sides' INFO does.
-            var mine = await replica.InfoAsync("replication");
-            var theirs = await primary.InfoAsync("replication");
+            var first = await a.InfoAsync("replication");
+            var second = await b.InfoAsync("replication");
             throw new TimeoutException(
-                $"{ex.Message}\n{replica.Name} INFO replication: {string.Join(", ", mine.Select(kv => $"{kv.Key}={kv.Value}"))}" +
-                $"\n{primary.Name} INFO replication: {string.Join(", ", theirs.Select(kv => $"{kv.Key}={kv.Value}"))}",
+                $"{ex.Message}\n{a.Name} INFO replication: {string.Join(", ", first.Select(kv => $"{kv.Key}={kv.Value}"))}" +
+                $"\n{b.Name} INFO replication: {string.Join(", ", second.Select(kv => $"{kv.Key}={kv.Value}"))}",
                 ex);
         }
     }

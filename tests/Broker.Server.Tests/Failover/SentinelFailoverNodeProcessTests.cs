@@ -186,7 +186,7 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
             promotedName = promoted.Name;
             foreach (var survivor in redis.InitialReplicas.Where(r => r != promoted))
             {
-                await redis.WaitForReplicaInSyncAsync(promoted, survivor, TimeSpan.FromSeconds(30));
+                await redis.WaitForPairInSyncAsync(promoted, survivor, TimeSpan.FromSeconds(30));
             }
 
             inSyncMs = _clock.Elapsed.TotalMilliseconds;

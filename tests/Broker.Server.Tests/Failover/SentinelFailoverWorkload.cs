@@ -99,7 +99,7 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
                 await redis.WaitForEverySentinelToFollowAsync(promoted, TimeSpan.FromSeconds(30));
                 await redis.InitialPrimary.RestartAsync();
                 failure.RestartedMs = _clock.Elapsed.TotalMilliseconds;
-                await redis.WaitForReplicaInSyncAsync(promoted, redis.InitialPrimary, TimeSpan.FromSeconds(40));
+                await redis.WaitForPairInSyncAsync(promoted, redis.InitialPrimary, TimeSpan.FromSeconds(40));
                 failure.RejoinedMs = _clock.Elapsed.TotalMilliseconds;
             }
             else
@@ -107,7 +107,7 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
                 // The old primary stays down: the surviving replicas are all the new primary gets.
                 foreach (var survivor in redis.InitialReplicas.Where(r => r != promoted))
                 {
-                    await redis.WaitForReplicaInSyncAsync(promoted, survivor, TimeSpan.FromSeconds(30));
+                    await redis.WaitForPairInSyncAsync(promoted, survivor, TimeSpan.FromSeconds(30));
                 }
 
                 failure.RejoinedMs = _clock.Elapsed.TotalMilliseconds;
