@@ -62,17 +62,26 @@ public sealed class FileAuditOptions
 /// fails (disk full, permission lost, file or folder removed) the batch fails with
 /// AUDIT_UNAVAILABLE, the torn bytes are cut off where possible, and the next batch reopens a
 /// fresh segment that continues the chain, so the broker resumes by itself.
+/// The writer is a dedicated thread, not a thread-pool task: a request's record reaches the
+/// disk without first queueing for the pool behind the request work it is part of.
 /// </summary>
 public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 {
     private const string NodeIdFile = "node-id";
 
-    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    // The one waiter on this channel is the writer thread, blocked until a record arrives.
+    // Synchronous continuations let a producer's TryWrite wake it directly (an OS wake-up); with
+    // the default, the wake-up itself is queued on the thread pool behind the request work.
+    private readonly Channel<Pending> _queue = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
     private readonly FileAuditOptions _options;
     private readonly ECDsa _key;
     private readonly TimeProvider _time;
     private readonly ILogger<FileAuditSink> _logger;
-    private readonly Task _writer;
+    private readonly Thread _writer;
+
+    // Completed by the writer thread as it leaves: DisposeAsync awaits it instead of blocking a
+    // pool thread in Join. Continuations run elsewhere, so they never run on (and join) the writer.
+    private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly AuditFolderLock _folderLock;
     private volatile bool _healthy = true;
 
@@ -82,6 +91,9 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
     // True from the moment a segment is opened until it is sealed.
     private bool _segmentOpen;
     private string _segmentPath = "";
+
+    // The open segment's path, kept to re-stat it after each fsync without re-normalizing the path.
+    private FileInfo? _segmentOnDisk;
     private FileStream? _file;
     private long _length;
     private DateTimeOffset _openedAt;
@@ -149,7 +161,11 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
             throw;
         }
 
-        _writer = Task.Run(WriteLoopAsync);
+        _writer = new Thread(WriteLoop) { IsBackground = true, Name = "broker-audit-writer" };
+
+        // UnsafeStart: the writer serves every caller, so it must not carry the ambient context
+        // (activity, log scope) of whoever happened to construct the sink.
+        _writer.UnsafeStart();
     }
 
     /// <summary>False after the last batch failed to become durable; true again once one succeeds.</summary>
@@ -199,7 +215,10 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _queue.Writer.TryComplete();
-        await _writer;
+        await _writerDone.Task;
+
+        // The thread has done its last work and is leaving; the join only makes "stopped" exact.
+        _writer.Join();
         try
         {
             // A clean stop leaves every segment sealed; the next start chains on from the checkpoint.
@@ -223,61 +242,84 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         _folderLock.Dispose();
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>The writer thread: chains, writes and fsyncs one batch at a time until the channel is completed and drained.</summary>
+    private void WriteLoop()
     {
-        var batch = new List<Pending>(_options.MaxBatch);
-        var reader = _queue.Reader;
-        while (true)
+        try
         {
-            if (!reader.TryPeek(out _))
+            var batch = new List<Pending>(_options.MaxBatch);
+            var reader = _queue.Reader;
+
+            // Records that arrived during the last fsync are already queued: TryPeek sends them
+            // into the next batch at once, and the thread blocks only when there is nothing to write.
+            while (reader.TryPeek(out _) || WaitForWork(reader))
             {
-                var waiting = reader.WaitToReadAsync().AsTask();
-                if (IdleWait() is { } idle)
+                batch.Clear();
+                while (batch.Count < _options.MaxBatch && reader.TryRead(out var item))
                 {
-                    using var stop = new CancellationTokenSource();
-                    var timer = Task.Delay(idle, _time, stop.Token);
-                    if (await Task.WhenAny(waiting, timer) == timer)
-                    {
-                        Maintain();
-                        continue;
-                    }
-
-                    await stop.CancelAsync();
+                    batch.Add(item);
                 }
 
-                if (!await waiting)
-                {
-                    return;
-                }
+                Commit(batch);
             }
 
-            batch.Clear();
-            while (batch.Count < _options.MaxBatch && reader.TryRead(out var item))
+            _writerDone.TrySetResult();
+        }
+        catch (Exception ex)
+        {
+            // As from a faulted writer task: DisposeAsync rethrows it.
+            _writerDone.TrySetException(ex);
+        }
+    }
+
+    /// <summary>
+    /// Blocks the writer thread until a record is queued (true) or the channel is completed and
+    /// empty (false). While it waits, an idle deadline from <see cref="IdleWait"/> (on the
+    /// injected clock) seals an old segment or retries a broken log.
+    /// </summary>
+    private bool WaitForWork(ChannelReader<Pending> reader)
+    {
+        var waiting = reader.WaitToReadAsync().AsTask();
+        while (!waiting.IsCompleted && IdleWait() is { } idle)
+        {
+            using var stop = new CancellationTokenSource();
+            var timer = Task.Delay(idle, _time, stop.Token);
+            if (Task.WaitAny(waiting, timer) == 0)
             {
-                batch.Add(item);
+                // Cancelled, not just abandoned: an uncancelled delay keeps its timer for up to SegmentMaxAge.
+                stop.Cancel();
+                break;
             }
 
-            try
-            {
-                var started = System.Diagnostics.Stopwatch.GetTimestamp();
-                WriteBatch(batch);
-                _options.Metrics?.AuditCommitted(batch.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started));
-                _healthy = true;
-                foreach (var item in batch)
-                {
-                    item.Done.TrySetResult();
-                }
+            Maintain();
+        }
 
-                PublishToMirror();
-            }
-            catch (Exception ex)
+        return waiting.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Makes one batch durable, then releases its callers, then feeds the mirror.</summary>
+    private void Commit(List<Pending> batch)
+    {
+        try
+        {
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
+            WriteBatch(batch);
+            _options.Metrics?.AuditCommitted(batch.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            _healthy = true;
+            foreach (var item in batch)
             {
-                Fail(batch.Count, ex);
-                var failure = BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; the request was not completed.", ex);
-                foreach (var item in batch)
-                {
-                    item.Done.TrySetException(failure);
-                }
+                item.Done.TrySetResult();
+            }
+
+            PublishToMirror();
+        }
+        catch (Exception ex)
+        {
+            Fail(batch.Count, ex);
+            var failure = BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; the request was not completed.", ex);
+            foreach (var item in batch)
+            {
+                item.Done.TrySetException(failure);
             }
         }
     }
@@ -395,8 +437,10 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         Interlocked.Increment(ref _flushes);
 
         // A segment unlinked or replaced behind the broker still accepts writes through the old
-        // handle: only what is on the path counts as durable.
-        var onDisk = new FileInfo(_segmentPath);
+        // handle: only what is on the path counts as durable. One stat of the path: the handle
+        // alone (fstat) cannot tell a segment moved aside from one still in place.
+        var onDisk = _segmentOnDisk!;
+        onDisk.Refresh();
         if (!onDisk.Exists || onDisk.Length != _length + written)
         {
             throw new IOException($"Audit segment '{_segmentPath}' was removed or changed by someone else.");
@@ -491,6 +535,7 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
         _segment = number;
         _segmentOpen = true;
         _segmentPath = path;
+        _segmentOnDisk = new FileInfo(path);
         _length = 0;
         _segmentCount = 0;
         _segmentHasEvents = false;

@@ -25,7 +25,7 @@ public sealed class AuditLogFixture : IDisposable
     /// <summary>Where sinks built by this fixture publish their chain heads (off the host, as Redis would keep them).</summary>
     public InMemoryAuditHeadStore Heads { get; } = new();
 
-    public FileAuditSink Sink(TimeProvider? time = null, long segmentMaxBytes = 64L * 1024 * 1024, string node = "node-a", string? directory = null, string? acknowledge = null) =>
+    public FileAuditSink Sink(TimeProvider? time = null, long segmentMaxBytes = 64L * 1024 * 1024, string node = "node-a", string? directory = null, string? acknowledge = null, IAuditMirror? mirror = null) =>
         new(
             new FileAuditOptions
             {
@@ -37,6 +37,7 @@ public sealed class AuditLogFixture : IDisposable
                 HeadStore = Heads,
                 AcknowledgeTamper = acknowledge,
                 AcknowledgedBy = "operator:test",
+                Mirror = mirror,
             },
             time ?? TimeProvider.System,
             NullLogger<FileAuditSink>.Instance);

@@ -42,6 +42,43 @@ public sealed class FileAuditSinkTests : IDisposable
     }
 
     [Fact]
+    public async Task Records_queued_while_a_batch_is_committed_are_written_together_by_the_next_fsync()
+    {
+        using var mirror = new GatedMirror();
+        await using var sink = _log.Sink(mirror: mirror);
+        var first = sink.AppendAsync(AuditLogFixture.Event(0), CancellationToken.None).AsTask();
+
+        // The writer holds in the mirror, after the first batch's fsync, while a burst arrives.
+        await mirror.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        await first;
+        var afterFirst = sink.Flushes;
+        var burst = Enumerable.Range(1, 40).Select(i => sink.AppendAsync(AuditLogFixture.Event(i), CancellationToken.None).AsTask()).ToArray();
+        mirror.Release();
+        await Task.WhenAll(burst);
+
+        Assert.Equal(1, sink.Flushes - afterFirst);
+        Assert.Equal(41, File.ReadAllLines(_log.Segment(1)).Length);
+    }
+
+    [Fact]
+    public async Task The_writer_is_its_own_named_thread_and_is_gone_once_the_sink_is_disposed()
+    {
+        using var mirror = new GatedMirror();
+        mirror.Release();
+        var sink = _log.Sink(mirror: mirror);
+        await sink.AppendAsync(AuditLogFixture.Event(0), CancellationToken.None);
+        var writer = await mirror.Entered.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal("broker-audit-writer", writer.Name);
+        Assert.False(writer.IsThreadPoolThread);
+        Assert.True(writer.IsBackground);
+        Assert.True(writer.IsAlive);
+
+        await sink.DisposeAsync();
+        Assert.False(writer.IsAlive);
+    }
+
+    [Fact]
     public async Task Segments_roll_by_size_each_closed_one_signed_and_named_by_the_next()
     {
         await _log.WriteAsync(60, segmentMaxBytes: 4096);
@@ -162,4 +199,22 @@ public sealed class FileAuditSinkTests : IDisposable
     }
 
     public void Dispose() => _log.Dispose();
+
+    /// <summary>Holds the writer where it hands a durable batch to the mirror, until released; reports the writer's thread.</summary>
+    private sealed class GatedMirror : IAuditMirror, IDisposable
+    {
+        private readonly ManualResetEventSlim _gate = new();
+
+        public TaskCompletionSource<Thread> Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Publish(ReadOnlyMemory<byte> lines)
+        {
+            Entered.TrySetResult(Thread.CurrentThread);
+            _gate.Wait(TimeSpan.FromSeconds(30));
+        }
+
+        public void Release() => _gate.Set();
+
+        public void Dispose() => _gate.Dispose();
+    }
 }
