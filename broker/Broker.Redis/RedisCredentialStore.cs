@@ -9,7 +9,9 @@ namespace Broker.Redis;
 
 /// <summary>
 /// Tasks and single-use proof claims in Redis, shared by every broker node. Each operation is
-/// one Lua script, so its checks and writes are atomic and cost one round trip. Keys expire with
+/// one Lua script, so its checks and writes are atomic; the steady state of issuance (nothing to
+/// write) is one read-only script shared by the issuances running at the same time
+/// (<see cref="RedisIssuanceChecks"/>). Keys expire with
 /// what they describe: a task after its retention, a proof claim once the proof can no longer be
 /// accepted. Tokens themselves are not kept here: nothing reads a per-token record (introspection
 /// needs only the signed token and the revocation index), and the audit log holds every one.
@@ -73,15 +75,38 @@ public sealed class RedisCredentialStore : ICredentialStore
 
     private readonly IConnectionMultiplexer _redis;
     private readonly RedisKeys _keys;
+    private readonly RedisIssuanceChecks _checks;
 
     public RedisCredentialStore(IConnectionMultiplexer redis, RedisKeys keys)
     {
         _redis = redis;
         _keys = keys;
+        _checks = new RedisIssuanceChecks(redis, keys);
     }
 
     public async ValueTask<IssuanceOutcome> RecordIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken)
     {
+        if (!record.PhaseChangeConfirmed)
+        {
+            // The steady state (a repeat issuance in the task's phase) is decided by a read shared
+            // with the issuances running at the same time; only a write runs the script below.
+            var (check, phase) = await _checks.CheckAsync(record);
+            var read = string.IsNullOrEmpty(phase) ? (TaskPhase?)null : TaskPhaseNames.Parse(phase);
+            switch (check)
+            {
+                case RedisIssuanceChecks.CheckResult.Unchanged:
+                    return new IssuanceOutcome(IssuanceStatus.Recorded, read);
+                case RedisIssuanceChecks.CheckResult.TaskEnded:
+                    return new IssuanceOutcome(IssuanceStatus.TaskEnded);
+                case RedisIssuanceChecks.CheckResult.TaskNotOwned:
+                    return new IssuanceOutcome(IssuanceStatus.TaskNotOwned);
+                case RedisIssuanceChecks.CheckResult.PhaseChangePending:
+                    return new IssuanceOutcome(IssuanceStatus.PhaseChangePending, read);
+                case RedisIssuanceChecks.CheckResult.EpochMissing:
+                    throw new RevocationStateLostException();
+            }
+        }
+
         var keepTaskUntil = record.ExpiresAt + record.TaskRetention;
         var result = await _redis.GetDatabase().ScriptEvaluateAsync(
             RecordIssuanceScript,
@@ -96,7 +121,7 @@ public sealed class RedisCredentialStore : ICredentialStore
                 record.PhaseChangeConfirmed ? "1" : "0",
                 record.MaxTasksPerWorkload,
                 record.Delegated ? "1" : "0",
-                Ms(keepTaskUntil - record.TaskRetention / 2),
+                RetentionThreshold(record),
             ]);
         var parts = (RedisResult[])result!;
         var status = (int)parts[0] switch
@@ -159,6 +184,9 @@ public sealed class RedisCredentialStore : ICredentialStore
             _ => throw new InvalidOperationException($"Unexpected end-task script result {status}."),
         };
     }
+
+    /// <summary>The task's retention is pushed out only once it ends before this (half of it is spent).</summary>
+    internal static RedisValue RetentionThreshold(IssuanceRecord record) => Ms(record.ExpiresAt + record.TaskRetention - (record.TaskRetention / 2));
 
     private static RedisValue Ms(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
 

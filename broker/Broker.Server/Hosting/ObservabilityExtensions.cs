@@ -11,7 +11,7 @@ namespace Broker.Server.Hosting;
 /// Metrics and traces through OpenTelemetry: the broker's own meter and trace source, ASP.NET
 /// Core (every gRPC call) and the .NET runtime. Metrics are served for Prometheus at
 /// <see cref="ObservabilitySettings.PrometheusPath"/>; both signals go to an OTLP collector
-/// when the standard <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set. docs/observability.md lists
+/// when the standard <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> is set (traces only then). docs/observability.md lists
 /// every instrument.
 /// </summary>
 internal static class ObservabilityExtensions
@@ -23,7 +23,7 @@ internal static class ObservabilityExtensions
         builder.Services.AddSingleton<BrokerGauges>();
 
         var otlp = !string.IsNullOrWhiteSpace(builder.Configuration[OtlpEndpointVariable]);
-        builder.Services.AddOpenTelemetry()
+        var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(
                 serviceName: "broker",
                 serviceVersion: typeof(BrokerMetrics).Assembly.GetName().Version?.ToString(),
@@ -44,20 +44,22 @@ internal static class ObservabilityExtensions
                 {
                     metrics.AddOtlpExporter();
                 }
-            })
-            .WithTracing(tracing =>
-            {
-                tracing.AddSource(BrokerActivity.SourceName)
-                    .AddAspNetCoreInstrumentation(aspnet =>
-                    {
-                        // Probes and scrapes are not worth a span each.
-                        aspnet.Filter = http => !IsInfrastructure(http.Request.Path, options);
-                    });
-                if (otlp)
-                {
-                    tracing.AddOtlpExporter();
-                }
             });
+
+        // Spans are recorded only when something exports them: without a collector, a span per
+        // call is CPU and allocation on the issuance path that nobody reads.
+        if (otlp)
+        {
+            telemetry.WithTracing(tracing => tracing
+                .AddSource(BrokerActivity.SourceName)
+                .AddAspNetCoreInstrumentation(aspnet =>
+                {
+                    // Probes and scrapes are not worth a span each.
+                    aspnet.Filter = http => !IsInfrastructure(http.Request.Path, options);
+                })
+                .AddOtlpExporter());
+        }
+
         builder.Services.ConfigureOpenTelemetryMeterProvider((services, metrics) =>
         {
             // A listener hears every meter of its name in the process. Instruments made through

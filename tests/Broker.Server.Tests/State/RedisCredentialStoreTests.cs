@@ -88,6 +88,60 @@ public sealed class RedisCredentialStoreTests(RedisFixture redis) : CredentialSt
         Assert.Equal((late.AddMinutes(5) + retention).ToUnixTimeMilliseconds(), new DateTimeOffset((await db.KeyExpireTimeAsync(keys.Task("task-steady")))!.Value).ToUnixTimeMilliseconds());
     }
 
+    /// <summary>
+    /// Issuances running at the same time share one read-only check: 64 concurrent issuances over
+    /// tasks in every state each get their own answer (recorded, ended, another workload's, phase
+    /// change pending, new task claimed), and Redis runs far fewer scripts than there were calls.
+    /// </summary>
+    [Fact]
+    public async Task Concurrent_issuances_share_a_check_and_each_gets_its_own_answer()
+    {
+        var store = NewStore(out _);
+        var now = DateTimeOffset.UtcNow;
+        const string Owner = "spiffe://example.org/a";
+        Broker.Core.Issuance.IssuanceRecord Record(string task, string subject = Owner, Broker.Core.TaskPhase phase = Broker.Core.TaskPhase.Planning) =>
+            new(Guid.NewGuid().ToString("N"), task, subject, phase, now, now.AddMinutes(5), TimeSpan.FromHours(1), 1000);
+        for (var i = 0; i < 16; i++)
+        {
+            await store.RecordIssuanceAsync(Record($"steady-{i}"), default);
+        }
+
+        await store.RecordIssuanceAsync(Record("ended"), default);
+        await store.EndTaskAsync("ended", Owner, now, TimeSpan.FromHours(1), default);
+        await store.RecordIssuanceAsync(Record("theirs", "spiffe://example.org/b"), default);
+        var scriptsBefore = await ScriptCallsAsync();
+
+        var calls = Enumerable.Range(0, 64).Select(i => (i % 4) switch
+        {
+            0 => (Expected: IssuanceStatus.Recorded, Call: store.RecordIssuanceAsync(Record($"steady-{i % 16}"), default).AsTask()),
+            1 => (Expected: IssuanceStatus.TaskEnded, Call: store.RecordIssuanceAsync(Record("ended"), default).AsTask()),
+            2 => (Expected: IssuanceStatus.TaskNotOwned, Call: store.RecordIssuanceAsync(Record("theirs"), default).AsTask()),
+            _ => (Expected: IssuanceStatus.PhaseChangePending, Call: store.RecordIssuanceAsync(Record($"steady-{i % 16}", phase: Broker.Core.TaskPhase.Execution), default).AsTask()),
+        }).ToList();
+        var fresh = store.RecordIssuanceAsync(Record("fresh"), default).AsTask();
+        var outcomes = await Task.WhenAll(calls.Select(c => c.Call));
+
+        Assert.Equal(calls.Select(c => c.Expected), outcomes.Select(o => o.Status));
+        Assert.All(outcomes.Where(o => o.Status == IssuanceStatus.PhaseChangePending), o => Assert.Equal(Broker.Core.TaskPhase.Planning, o.PreviousPhase));
+        Assert.Equal(IssuanceStatus.Recorded, (await fresh).Status);
+        Assert.Equal(Owner, (await store.GetTaskAsync("fresh", default))?.Owner);
+        Assert.Equal(Broker.Core.TaskPhase.Planning, (await store.GetTaskAsync("steady-3", default))?.Phase);
+
+        // 65 issuances: a handful of shared checks plus the one write that claimed "fresh".
+        var scripts = await ScriptCallsAsync() - scriptsBefore;
+        Assert.InRange(scripts, 2, 16);
+    }
+
+    // Scripts Redis has run (EVAL and EVALSHA), from INFO commandstats.
+    private async Task<long> ScriptCallsAsync()
+    {
+        await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration + ",allowAdmin=true");
+        var info = await admin.GetServer(admin.GetEndPoints()[0]).InfoAsync("commandstats");
+        return info.SelectMany(g => g)
+            .Where(kv => kv.Key is "cmdstat_eval" or "cmdstat_evalsha")
+            .Sum(kv => long.Parse(kv.Value.Split(',')[0]["calls=".Length..], System.Globalization.CultureInfo.InvariantCulture));
+    }
+
     // Redis's count of writes since the last save ("dirty"): any write moves it; reads never do.
     // The fixture's server never saves, and tests in its collection run one at a time.
     private async Task<long> ChangesAsync()
