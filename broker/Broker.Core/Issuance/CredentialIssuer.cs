@@ -37,6 +37,7 @@ public sealed partial class CredentialIssuer
     private readonly Secrets.SecretLeases? _secrets;
     private readonly DpopVerifier? _dpop;
     private readonly TokenIntrospector? _introspector;
+    private readonly TaskMemory? _memory;
 
     public CredentialIssuer(
         IWorkloadAttestor attestor,
@@ -74,7 +75,47 @@ public sealed partial class CredentialIssuer
         _minter = new TokenMinter(keys, _options.Issuer);
         _time = time;
         _logger = logger;
+        if (_options.RepeatFromMemory)
+        {
+            _memory = new TaskMemory(revocations, time, _options.RepeatFromMemoryMaxTasks);
+            _memory.MintedAfterPhaseRevocation += RevokePhaseAgain;
+        }
     }
+
+    /// <summary>Tasks this node confirmed, when repeat issuances are decided from memory; else null.</summary>
+    internal TaskMemory? Memory => _memory;
+
+    /// <summary>
+    /// A token minted from memory raced a phase move made elsewhere and is newer than the move's
+    /// revocation: revoke the phase once more, so no token of the phase left stays accepted.
+    /// </summary>
+    private void RevokePhaseAgain(string taskId, TaskPhase phase) => _ = Task.Run(async () =>
+    {
+        // Tried until it lands or every token it would cover has expired anyway.
+        var giveUpAt = _time.GetUtcNow() + _options.MaxTokenLifetime;
+        while (true)
+        {
+            try
+            {
+                await _revoker.RevokeInternalAsync(
+                    Broker.Revocation.RevocationSelector.ForTaskPhase(taskId, phase.ToWire()),
+                    $"task left {phase.ToWire()} while this node issued for it from memory",
+                    new RequestContext("task-memory-" + taskId, null),
+                    CancellationToken.None);
+                return;
+            }
+            catch (Exception ex) when (_time.GetUtcNow() < giveUpAt)
+            {
+                Log.PhaseRevokeAgainFailed(_logger, taskId, phase.ToWire(), ex);
+                await Task.Delay(TimeSpan.FromSeconds(1), _time);
+            }
+            catch (Exception ex)
+            {
+                Log.PhaseRevokeAgainFailed(_logger, taskId, phase.ToWire(), ex);
+                return;
+            }
+        }
+    });
 
     /// <summary>Issues a credential, or, when the request names a gated scope, opens an approval request and answers pending.</summary>
     public Task<IssueOutcome> IssueAsync(IssueRequest request, CancellationToken cancellationToken) =>
@@ -429,7 +470,17 @@ public sealed partial class CredentialIssuer
         // The shared-state write, the durable audit write and the signature are independent, so
         // they run together: a request waits for one disk flush, not two in a row. If shared
         // state then refuses, a credential.voided record follows: that token was never handed out.
-        var recording = SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record, cancellationToken));
+        // With Broker:Issuance:RepeatFromMemory, a repeat issuance for a task this node confirmed,
+        // in the same phase, is decided from that confirmation (TaskMemory says what keeps it true).
+        var remembered = _memory is not null && chain is null && approved is null && LeavingRevokes(policy, identity, phase)
+            ? _memory.Find(request.TaskId, identity.WorkloadId, phase)
+            : null;
+        remembered?.NoteMinted(claims.IssuedAt);
+        var fromMemory = remembered is { IsClosed: false };
+        var askedAt = _time.GetUtcNow();
+        var recording = fromMemory
+            ? Task.FromResult(new IssuanceOutcome(IssuanceStatus.Recorded, phase))
+            : SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record, cancellationToken));
         var auditing = _audit.TryAppendAsync(issued, cancellationToken);
         var token = _minter.Mint(claims);
         IssuanceOutcome outcome;
@@ -442,6 +493,8 @@ public sealed partial class CredentialIssuer
                 // phase: if this fails, nothing moved and the next request tries again.
                 if (LeavingRevokes(policy, identity, left))
                 {
+                    // Tokens this node mints from memory for the phase left are older than the revocation below.
+                    _memory?.Forget(request.TaskId);
                     await _revoker.RevokeInternalAsync(
                         Broker.Revocation.RevocationSelector.ForTaskPhase(request.TaskId, left.ToWire()),
                         $"task moved from {left.ToWire()} to {phase.ToWire()}",
@@ -450,6 +503,7 @@ public sealed partial class CredentialIssuer
                 }
 
                 record = record with { PhaseChangeConfirmed = true };
+                askedAt = _time.GetUtcNow();
                 outcome = await SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record, cancellationToken));
             }
 
@@ -461,6 +515,11 @@ public sealed partial class CredentialIssuer
                     throw BrokerErrors.PermissionDenied(BrokerErrors.TaskNotOwned, "The task belongs to another workload.");
                 case IssuanceStatus.TaskLimitReached:
                     throw TaskLimitReached();
+            }
+
+            if (!fromMemory && _memory is not null && chain is null && approved is null && LeavingRevokes(policy, identity, phase))
+            {
+                _memory.Confirmed(request.TaskId, identity.WorkloadId, phase, askedAt);
             }
         }
         catch (BrokerException refused)
@@ -603,6 +662,9 @@ public sealed partial class CredentialIssuer
     {
         [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "Issued token {TokenId} to {Subject} for task {TaskId} phase {Phase}")]
         public static partial void Issued(ILogger logger, string tokenId, string subject, string taskId, string phase);
+
+        [LoggerMessage(EventId = 2002, Level = LogLevel.Error, Message = "Task {TaskId} left phase {Phase} while this node issued for it from memory, and revoking that phase again failed (retried each second until the tokens it covers have expired)")]
+        public static partial void PhaseRevokeAgainFailed(ILogger logger, string taskId, string phase, Exception exception);
 
         [LoggerMessage(EventId = 2001, Level = LogLevel.Error, Message = "A {EventType} ({Reason}) could not be written to the audit log")]
         public static partial void RefusalNotAudited(ILogger logger, string eventType, string? reason, Exception exception);

@@ -18,6 +18,16 @@ public sealed class IssuanceOptions
     /// </summary>
     public int MaxTasksPerWorkload { get; set; } = 100_000;
 
+    /// <summary>
+    /// Decide a repeat issuance (a task this node confirmed in shared state, same owner, same
+    /// phase) from memory instead of asking Redis. Faster, with a weaker promise when Redis
+    /// loses its data or stops: see docs/design/issuance-state.md.
+    /// </summary>
+    public bool RepeatFromMemory { get; set; }
+
+    /// <summary>Most tasks remembered at once with <see cref="RepeatFromMemory"/>; beyond it new tasks ask Redis every time.</summary>
+    public int RepeatFromMemoryMaxTasks { get; set; } = 100_000;
+
     public const int MaxTaskIdLength = 128;
     public const int MaxScopes = 64;
     public const int MaxScopeLength = 128;

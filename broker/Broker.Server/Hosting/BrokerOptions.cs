@@ -67,6 +67,22 @@ public sealed class BrokerOptions
     public ObservabilitySettings Observability { get; set; } = new();
 
     public ApprovalSettings Approvals { get; set; } = new();
+
+    public IssuanceSettings Issuance { get; set; } = new();
+}
+
+public sealed class IssuanceSettings
+{
+    /// <summary>
+    /// Decide a repeat issuance (a task this node confirmed in Redis, same workload, same phase)
+    /// from memory the revocation feed keeps current, without a Redis round trip. Off by default:
+    /// it trades the promise that nothing is issued once Redis loses its data for speed
+    /// (docs/design/issuance-state.md).
+    /// </summary>
+    public bool RepeatFromMemory { get; set; }
+
+    /// <summary>Most tasks a node remembers for <see cref="RepeatFromMemory"/>.</summary>
+    public int RepeatFromMemoryMaxTasks { get; set; } = 100_000;
 }
 
 public sealed class AuditSettings

@@ -186,6 +186,8 @@ public static class BrokerServerExtensions
         {
             issuance.Issuer = options.Issuer;
             issuance.MaxTokenLifetime = options.MaxTokenLifetime;
+            issuance.RepeatFromMemory = options.Issuance.RepeatFromMemory;
+            issuance.RepeatFromMemoryMaxTasks = options.Issuance.RepeatFromMemoryMaxTasks;
         });
         services.AddRisk(options);
         services.AddApprovals(options);

@@ -53,6 +53,11 @@ public static class SettingRanges
             yield return $"BRK1202: Broker:Audit:VerifySegmentsAtStart must be 0 (every segment) or more (it is {audit.VerifySegmentsAtStart}).";
         }
 
+        if (options.Issuance.RepeatFromMemoryMaxTasks is < 1 or > 10_000_000)
+        {
+            yield return $"BRK1246: Broker:Issuance:RepeatFromMemoryMaxTasks must be between 1 and 10000000 (it is {options.Issuance.RepeatFromMemoryMaxTasks}).";
+        }
+
         if (options.RevocationMinReplicas < 0)
         {
             yield return $"BRK1203: Broker:RevocationMinReplicas must be 0 or more (it is {options.RevocationMinReplicas}).";

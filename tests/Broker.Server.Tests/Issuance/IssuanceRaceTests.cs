@@ -15,7 +15,7 @@ namespace Broker.Server.Tests.Issuance;
 /// for the phase it saw last.
 /// </summary>
 [Collection(RedisCollection.Name)]
-public sealed class IssuanceRaceTests(RedisFixture redis) : IAsyncLifetime
+public class IssuanceRaceTests(RedisFixture redis) : IAsyncLifetime
 {
     private const string PhaseTask = "contested-phase";
     private readonly string _prefix = RedisFixture.NewPrefix();
@@ -23,9 +23,12 @@ public sealed class IssuanceRaceTests(RedisFixture redis) : IAsyncLifetime
     private BrokerTestHost _bHost = null!;
     private GrpcChannel _bChannel = null!;
 
+    /// <summary>Settings both nodes run with (none: the defaults).</summary>
+    protected virtual IReadOnlyDictionary<string, string?>? Settings => null;
+
     public async Task InitializeAsync()
     {
-        _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix);
+        _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix, settings: Settings);
         _bHost = await _a.StartPeerAsync(redis.Server.Configuration, _prefix);
         _bChannel = _bHost.CreateChannel();
     }

@@ -1,0 +1,175 @@
+using Broker.Client;
+using Broker.Server.Tests.Infrastructure;
+using Broker.Testing;
+using Broker.V1;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace Broker.Server.Tests.Issuance;
+
+/// <summary>
+/// <c>Broker:Issuance:RepeatFromMemory</c> on two nodes sharing one real Redis: a repeat issuance
+/// runs no issuance script, what the feed carries still reaches a node deciding from memory, and
+/// the weaker promise it makes when Redis loses its data (docs/design/issuance-state.md) holds:
+/// new tasks are refused from the first call, and every token issued after the loss is revoked
+/// by the restore.
+/// </summary>
+[Collection(RedisCollection.Name)]
+public sealed class RepeatFromMemoryTests(RedisFixture redis) : IAsyncLifetime
+{
+    private static readonly Dictionary<string, string?> FromMemory = new() { ["Broker:Issuance:RepeatFromMemory"] = "true" };
+    private readonly string _prefix = RedisFixture.NewPrefix();
+    private BrokerScenario _a = null!;
+    private BrokerTestHost _bHost = null!;
+    private GrpcChannel _bChannel = null!;
+
+    private CredentialService.CredentialServiceClient B => new(_bChannel);
+
+    public async Task InitializeAsync()
+    {
+        _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix, settings: FromMemory);
+        _bHost = await _a.StartPeerAsync(redis.Server.Configuration, _prefix);
+        _bChannel = _bHost.CreateChannel();
+    }
+
+    public async Task DisposeAsync()
+    {
+        _bChannel.Dispose();
+        await _bHost.DisposeAsync();
+        await _a.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_repeat_issuance_runs_no_issuance_script_but_a_new_task_or_phase_does()
+    {
+        await _a.Client.IssueCredentialAsync(_a.Request(task: "refreshing"));
+        var before = await IssuanceReadsAsync();
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.NotEmpty((await _a.Client.IssueCredentialAsync(_a.Request(task: "refreshing"))).AccessToken);
+        }
+
+        Assert.Equal(before, await IssuanceReadsAsync());
+
+        await _a.Client.IssueCredentialAsync(_a.Request(task: "another"));
+        Assert.True(await IssuanceReadsAsync() > before, "a new task is claimed in Redis");
+        var moved = await IssuanceReadsAsync();
+        await _a.Client.IssueCredentialAsync(_a.Request(task: "refreshing", phase: Phase.Execution, scopes: "deploy:staging"));
+        Assert.True(await IssuanceReadsAsync() > moved, "a phase move is checked and recorded in Redis");
+    }
+
+    /// <summary>The task's end reaches the other node through the feed, so its memory never outlives the end.</summary>
+    [Fact]
+    public async Task A_task_ended_at_one_node_is_refused_at_the_other_that_remembers_it()
+    {
+        await B.IssueCredentialAsync(_a.Request(task: "ending"));
+        await B.IssueCredentialAsync(_a.Request(task: "ending"));
+        await _a.Client.EndTaskAsync(new EndTaskRequest { TaskId = "ending", Attestation = new AttestationProof { JwtSvid = _a.Svid() } });
+
+        await Poll.UntilAsync(async () => (await RefusalAsync(B, "ending"))?.Reason == "TASK_ENDED", "B refuses the ended task", TimeSpan.FromSeconds(5));
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.Equal("TASK_ENDED", (await RefusalAsync(B, "ending"))?.Reason);
+        }
+    }
+
+    /// <summary>
+    /// Redis emptied while both nodes remember a task: a new task is refused from the first call
+    /// (it needs the script, which finds no epoch), the known one is refused once the feed's next
+    /// read notices, and every token either node issued after the loss is inactive at both nodes
+    /// once an operator restores the epoch.
+    /// </summary>
+    [Fact]
+    public async Task After_redis_is_emptied_new_tasks_are_refused_at_once_and_the_restore_revokes_what_memory_issued()
+    {
+        var nodes = new[] { _a.Client, B };
+        foreach (var node in nodes)
+        {
+            await node.IssueCredentialAsync(_a.Request(task: "known"));
+            await node.IssueCredentialAsync(_a.Request(task: "known"));
+        }
+
+        await EmptyRedisAsync();
+        foreach (var node in nodes)
+        {
+            Assert.Equal("REVOCATION_STATE_LOST", (await RefusalAsync(node, $"new-after-loss-{Guid.NewGuid():N}"))?.Reason);
+        }
+
+        var issuedAfter = new List<string>();
+        foreach (var node in nodes)
+        {
+            await Poll.UntilAsync(
+                async () =>
+                {
+                    try
+                    {
+                        issuedAfter.Add((await node.IssueCredentialAsync(_a.Request(task: "known"))).AccessToken);
+                        return false;
+                    }
+                    catch (RpcException ex)
+                    {
+                        return BrokerRefusal.From(ex).Reason == "REVOCATION_STATE_LOST";
+                    }
+                },
+                "the known task refused once the feed notices the loss",
+                TimeSpan.FromSeconds(5));
+        }
+
+        await _a.Admin.RestoreRevocationEpochAsync(new RestoreRevocationEpochRequest { Reason = "redis lost its data" }, _a.As("alice", "responder"));
+        var introspection = new[] { new RevocationService.RevocationServiceClient(_a.Channel), new RevocationService.RevocationServiceClient(_bChannel) };
+        foreach (var node in introspection)
+        {
+            await Poll.UntilAsync(
+                async () =>
+                {
+                    foreach (var token in issuedAfter)
+                    {
+                        try
+                        {
+                            if ((await node.IntrospectAsync(new IntrospectRequest { Token = token })).Active)
+                            {
+                                return false;
+                            }
+                        }
+                        catch (RpcException)
+                        {
+                            return false;
+                        }
+                    }
+
+                    return true;
+                },
+                $"all {issuedAfter.Count} tokens issued from memory after the loss inactive");
+        }
+    }
+
+    private async Task<BrokerRefusal?> RefusalAsync(CredentialService.CredentialServiceClient node, string task)
+    {
+        try
+        {
+            await node.IssueCredentialAsync(_a.Request(task: task));
+            return null;
+        }
+        catch (RpcException ex)
+        {
+            return BrokerRefusal.From(ex);
+        }
+    }
+
+    private async Task EmptyRedisAsync()
+    {
+        var keys = redis.Connection.GetServer(redis.Connection.GetEndPoints()[0]).Keys(pattern: _prefix + "*").ToArray();
+        Assert.Contains(keys, k => k.ToString().EndsWith("revocations:epoch", StringComparison.Ordinal));
+        await redis.Connection.GetDatabase().KeyDeleteAsync(keys);
+    }
+
+    // Only the issuance scripts call PEXPIRETIME (the task's retention), so its count is the
+    // number of issuances Redis was asked about.
+    private async Task<long> IssuanceReadsAsync()
+    {
+        await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration + ",allowAdmin=true");
+        var info = await admin.GetServer(admin.GetEndPoints()[0]).InfoAsync("commandstats");
+        var line = info.SelectMany(g => g).FirstOrDefault(kv => kv.Key == "cmdstat_pexpiretime").Value;
+        return line is null ? 0 : long.Parse(line.Split(',')[0]["calls=".Length..], System.Globalization.CultureInfo.InvariantCulture);
+    }
+}
