@@ -40,7 +40,7 @@ if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-
 }
 
 // dotnet run -c Release --project tests/Broker.Benchmarks -- issuance [--seconds 10] [--warmup 2]
-//     [--concurrency 1,16,64] [--no-audit] [--no-redis] [--no-proof-cache [--proofs N]] [--breakdown] [--min-threads N] [--out FILE]
+//     [--concurrency 1,16,64] [--repeat-from-memory] [--no-audit] [--no-redis] [--no-proof-cache [--proofs N]] [--breakdown] [--min-threads N] [--out FILE]
 if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args.Contains("-h"))
 {
     Console.Error.WriteLine("""
@@ -63,6 +63,8 @@ if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args
                               cache; the ceiling then verifies the JWT-SVID before it signs (verify + sign)
           --proofs N          cold path: JWT-SVIDs minted before the run (default 10,000 per second of
                               warm-up + window); a run needing more reuses them and says so
+          --repeat-from-memory  run the node with Broker:Issuance:RepeatFromMemory (repeat issuances decided
+                              from node memory instead of a Redis check)
           --breakdown         diagnostic: time server total, attestation, Redis store and audit append inside the node
           --min-threads N     diagnostic: ThreadPool.SetMinThreads(N, N) before starting
           --out FILE          markdown report (default artifacts/bench/issuance.md at the repo root)
@@ -79,10 +81,11 @@ if (options.MinThreads is { } minThreads)
 var breakdown = options.Breakdown ? new Breakdown() : null;
 var ablations = new Ablations(options.NoAudit, options.NoRedis, options.NoProofCache);
 var outPath = options.OutPath ?? Path.Combine(
-    RepoRoot(), "artifacts", "bench", ablations.Any ? $"issuance{(options.NoAudit ? "+no-audit" : "")}{(options.NoRedis ? "+no-redis" : "")}{(options.NoProofCache ? "+no-proof-cache" : "")}.md" : "issuance.md");
+    RepoRoot(), "artifacts", "bench", ablations.Any || options.RepeatFromMemory ? $"issuance{(options.RepeatFromMemory ? "+repeat-from-memory" : "")}{(options.NoAudit ? "+no-audit" : "")}{(options.NoRedis ? "+no-redis" : "")}{(options.NoProofCache ? "+no-proof-cache" : "")}.md" : "issuance.md");
 
 Console.WriteLine($"Broker issuance benchmark: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {GCSettings.IsServerGC}, " +
                   $"window {options.Seconds}s, warm-up {options.Warmup}s per level, callers {string.Join(",", options.Concurrency)}; ablations: {ablations}; " +
+                  $"{(options.RepeatFromMemory ? "Broker:Issuance:RepeatFromMemory on; " : "")}" +
                   $"load average {Report.LoadAverage()}");
 
 var work = Directory.CreateTempSubdirectory("broker-bench-").FullName;
@@ -91,7 +94,8 @@ try
     await using var redis = await RedisServer.StartAsync();
     using var trust = new TestTrustDomain("example.org");
     var jwks = trust.WriteJwksFile();
-    await using var broker = await BenchmarkBroker.StartAsync(work, jwks, redis.Configuration, ablations, breakdown);
+    await using var broker = await BenchmarkBroker.StartAsync(work, jwks, redis.Configuration, ablations, breakdown,
+        settings: options.RepeatFromMemory ? new Dictionary<string, string?> { ["Broker:Issuance:RepeatFromMemory"] = "true" } : null);
     await using var redisInfo = await ConnectionMultiplexer.ConnectAsync(redis.Configuration + ",allowAdmin=true"); // INFO cpu only
     var redisServer = redisInfo.GetServer(redisInfo.GetEndPoints()[0]);
 
@@ -228,14 +232,14 @@ static string RepoRoot()
     return Environment.CurrentDirectory;
 }
 
-internal sealed record BenchOptions(int Seconds, int Warmup, IReadOnlyList<int> Concurrency, bool NoAudit, bool NoRedis, bool NoProofCache, bool Breakdown, int? MinThreads, string? OutPath, int? Proofs)
+internal sealed record BenchOptions(int Seconds, int Warmup, IReadOnlyList<int> Concurrency, bool NoAudit, bool NoRedis, bool NoProofCache, bool Breakdown, int? MinThreads, string? OutPath, int? Proofs, bool RepeatFromMemory = false)
 {
     public static BenchOptions Parse(string[] args)
     {
         var seconds = 10;
         var warmup = 2;
         IReadOnlyList<int> concurrency = [1, 16, 64];
-        bool noAudit = false, noRedis = false, noProofCache = false, breakdown = false;
+        bool noAudit = false, noRedis = false, noProofCache = false, breakdown = false, fromMemory = false;
         int? minThreads = null, proofs = null;
         string? outPath = null;
         for (var i = 0; i < args.Length; i++)
@@ -250,6 +254,7 @@ internal sealed record BenchOptions(int Seconds, int Warmup, IReadOnlyList<int> 
                 case "--no-redis": noRedis = true; break;
                 case "--no-proof-cache": noProofCache = true; break;
                 case "--breakdown": breakdown = true; break;
+                case "--repeat-from-memory": fromMemory = true; break;
                 case "--min-threads": minThreads = Bounded(Value(), 1, 1024, "--min-threads"); break;
                 case "--out": outPath = Path.GetFullPath(Value()); break;
                 case "--proofs": proofs = Bounded(Value(), 1_000, 2_000_000, "--proofs"); break;
@@ -262,7 +267,7 @@ internal sealed record BenchOptions(int Seconds, int Warmup, IReadOnlyList<int> 
             throw new ArgumentException("--proofs applies to the cold path only; add --no-proof-cache.");
         }
 
-        return new BenchOptions(seconds, warmup, concurrency.Count == 0 ? [1, 16, 64] : concurrency, noAudit, noRedis, noProofCache, breakdown, minThreads, outPath, proofs);
+        return new BenchOptions(seconds, warmup, concurrency.Count == 0 ? [1, 16, 64] : concurrency, noAudit, noRedis, noProofCache, breakdown, minThreads, outPath, proofs, fromMemory);
     }
 
     private static int Bounded(string text, int min, int max, string name) =>
@@ -302,7 +307,7 @@ internal static class Report
         sb.AppendLine(CultureInfo.InvariantCulture, $"## {char.ToUpperInvariant(system[0])}{system[1..]} ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture, $"{Environment.ProcessorCount} cores, .NET {Environment.Version}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}; " +
-                                                    $"{options.Seconds} s measured per level after {options.Warmup} s warm-up; client and servers share the machine. Ablations: {ablations}." +
+                                                    $"{options.Seconds} s measured per level after {options.Warmup} s warm-up; client and servers share the machine. Ablations: {ablations}.{(options.RepeatFromMemory ? " `Broker:Issuance:RepeatFromMemory` on (repeat issuances decided from node memory)." : "")}" +
                                                     $"{(options.MinThreads is { } t ? $" Thread pool minimum {t}." : "")} Load average before/after: {loadBefore} / {loadAfter}.");
         if (coldProofs is { } proofs)
         {

@@ -24,6 +24,7 @@ public sealed class SettingRangesTests : IDisposable
     [InlineData("Broker:NodeId", "node/../../etc", "BRK1204")]
     [InlineData("Broker:Signing:PublishAhead", "-01:00:00", "BRK1205")]
     [InlineData("Broker:Operators:RolesClaim", " ", "BRK1206")]
+    [InlineData("Broker:Issuance:RepeatFromMemoryMaxTasks", "0", "BRK1246")]
     public async Task Start_up_refuses_a_setting_out_of_range_naming_it(string key, string value, string id)
     {
         var refused = await Assert.ThrowsAsync<BrokerStartupException>(() => _policy.StartAsync(new Dictionary<string, string?> { [key] = value }));
