@@ -19,6 +19,7 @@ internal sealed partial class AuditHeadPublisher : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly TimeSpan _retry;
+    private readonly TimeSpan _minInterval;
     private readonly Action<AuditHead> _onConflict;
     private readonly SemaphoreSlim _signal = new(0, 1);
     private readonly CancellationTokenSource _stop = new();
@@ -29,8 +30,9 @@ internal sealed partial class AuditHeadPublisher : IAsyncDisposable
     private bool _replace;
     private int _disposed;
 
-    public AuditHeadPublisher(IAuditHeadStore store, ECDsa key, string node, TimeProvider time, ILogger logger, TimeSpan retry, bool replaceFirst, Action<AuditHead> onConflict)
+    public AuditHeadPublisher(IAuditHeadStore store, ECDsa key, string node, TimeProvider time, ILogger logger, TimeSpan retry, bool replaceFirst, Action<AuditHead> onConflict, TimeSpan minInterval = default)
     {
+        _minInterval = minInterval;
         _store = store;
         _key = key;
         _node = node;
@@ -133,6 +135,13 @@ internal sealed partial class AuditHeadPublisher : IAsyncDisposable
                 }
 
                 Interlocked.Exchange(ref _published, seq);
+                if (_minInterval > TimeSpan.Zero && Volatile.Read(ref _disposed) == 0)
+                {
+                    // Under load every batch moves the head: one signature and one durable Redis
+                    // write per interval, not per batch. The newest head is sent after the pause.
+                    await Task.Delay(_minInterval, _time, token);
+                    Wake();
+                }
             }
             catch (OperationCanceledException) when (token.IsCancellationRequested)
             {

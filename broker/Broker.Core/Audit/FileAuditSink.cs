@@ -41,6 +41,9 @@ public sealed class FileAuditOptions
     /// <summary>Where this node's signed chain head is published as it advances, and checked at start (optional; Redis for a fleet).</summary>
     public IAuditHeadStore? HeadStore { get; set; }
 
+    /// <summary>Shortest pause between two head publications (zero: after every batch); the host sets it from <c>Broker:Audit:HeadPublishInterval</c>.</summary>
+    public TimeSpan HeadPublishInterval { get; set; }
+
     /// <summary>
     /// The fingerprint of the findings an operator acknowledges (<c>--acknowledge-tamper</c>): when it
     /// matches what start-up found, the node starts and records them in <c>audit.tamper_acknowledged</c>.
@@ -148,7 +151,7 @@ public sealed partial class FileAuditSink : IAuditSink, IAsyncDisposable
 
             if (options.HeadStore is { } store)
             {
-                _heads = new AuditHeadPublisher(store, _key, Node, time, logger, options.RetryInterval, replaceHead, HeadConflict);
+                _heads = new AuditHeadPublisher(store, _key, Node, time, logger, options.RetryInterval, replaceHead, HeadConflict, options.HeadPublishInterval);
             }
 
             StartSegment();

@@ -27,6 +27,7 @@ internal static class AuditSinkFactory
                     Mirror = mirror,
                     Metrics = metrics,
                     HeadStore = heads,
+                    HeadPublishInterval = options.Audit.HeadPublishInterval,
                     AcknowledgeTamper = string.IsNullOrWhiteSpace(options.Audit.AcknowledgeTamper) ? null : options.Audit.AcknowledgeTamper.Trim(),
                     VerifySegmentsAtStart = options.Audit.VerifySegmentsAtStart,
                 },

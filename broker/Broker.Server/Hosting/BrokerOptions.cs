@@ -110,6 +110,13 @@ public sealed class AuditSettings
 
     /// <summary>How many of the newest segments start-up checks record by record (0: all); older ones are checked for gaps.</summary>
     public int VerifySegmentsAtStart { get; set; } = 8;
+
+    /// <summary>
+    /// Shortest pause between two publications of the signed chain head to Redis. Under load the
+    /// head moves with every group commit; publishing each move costs a signature and a durable
+    /// Redis write. The head off the host trails the log by at most this (plus one round trip).
+    /// </summary>
+    public TimeSpan HeadPublishInterval { get; set; } = TimeSpan.FromMilliseconds(20);
 }
 
 public sealed class ApprovalSettings

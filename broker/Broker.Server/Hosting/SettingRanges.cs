@@ -48,6 +48,11 @@ public static class SettingRanges
             yield return $"BRK1202: Broker:Audit:MirrorMaxLength must be at least 1 (it is {audit.MirrorMaxLength}).";
         }
 
+        if (audit.HeadPublishInterval < TimeSpan.Zero || audit.HeadPublishInterval > TimeSpan.FromSeconds(1))
+        {
+            yield return $"BRK1202: Broker:Audit:HeadPublishInterval must be between 00:00:00 and 00:00:01, how far the head off the host may trail the log (it is {audit.HeadPublishInterval}).";
+        }
+
         if (audit.VerifySegmentsAtStart < 0)
         {
             yield return $"BRK1202: Broker:Audit:VerifySegmentsAtStart must be 0 (every segment) or more (it is {audit.VerifySegmentsAtStart}).";

@@ -20,6 +20,7 @@ public sealed class SettingRangesTests : IDisposable
     [InlineData("Broker:Audit:SegmentMaxAge", "00:00:00", "BRK1202")]
     [InlineData("Broker:Audit:MirrorMaxLength", "0", "BRK1202")]
     [InlineData("Broker:Audit:VerifySegmentsAtStart", "-1", "BRK1202")]
+    [InlineData("Broker:Audit:HeadPublishInterval", "00:00:05", "BRK1202")]
     [InlineData("Broker:RevocationMinReplicas", "-1", "BRK1203")]
     [InlineData("Broker:NodeId", "node/../../etc", "BRK1204")]
     [InlineData("Broker:Signing:PublishAhead", "-01:00:00", "BRK1205")]
