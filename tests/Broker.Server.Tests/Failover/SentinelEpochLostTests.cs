@@ -152,13 +152,29 @@ public sealed class SentinelEpochLostTests
         foreach (var node in nodes)
         {
             await EventuallyAsync(() => HealthyAsync(node), Bound, $"node {node.Name} healthy after the restore");
-            var fresh = await node.Credentials.IssueCredentialAsync(a.Request(task: $"after-{node.Name}"), deadline: Deadline());
+            // Sentinels still settling may move the primary once more; an agent retries UNAVAILABLE.
+            IssueCredentialResponse? fresh = null;
+            await EventuallyAsync(
+                async () =>
+                {
+                    try
+                    {
+                        fresh = await node.Credentials.IssueCredentialAsync(a.Request(task: $"after-{node.Name}"), deadline: Deadline());
+                        return true;
+                    }
+                    catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable && BrokerRefusal.From(ex).Reason == "STATE_UNAVAILABLE")
+                    {
+                        return false;
+                    }
+                },
+                Bound,
+                $"node {node.Name} to issue after the restore");
             foreach (var other in nodes)
             {
-                Assert.Equal("", await InactiveReasonAsync(other, fresh.AccessToken));
+                Assert.Equal("", await InactiveReasonAsync(other, fresh!.AccessToken));
             }
 
-            await EventuallyAsync(async () => (await StatusAsync(http, api, fresh.AccessToken)).Status == HttpStatusCode.OK, Bound, $"the resource server to accept a token node {node.Name} issued after the restore");
+            await EventuallyAsync(async () => (await StatusAsync(http, api, fresh!.AccessToken)).Status == HttpStatusCode.OK, Bound, $"the resource server to accept a token node {node.Name} issued after the restore");
         }
     }
 

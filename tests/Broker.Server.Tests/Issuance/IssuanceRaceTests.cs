@@ -18,33 +18,24 @@ namespace Broker.Server.Tests.Issuance;
 public class IssuanceRaceTests(RedisFixture redis) : IAsyncLifetime
 {
     private const string PhaseTask = "contested-phase";
-    private readonly string _prefix = RedisFixture.NewPrefix();
-    private BrokerScenario _a = null!;
-    private BrokerTestHost _bHost = null!;
-    private GrpcChannel _bChannel = null!;
+    private TwoNodes _nodes = null!;
+
+    private BrokerScenario A => _nodes.A;
+
+    private GrpcChannel BChannel => _nodes.BChannel;
 
     /// <summary>Settings both nodes run with (none: the defaults).</summary>
     protected virtual IReadOnlyDictionary<string, string?>? Settings => null;
 
-    public async Task InitializeAsync()
-    {
-        _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix, settings: Settings);
-        _bHost = await _a.StartPeerAsync(redis.Server.Configuration, _prefix);
-        _bChannel = _bHost.CreateChannel();
-    }
+    public async Task InitializeAsync() => _nodes = await TwoNodes.StartAsync(redis, Settings);
 
-    public async Task DisposeAsync()
-    {
-        _bChannel.Dispose();
-        await _bHost.DisposeAsync();
-        await _a.DisposeAsync();
-    }
+    public async Task DisposeAsync() => await _nodes.DisposeAsync();
 
     /// <summary>Exactly one workload owns the task id; the other is refused every time.</summary>
     [Fact]
     public async Task Exactly_one_workload_wins_a_task_id_claimed_at_two_nodes_at_once()
     {
-        var nodes = new[] { _a.Client, new CredentialService.CredentialServiceClient(_bChannel) };
+        var nodes = new[] { A.Client, new CredentialService.CredentialServiceClient(BChannel) };
         var workloads = new[] { "/agents/first", "/agents/second" };
         for (var round = 0; round < 5; round++)
         {
@@ -55,7 +46,7 @@ public class IssuanceRaceTests(RedisFixture redis) : IAsyncLifetime
                 var node = nodes[(i / 2) % 2];
                 try
                 {
-                    await node.IssueCredentialAsync(_a.Request(svid: _a.Svid(workload), task: task));
+                    await node.IssueCredentialAsync(A.Request(svid: A.Svid(workload), task: task));
                     return (workload, Reason: "OK");
                 }
                 catch (RpcException ex)
@@ -81,9 +72,9 @@ public class IssuanceRaceTests(RedisFixture redis) : IAsyncLifetime
     [Fact]
     public async Task A_phase_moved_at_one_node_while_the_other_issues_for_the_old_phase_leaves_no_old_phase_token_accepted()
     {
-        var b = new CredentialService.CredentialServiceClient(_bChannel);
+        var b = new CredentialService.CredentialServiceClient(BChannel);
         var tokens = new List<(Phase Phase, string Token)>();
-        var first = await b.IssueCredentialAsync(_a.Request(task: PhaseTask, phase: Phase.Planning));
+        var first = await b.IssueCredentialAsync(A.Request(task: PhaseTask, phase: Phase.Planning));
         tokens.Add((Phase.Planning, first.AccessToken));
 
         async Task<List<(Phase, string)>> IssueAsync(CredentialService.CredentialServiceClient node, Phase phase, string scope, int calls)
@@ -91,26 +82,26 @@ public class IssuanceRaceTests(RedisFixture redis) : IAsyncLifetime
             var issued = new List<(Phase, string)>();
             for (var i = 0; i < calls; i++)
             {
-                issued.Add((phase, (await node.IssueCredentialAsync(_a.Request(task: PhaseTask, phase: phase, scopes: scope))).AccessToken));
+                issued.Add((phase, (await node.IssueCredentialAsync(A.Request(task: PhaseTask, phase: phase, scopes: scope))).AccessToken));
             }
 
             return issued;
         }
 
         var atB = IssueAsync(b, Phase.Planning, "tickets:read", 40);
-        var atA = IssueAsync(_a.Client, Phase.Execution, "deploy:staging", 5);
+        var atA = IssueAsync(A.Client, Phase.Execution, "deploy:staging", 5);
         foreach (var issued in await System.Threading.Tasks.Task.WhenAll(atB, atA))
         {
             tokens.AddRange(issued);
         }
 
-        var task = await _a.Host.Services.GetRequiredService<ICredentialStore>().GetTaskAsync(PhaseTask, default);
+        var task = await A.Host.Services.GetRequiredService<ICredentialStore>().GetTaskAsync(PhaseTask, default);
         Assert.NotNull(task);
         var current = task.Phase == Core.TaskPhase.Planning ? Phase.Planning : Phase.Execution;
         var left = tokens.Where(t => t.Phase != current).Select(t => t.Token).ToList();
         Assert.NotEmpty(left);
 
-        var nodes = new[] { new RevocationService.RevocationServiceClient(_a.Channel), new RevocationService.RevocationServiceClient(_bChannel) };
+        var nodes = new[] { new RevocationService.RevocationServiceClient(A.Channel), new RevocationService.RevocationServiceClient(BChannel) };
         foreach (var node in nodes)
         {
             await Poll.UntilAsync(
@@ -119,7 +110,7 @@ public class IssuanceRaceTests(RedisFixture redis) : IAsyncLifetime
         }
 
         // Each node still issues in the task's phase.
-        Assert.NotEmpty((await b.IssueCredentialAsync(_a.Request(task: PhaseTask, phase: current, scopes: "repo:read"))).AccessToken);
+        Assert.NotEmpty((await b.IssueCredentialAsync(A.Request(task: PhaseTask, phase: current, scopes: "repo:read"))).AccessToken);
     }
 
     private static async Task<int> InactiveAsync(RevocationService.RevocationServiceClient node, IEnumerable<string> tokens)

@@ -18,43 +18,34 @@ namespace Broker.Server.Tests.Issuance;
 public sealed class RepeatFromMemoryTests(RedisFixture redis) : IAsyncLifetime
 {
     private static readonly Dictionary<string, string?> FromMemory = new() { ["Broker:Issuance:RepeatFromMemory"] = "true" };
-    private readonly string _prefix = RedisFixture.NewPrefix();
-    private BrokerScenario _a = null!;
-    private BrokerTestHost _bHost = null!;
-    private GrpcChannel _bChannel = null!;
+    private TwoNodes _nodes = null!;
 
-    private CredentialService.CredentialServiceClient B => new(_bChannel);
+    private BrokerScenario A => _nodes.A;
 
-    public async Task InitializeAsync()
-    {
-        _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix, settings: FromMemory);
-        _bHost = await _a.StartPeerAsync(redis.Server.Configuration, _prefix);
-        _bChannel = _bHost.CreateChannel();
-    }
+    private GrpcChannel BChannel => _nodes.BChannel;
 
-    public async Task DisposeAsync()
-    {
-        _bChannel.Dispose();
-        await _bHost.DisposeAsync();
-        await _a.DisposeAsync();
-    }
+    private CredentialService.CredentialServiceClient B => _nodes.B;
+
+    public async Task InitializeAsync() => _nodes = await TwoNodes.StartAsync(redis, FromMemory);
+
+    public async Task DisposeAsync() => await _nodes.DisposeAsync();
 
     [Fact]
     public async Task A_repeat_issuance_runs_no_issuance_script_but_a_new_task_or_phase_does()
     {
-        await _a.Client.IssueCredentialAsync(_a.Request(task: "refreshing"));
+        await A.Client.IssueCredentialAsync(A.Request(task: "refreshing"));
         var before = await IssuanceReadsAsync();
         for (var i = 0; i < 20; i++)
         {
-            Assert.NotEmpty((await _a.Client.IssueCredentialAsync(_a.Request(task: "refreshing"))).AccessToken);
+            Assert.NotEmpty((await A.Client.IssueCredentialAsync(A.Request(task: "refreshing"))).AccessToken);
         }
 
         Assert.Equal(before, await IssuanceReadsAsync());
 
-        await _a.Client.IssueCredentialAsync(_a.Request(task: "another"));
+        await A.Client.IssueCredentialAsync(A.Request(task: "another"));
         Assert.True(await IssuanceReadsAsync() > before, "a new task is claimed in Redis");
         var moved = await IssuanceReadsAsync();
-        await _a.Client.IssueCredentialAsync(_a.Request(task: "refreshing", phase: Phase.Execution, scopes: "deploy:staging"));
+        await A.Client.IssueCredentialAsync(A.Request(task: "refreshing", phase: Phase.Execution, scopes: "deploy:staging"));
         Assert.True(await IssuanceReadsAsync() > moved, "a phase move is checked and recorded in Redis");
     }
 
@@ -62,9 +53,9 @@ public sealed class RepeatFromMemoryTests(RedisFixture redis) : IAsyncLifetime
     [Fact]
     public async Task A_task_ended_at_one_node_is_refused_at_the_other_that_remembers_it()
     {
-        await B.IssueCredentialAsync(_a.Request(task: "ending"));
-        await B.IssueCredentialAsync(_a.Request(task: "ending"));
-        await _a.Client.EndTaskAsync(new EndTaskRequest { TaskId = "ending", Attestation = new AttestationProof { JwtSvid = _a.Svid() } });
+        await B.IssueCredentialAsync(A.Request(task: "ending"));
+        await B.IssueCredentialAsync(A.Request(task: "ending"));
+        await A.Client.EndTaskAsync(new EndTaskRequest { TaskId = "ending", Attestation = new AttestationProof { JwtSvid = A.Svid() } });
 
         await Poll.UntilAsync(async () => (await RefusalAsync(B, "ending"))?.Reason == "TASK_ENDED", "B refuses the ended task", TimeSpan.FromSeconds(5));
         for (var i = 0; i < 5; i++)
@@ -82,11 +73,11 @@ public sealed class RepeatFromMemoryTests(RedisFixture redis) : IAsyncLifetime
     [Fact]
     public async Task After_redis_is_emptied_new_tasks_are_refused_at_once_and_the_restore_revokes_what_memory_issued()
     {
-        var nodes = new[] { _a.Client, B };
+        var nodes = new[] { A.Client, B };
         foreach (var node in nodes)
         {
-            await node.IssueCredentialAsync(_a.Request(task: "known"));
-            await node.IssueCredentialAsync(_a.Request(task: "known"));
+            await node.IssueCredentialAsync(A.Request(task: "known"));
+            await node.IssueCredentialAsync(A.Request(task: "known"));
         }
 
         await EmptyRedisAsync();
@@ -103,7 +94,7 @@ public sealed class RepeatFromMemoryTests(RedisFixture redis) : IAsyncLifetime
                 {
                     try
                     {
-                        issuedAfter.Add((await node.IssueCredentialAsync(_a.Request(task: "known"))).AccessToken);
+                        issuedAfter.Add((await node.IssueCredentialAsync(A.Request(task: "known"))).AccessToken);
                         return false;
                     }
                     catch (RpcException ex)
@@ -115,8 +106,8 @@ public sealed class RepeatFromMemoryTests(RedisFixture redis) : IAsyncLifetime
                 TimeSpan.FromSeconds(5));
         }
 
-        await _a.Admin.RestoreRevocationEpochAsync(new RestoreRevocationEpochRequest { Reason = "redis lost its data" }, _a.As("alice", "responder"));
-        var introspection = new[] { new RevocationService.RevocationServiceClient(_a.Channel), new RevocationService.RevocationServiceClient(_bChannel) };
+        await A.Admin.RestoreRevocationEpochAsync(new RestoreRevocationEpochRequest { Reason = "redis lost its data" }, A.As("alice", "responder"));
+        var introspection = new[] { new RevocationService.RevocationServiceClient(A.Channel), new RevocationService.RevocationServiceClient(BChannel) };
         foreach (var node in introspection)
         {
             await Poll.UntilAsync(
@@ -143,25 +134,9 @@ public sealed class RepeatFromMemoryTests(RedisFixture redis) : IAsyncLifetime
         }
     }
 
-    private async Task<BrokerRefusal?> RefusalAsync(CredentialService.CredentialServiceClient node, string task)
-    {
-        try
-        {
-            await node.IssueCredentialAsync(_a.Request(task: task));
-            return null;
-        }
-        catch (RpcException ex)
-        {
-            return BrokerRefusal.From(ex);
-        }
-    }
+    private Task<BrokerRefusal?> RefusalAsync(CredentialService.CredentialServiceClient node, string task) => _nodes.RefusalAsync(node, task);
 
-    private async Task EmptyRedisAsync()
-    {
-        var keys = redis.Connection.GetServer(redis.Connection.GetEndPoints()[0]).Keys(pattern: _prefix + "*").ToArray();
-        Assert.Contains(keys, k => k.ToString().EndsWith("revocations:epoch", StringComparison.Ordinal));
-        await redis.Connection.GetDatabase().KeyDeleteAsync(keys);
-    }
+    private Task EmptyRedisAsync() => _nodes.EmptyRedisAsync();
 
     // Only the issuance scripts call PEXPIRETIME (the task's retention), so its count is the
     // number of issuances Redis was asked about.

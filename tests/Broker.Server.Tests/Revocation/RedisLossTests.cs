@@ -15,26 +15,17 @@ namespace Broker.Server.Tests.Revocation;
 public sealed class RedisLossTests(RedisFixture redis) : IAsyncLifetime
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
-    private readonly string _prefix = RedisFixture.NewPrefix();
-    private BrokerScenario _a = null!;
-    private BrokerTestHost _bHost = null!;
-    private GrpcChannel _bChannel = null!;
+    private TwoNodes _nodes = null!;
 
-    private CredentialService.CredentialServiceClient B => new(_bChannel);
+    private BrokerScenario A => _nodes.A;
 
-    public async Task InitializeAsync()
-    {
-        _a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: _prefix);
-        _bHost = await _a.StartPeerAsync(redis.Server.Configuration, _prefix);
-        _bChannel = _bHost.CreateChannel();
-    }
+    private GrpcChannel BChannel => _nodes.BChannel;
 
-    public async Task DisposeAsync()
-    {
-        _bChannel.Dispose();
-        await _bHost.DisposeAsync();
-        await _a.DisposeAsync();
-    }
+    private CredentialService.CredentialServiceClient B => _nodes.B;
+
+    public async Task InitializeAsync() => _nodes = await TwoNodes.StartAsync(redis);
+
+    public async Task DisposeAsync() => await _nodes.DisposeAsync();
 
     /// <summary>
     /// Both nodes keep issuing (tasks they know and new ones) while Redis is emptied. Every call
@@ -44,10 +35,10 @@ public sealed class RedisLossTests(RedisFixture redis) : IAsyncLifetime
     [Fact]
     public async Task Issuance_racing_an_emptied_redis_is_refused_at_both_nodes_from_the_first_call()
     {
-        var nodes = new[] { _a.Client, B };
+        var nodes = new[] { A.Client, B };
         foreach (var node in nodes)
         {
-            await node.IssueCredentialAsync(_a.Request(task: "known"));
+            await node.IssueCredentialAsync(A.Request(task: "known"));
         }
 
         using var stop = new CancellationTokenSource();
@@ -64,7 +55,7 @@ public sealed class RedisLossTests(RedisFixture redis) : IAsyncLifetime
                 var task = n % 2 == 0 ? "known" : $"new-{i}-{n}";
                 try
                 {
-                    await node.IssueCredentialAsync(_a.Request(task: task));
+                    await node.IssueCredentialAsync(A.Request(task: task));
                     Interlocked.Increment(ref started > Interlocked.Read(ref emptiedAt) ? ref issuedAfter : ref issuedBefore);
                 }
                 catch (RpcException ex) when (started > Interlocked.Read(ref emptiedAt))
@@ -101,18 +92,18 @@ public sealed class RedisLossTests(RedisFixture redis) : IAsyncLifetime
     [Fact]
     public async Task Tasks_ended_or_revoked_before_the_loss_stay_refused_after_the_restore()
     {
-        await _a.Client.IssueCredentialAsync(_a.Request(task: "ended-before"));
-        await _a.Client.IssueCredentialAsync(_a.Request(task: "revoked-before"));
-        await _a.Client.EndTaskAsync(new Broker.V1.EndTaskRequest { TaskId = "ended-before", Attestation = new AttestationProof { JwtSvid = _a.Svid() } });
-        await _a.RevokeAsync("contain", new Broker.V1.RevocationSelector { TaskId = "revoked-before" });
+        await A.Client.IssueCredentialAsync(A.Request(task: "ended-before"));
+        await A.Client.IssueCredentialAsync(A.Request(task: "revoked-before"));
+        await A.Client.EndTaskAsync(new Broker.V1.EndTaskRequest { TaskId = "ended-before", Attestation = new AttestationProof { JwtSvid = A.Svid() } });
+        await A.RevokeAsync("contain", new Broker.V1.RevocationSelector { TaskId = "revoked-before" });
 
         await EmptyRedisAsync();
-        await EventuallyAsync(async () => (await RefusalAsync(_a.Client, "probe"))?.Reason == "REVOCATION_STATE_LOST", () => "A never refused REVOCATION_STATE_LOST");
-        await _a.Admin.RestoreRevocationEpochAsync(new RestoreRevocationEpochRequest { Reason = "redis lost its data" }, _a.As("alice", "responder"));
+        await EventuallyAsync(async () => (await RefusalAsync(A.Client, "probe"))?.Reason == "REVOCATION_STATE_LOST", () => "A never refused REVOCATION_STATE_LOST");
+        await A.Admin.RestoreRevocationEpochAsync(new RestoreRevocationEpochRequest { Reason = "redis lost its data" }, A.As("alice", "responder"));
         string? last = null;
         await EventuallyAsync(async () => (last = (await RefusalAsync(B, "ended-before"))?.Reason) == "TASK_ENDED", () => "B answered " + (last ?? "OK"));
 
-        foreach (var node in new[] { _a.Client, B })
+        foreach (var node in new[] { A.Client, B })
         {
             foreach (var task in new[] { "ended-before", "revoked-before" })
             {
@@ -123,7 +114,7 @@ public sealed class RedisLossTests(RedisFixture redis) : IAsyncLifetime
         }
 
         await Task.Delay(1100); // tokens minted in the restore's own second are covered by its cut-off
-        Assert.NotEmpty((await B.IssueCredentialAsync(_a.Request(task: "after-restore"))).AccessToken);
+        Assert.NotEmpty((await B.IssueCredentialAsync(A.Request(task: "after-restore"))).AccessToken);
     }
 
     /// <summary>
@@ -135,19 +126,19 @@ public sealed class RedisLossTests(RedisFixture redis) : IAsyncLifetime
     [Fact]
     public async Task With_redis_stopped_issuance_and_revocation_are_refused_within_the_staleness_window()
     {
-        await _a.Client.IssueCredentialAsync(_a.Request(task: "before-stop"));
+        await A.Client.IssueCredentialAsync(A.Request(task: "before-stop"));
         var deadline = TimeSpan.FromSeconds(2);
         await redis.Server.KillAsync();
         try
         {
             var issue = await Assert.ThrowsAsync<RpcException>(async () =>
-                await _a.Client.IssueCredentialAsync(_a.Request(task: "before-stop"), deadline: DateTime.UtcNow + deadline));
+                await A.Client.IssueCredentialAsync(A.Request(task: "before-stop"), deadline: DateTime.UtcNow + deadline));
             var issueAtB = await Assert.ThrowsAsync<RpcException>(async () =>
-                await B.IssueCredentialAsync(_a.Request(task: "new-while-stopped"), deadline: DateTime.UtcNow + deadline));
+                await B.IssueCredentialAsync(A.Request(task: "new-while-stopped"), deadline: DateTime.UtcNow + deadline));
             var revokeCall = await Assert.ThrowsAsync<RpcException>(async () =>
-                await new AdminService.AdminServiceClient(_bChannel).RevokeAsync(
+                await new AdminService.AdminServiceClient(BChannel).RevokeAsync(
                     new RevokeRequest { Reason = "while stopped", Selectors = { new Broker.V1.RevocationSelector { TaskId = "before-stop" } } },
-                    _a.As("alice", "responder"),
+                    A.As("alice", "responder"),
                     deadline: DateTime.UtcNow + deadline));
 
             Assert.Equal(StatusCode.Unavailable, issue.StatusCode);
@@ -160,25 +151,9 @@ public sealed class RedisLossTests(RedisFixture redis) : IAsyncLifetime
         }
     }
 
-    private async Task<BrokerRefusal?> RefusalAsync(CredentialService.CredentialServiceClient node, string task)
-    {
-        try
-        {
-            await node.IssueCredentialAsync(_a.Request(task: task));
-            return null;
-        }
-        catch (RpcException ex)
-        {
-            return BrokerRefusal.From(ex);
-        }
-    }
+    private Task<BrokerRefusal?> RefusalAsync(CredentialService.CredentialServiceClient node, string task) => _nodes.RefusalAsync(node, task);
 
-    private async Task EmptyRedisAsync()
-    {
-        var keys = redis.Connection.GetServer(redis.Connection.GetEndPoints()[0]).Keys(pattern: _prefix + "*").ToArray();
-        Assert.Contains(keys, k => k.ToString().EndsWith("revocations:epoch", StringComparison.Ordinal));
-        await redis.Connection.GetDatabase().KeyDeleteAsync(keys);
-    }
+    private Task EmptyRedisAsync() => _nodes.EmptyRedisAsync();
 
     private static async Task EventuallyAsync(Func<Task<bool>> condition, Func<string>? explain = null)
     {
