@@ -49,7 +49,7 @@ internal static class NodeMemoryBenchmark
     {
         var loadBefore = Report.LoadAverage();
         Console.WriteLine($"Node memory: {options.Tasks:N0} tasks, {options.Tokens:N0} tokens, {options.Agents:N0} agents, {options.Callers} callers, " +
-                          $"stops after {options.MaxMinutes} min; load average {loadBefore}");
+                          $"stops after {options.MaxMinutes} min{(options.RepeatFromMemory ? ", Broker:Issuance:RepeatFromMemory on" : "")}; load average {loadBefore}");
         await using var redis = await RedisServer.StartAsync();
         using var trust = new TestTrustDomain("example.org");
         var jwks = trust.WriteJwksFile();
@@ -58,7 +58,8 @@ internal static class NodeMemoryBenchmark
         // lifetime longer than the run may last.
         var tokenTtl = TimeSpan.FromMinutes(options.MaxMinutes + 10);
         await using var broker = await BenchmarkBroker.StartAsync(work, jwks, redis.Configuration, new Ablations(false, false, false), null,
-            policy: path => BenchmarkBroker.Policy(path, planningMaxTtl: $"{tokenTtl.TotalMinutes:F0}m"));
+            policy: path => BenchmarkBroker.Policy(path, planningMaxTtl: $"{tokenTtl.TotalMinutes:F0}m"),
+            settings: options.RepeatFromMemory ? new Dictionary<string, string?> { ["Broker:Issuance:RepeatFromMemory"] = "true" } : null);
         await using var redisInfo = await ConnectionMultiplexer.ConnectAsync(redis.Configuration + ",allowAdmin=true"); // INFO memory only
         var redisServer = redisInfo.GetServer(redisInfo.GetEndPoints()[0]);
         using var channel = broker.CreateChannel();
@@ -169,7 +170,7 @@ internal static class NodeMemoryBenchmark
         static string PerItem(long bytes, long count) => count > 0 ? (bytes / (double)count).ToString("F0", CultureInfo.InvariantCulture) : "–";
         var (baseline, afterTasks, afterTokens) = (snapshots[0], snapshots[1], snapshots[2]);
         var sb = new StringBuilder();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"## Node memory: {afterTokens.Tasks - baseline.Tasks:N0} live tasks, {afterTokens.Tokens - baseline.Tokens:N0} live tokens ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"## Node memory: {afterTokens.Tasks - baseline.Tasks:N0} live tasks, {afterTokens.Tokens - baseline.Tokens:N0} live tokens{(options.RepeatFromMemory ? ", Broker:Issuance:RepeatFromMemory on" : "")} ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
         sb.AppendLine();
         sb.AppendLine(CultureInfo.InvariantCulture,
             $"{Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC; one node in production mode (Redis AOF always, fsync'd audit) in this process with its gRPC callers; " +
@@ -236,11 +237,12 @@ internal sealed record MemorySnapshot(string Label, long Tasks, long Tokens, lon
 }
 
 /// <summary>node-memory's options.</summary>
-internal sealed record NodeMemoryOptions(int Tasks, long Tokens, int Agents, int Callers, int MaxMinutes)
+internal sealed record NodeMemoryOptions(int Tasks, long Tokens, int Agents, int Callers, int MaxMinutes, bool RepeatFromMemory = false)
 {
     public static NodeMemoryOptions Parse(string[] args)
     {
         int tasks = 100_000, agents = 1_000, callers = 64, maxMinutes = 20;
+        var fromMemory = false;
         long tokens = 1_000_000;
         for (var i = 0; i < args.Length; i++)
         {
@@ -252,7 +254,8 @@ internal sealed record NodeMemoryOptions(int Tasks, long Tokens, int Agents, int
                 case "--agents": agents = Bounded(Value(), 1, 100_000, "--agents"); break;
                 case "--callers": callers = Bounded(Value(), 1, 512, "--callers"); break;
                 case "--max-minutes": maxMinutes = Bounded(Value(), 1, 45, "--max-minutes"); break;
-                default: throw new ArgumentException($"Unknown option {args[i]}; node-memory takes --tasks, --tokens, --agents, --callers, --max-minutes.");
+                case "--repeat-from-memory": fromMemory = true; break;
+                default: throw new ArgumentException($"Unknown option {args[i]}; node-memory takes --tasks, --tokens, --agents, --callers, --max-minutes, --repeat-from-memory.");
             }
         }
 
@@ -267,7 +270,7 @@ internal sealed record NodeMemoryOptions(int Tasks, long Tokens, int Agents, int
             throw new ArgumentException("--agents is too small: no agent may hold more than 100,000 tasks.");
         }
 
-        return new NodeMemoryOptions(tasks, tokens, agents, callers, maxMinutes);
+        return new NodeMemoryOptions(tasks, tokens, agents, callers, maxMinutes, fromMemory);
     }
 
     private static int Bounded(string text, int min, int max, string name) =>

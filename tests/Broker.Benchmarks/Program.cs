@@ -17,7 +17,7 @@ using StackExchange.Redis;
 // dotnet run -c Release --project tests/Broker.Benchmarks -- secret-revocation [--leases 200]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- refusal-flood [--flooders 16]
 // dotnet run -c Release --project tests/Broker.Benchmarks -- token-endpoint [--seconds 10] [--warmup 2] [--concurrency 1,16,64]
-// dotnet run -c Release --project tests/Broker.Benchmarks -- node-memory [--tasks 100000] [--tokens 1000000] [--agents 1000] [--callers 64] [--max-minutes 20]
+// dotnet run -c Release --project tests/Broker.Benchmarks -- node-memory [--tasks 100000] [--tokens 1000000] [--agents 1000] [--callers 64] [--max-minutes 20] [--repeat-from-memory]
 if (args.Length > 0 && args[0] is "revocation-index" or "propagation" or "audit-verify" or "audit-cost" or "risk" or "secret-revocation" or "refusal-flood" or "token-endpoint" or "node-memory")
 {
     var report = args[0] switch
@@ -53,7 +53,8 @@ if (args.Length == 0 || args[0] != "issuance" || args.Contains("--help") || args
                dotnet run -c Release --project tests/Broker.Benchmarks -- refusal-flood [--flooders 16]
                dotnet run -c Release --project tests/Broker.Benchmarks -- token-endpoint [--seconds 10] [--warmup 2] [--concurrency 1,16,64]
                dotnet run -c Release --project tests/Broker.Benchmarks -- node-memory [--tasks 100000] [--tokens 1000000]
-                   [--agents 1000] [--callers 64] [--max-minutes 20]   (tokens counts every live token, each task's first included)
+                   [--agents 1000] [--callers 64] [--max-minutes 20] [--repeat-from-memory]
+                   (tokens counts every live token, each task's first included)
           --seconds N         measured window per concurrency level (default 10)
           --warmup N          warm-up per level before measuring (default 2)
           --concurrency LIST  comma-separated caller counts (default 1,16,64)
