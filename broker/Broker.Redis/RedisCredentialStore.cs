@@ -90,18 +90,19 @@ public sealed class RedisCredentialStore : ICredentialStore
         {
             // The steady state (a repeat issuance in the task's phase) is decided by a read shared
             // with the issuances running at the same time; only a write runs the script below.
+            // The stored phase is read only where the answer carries it, as the full script's
+            // answers do: an ended or foreign task is refused whatever phase it was left in.
             var (check, phase) = await _checks.CheckAsync(record);
-            var read = string.IsNullOrEmpty(phase) ? (TaskPhase?)null : TaskPhaseNames.Parse(phase);
             switch (check)
             {
                 case RedisIssuanceChecks.CheckResult.Unchanged:
-                    return new IssuanceOutcome(IssuanceStatus.Recorded, read);
+                    return new IssuanceOutcome(IssuanceStatus.Recorded, StoredPhase(phase));
                 case RedisIssuanceChecks.CheckResult.TaskEnded:
                     return new IssuanceOutcome(IssuanceStatus.TaskEnded);
                 case RedisIssuanceChecks.CheckResult.TaskNotOwned:
                     return new IssuanceOutcome(IssuanceStatus.TaskNotOwned);
                 case RedisIssuanceChecks.CheckResult.PhaseChangePending:
-                    return new IssuanceOutcome(IssuanceStatus.PhaseChangePending, read);
+                    return new IssuanceOutcome(IssuanceStatus.PhaseChangePending, StoredPhase(phase));
                 case RedisIssuanceChecks.CheckResult.EpochMissing:
                     throw new RevocationStateLostException();
             }
@@ -134,8 +135,7 @@ public sealed class RedisCredentialStore : ICredentialStore
             6 => IssuanceStatus.TaskLimitReached,
             var other => throw new InvalidOperationException($"Unexpected issuance script result {other}."),
         };
-        var previous = parts[1].ToString();
-        return new IssuanceOutcome(status, string.IsNullOrEmpty(previous) ? null : TaskPhaseNames.Parse(previous));
+        return new IssuanceOutcome(status, StoredPhase(parts[1].ToString()));
     }
 
     public async ValueTask<bool> ClaimProofAsync(string proofKey, DateTimeOffset keepUntil, CancellationToken cancellationToken)
@@ -184,6 +184,8 @@ public sealed class RedisCredentialStore : ICredentialStore
             _ => throw new InvalidOperationException($"Unexpected end-task script result {status}."),
         };
     }
+
+    private static TaskPhase? StoredPhase(string phase) => string.IsNullOrEmpty(phase) ? null : TaskPhaseNames.Parse(phase);
 
     /// <summary>The task's retention is pushed out only once it ends before this (half of it is spent).</summary>
     internal static RedisValue RetentionThreshold(IssuanceRecord record) => Ms(record.ExpiresAt + record.TaskRetention - (record.TaskRetention / 2));

@@ -111,21 +111,23 @@ internal sealed class RedisIssuanceChecks
 
     private async Task CheckBatchAsync(List<Pending> batch, int start, int count)
     {
-        var keys = new RedisKey[count + 1];
-        var values = new RedisValue[count * 4];
-        keys[0] = _keys.RevocationEpoch;
-        for (var i = 0; i < count; i++)
-        {
-            var record = batch[start + i].Record;
-            keys[i + 1] = _keys.Task(record.TaskId);
-            values[i * 4] = record.Subject;
-            values[(i * 4) + 1] = record.Phase.ToWire();
-            values[(i * 4) + 2] = record.Delegated ? "1" : "0";
-            values[(i * 4) + 3] = RedisCredentialStore.RetentionThreshold(record);
-        }
-
+        // Everything inside the try: a batch that fails in any way fails its issuances and lets the
+        // next batch start, so no failure can leave later issuances waiting on a batch never sent.
         try
         {
+            var keys = new RedisKey[count + 1];
+            var values = new RedisValue[count * 4];
+            keys[0] = _keys.RevocationEpoch;
+            for (var i = 0; i < count; i++)
+            {
+                var record = batch[start + i].Record;
+                keys[i + 1] = _keys.Task(record.TaskId);
+                values[i * 4] = record.Subject;
+                values[(i * 4) + 1] = record.Phase.ToWire();
+                values[(i * 4) + 2] = record.Delegated ? "1" : "0";
+                values[(i * 4) + 3] = RedisCredentialStore.RetentionThreshold(record);
+            }
+
             var results = (RedisResult[])(await _redis.GetDatabase().ScriptEvaluateAsync(CheckScript, keys, values))!;
             for (var i = 0; i < count; i++)
             {

@@ -472,8 +472,9 @@ public sealed partial class CredentialIssuer
         // state then refuses, a credential.voided record follows: that token was never handed out.
         // With Broker:Issuance:RepeatFromMemory, a repeat issuance for a task this node confirmed,
         // in the same phase, is decided from that confirmation (TaskMemory says what keeps it true).
-        var remembered = _memory is not null && chain is null && approved is null && LeavingRevokes(policy, identity, phase)
-            ? _memory.Find(request.TaskId, identity.WorkloadId, phase)
+        var rememberable = _memory is not null && chain is null && approved is null && LeavingRevokes(policy, identity, phase);
+        var remembered = rememberable
+            ? _memory!.Find(request.TaskId, identity.WorkloadId, phase)
             : null;
         remembered?.NoteMinted(claims.IssuedAt);
         var fromMemory = remembered is { IsClosed: false };
@@ -517,9 +518,9 @@ public sealed partial class CredentialIssuer
                     throw TaskLimitReached();
             }
 
-            if (!fromMemory && _memory is not null && chain is null && approved is null && LeavingRevokes(policy, identity, phase))
+            if (rememberable && !fromMemory)
             {
-                _memory.Confirmed(request.TaskId, identity.WorkloadId, phase, askedAt);
+                _memory!.Confirmed(request.TaskId, identity.WorkloadId, phase, askedAt);
             }
         }
         catch (BrokerException refused)
