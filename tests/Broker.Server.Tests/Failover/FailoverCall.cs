@@ -72,6 +72,26 @@ internal static class FailoverCalls
         }
     }
 
+    /// <summary>
+    /// Repeats <paramref name="call"/> while it answers STATE_UNAVAILABLE, as an agent retries, for at most
+    /// <paramref name="bound"/>: after a failover the Sentinels may still move a replica (a resync leaves the
+    /// primary below min-replicas-to-write for a moment). Any other answer, or the last refusal, is returned.
+    /// </summary>
+    public static async Task<(Call Call, int Retries)> RetryWhileUnavailableAsync(Func<Task<Call>> call, TimeSpan bound)
+    {
+        var deadline = DateTime.UtcNow + bound;
+        var retries = 0;
+        var answer = await call();
+        while (answer is { Status: StatusCode.Unavailable, Reason: "STATE_UNAVAILABLE" } && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+            retries++;
+            answer = await call();
+        }
+
+        return (answer, retries);
+    }
+
     /// <summary>Every node issued and revoked again after <paramref name="killedMs"/>.</summary>
     public static bool Recovered(IEnumerable<Call> calls, int nodes, double killedMs) => Enumerable.Range(0, nodes).All(n =>
         FirstOkAfter(calls, n, killedMs, CallKind.Issue) is not null

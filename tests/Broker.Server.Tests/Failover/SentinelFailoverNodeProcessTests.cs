@@ -44,6 +44,7 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
     private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan WindowSanityBound = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan AfterFailoverRetryBound = TimeSpan.FromSeconds(20);
 
     private readonly Stopwatch _clock = new();
     private readonly ConcurrentQueue<Call> _calls = new();
@@ -317,19 +318,22 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
         }
 
         // 7. Both nodes issue and revoke again, without a restart.
+        var afterRetries = 0;
         for (var n = 0; n < nodes.Count; n++)
         {
             var task = $"after-{n}-{Guid.NewGuid():N}"[..24];
-            var fresh = await IssueAsync(trust, nodes[n], n, lane: 0, task);
-            var revoked = await RevokeAsync(nodes[n], n, responder, new Broker.V1.RevocationSelector { TaskId = task }, lane: 0, task, CallKind.RevokeTask);
+            var node = n;
+            var (fresh, issueRetries) = await FailoverCalls.RetryWhileUnavailableAsync(() => IssueAsync(trust, nodes[node], node, lane: 0, task), AfterFailoverRetryBound);
+            var (revoked, revokeRetries) = await FailoverCalls.RetryWhileUnavailableAsync(() => RevokeAsync(nodes[node], node, responder, new Broker.V1.RevocationSelector { TaskId = task }, lane: 0, task, CallKind.RevokeTask), AfterFailoverRetryBound);
+            afterRetries += issueRetries + revokeRetries;
             if (!fresh.Ok || !revoked.Ok)
             {
-                violations.Add($"after the failover {nodes[n].Name} answered issue {fresh.Outcome}, revoke {revoked.Outcome}");
+                violations.Add($"after the failover {nodes[n].Name} answered issue {fresh.Outcome}, revoke {revoked.Outcome} (retried STATE_UNAVAILABLE {issueRetries} + {revokeRetries} times)");
             }
         }
 
         verify.Stop();
-        var report = Report(calls, nodes, killedMs, promotedMs, inSyncMs, promotedName, lost, issuedUnconfirmed, unaudited, violations.Count, mustBeRevoked.Count, kept.Count, verify.Elapsed, testWorkers, shippedMinimum);
+        var report = Report(calls, nodes, killedMs, promotedMs, inSyncMs, promotedName, lost, issuedUnconfirmed, unaudited, violations.Count, mustBeRevoked.Count, kept.Count, afterRetries, verify.Elapsed, testWorkers, shippedMinimum);
         output.WriteLine(report);
         await FailoverReport.WriteSectionAsync(ReportTitle, report);
 
@@ -534,7 +538,7 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
                 max_ttl: 10m
         """;
 
-    private string Report(Call[] calls, List<BrokerNodeProcess> nodes, double killed, double promotedMs, double inSyncMs, string promoted, int lost, int issuedUnconfirmed, int unaudited, int violations, int revokedChecked, int keptChecked, TimeSpan verifyTime, int testWorkers, int? shippedMinimum)
+    private string Report(Call[] calls, List<BrokerNodeProcess> nodes, double killed, double promotedMs, double inSyncMs, string promoted, int lost, int issuedUnconfirmed, int unaudited, int violations, int revokedChecked, int keptChecked, int afterRetries, TimeSpan verifyTime, int testWorkers, int? shippedMinimum)
     {
         var report = new StringBuilder();
         report.AppendLine(CultureInfo.InvariantCulture, $"==== {ReportTitle} ====");
@@ -566,7 +570,7 @@ internal sealed class NodeProcessFailoverWorkload(ITestOutputHelper output)
 
         var ownLag = _ownLag.Where(l => l.AtMs >= killed).Select(l => l.LagMs).DefaultIfEmpty(double.NaN).Max();
         report.AppendLine(CultureInfo.InvariantCulture, $"  test process (callers): a 100 ms timer fired at most {FailoverCalls.Seconds(ownLag)} late");
-        report.AppendLine(CultureInfo.InvariantCulture, $"verification: {FailoverCalls.Seconds(verifyTime.TotalMilliseconds)}; violations: {violations}");
+        report.AppendLine(CultureInfo.InvariantCulture, $"verification: {FailoverCalls.Seconds(verifyTime.TotalMilliseconds)}; issue and revoke after the failover retried STATE_UNAVAILABLE {afterRetries} times; violations: {violations}");
         report.AppendLine("rerun: dotnet test tests/Broker.Server.Tests --filter \"FullyQualifiedName~SentinelFailoverNodeProcessTests\"");
         return report.ToString();
     }

@@ -37,6 +37,7 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
 
     /// <summary>Far beyond any window measured: a sanity bound, not a performance assertion.</summary>
     private static readonly TimeSpan WindowSanityBound = TimeSpan.FromSeconds(45);
+    private static readonly TimeSpan AfterFailoverRetryBound = TimeSpan.FromSeconds(20);
 
     private readonly Stopwatch _clock = new();
     private readonly ConcurrentQueue<Call> _calls = new();
@@ -249,8 +250,9 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
         foreach (var node in nodes)
         {
             var task = $"after-{node.Name}-{Guid.NewGuid():N}"[..24];
-            var fresh = await IssueAsync(a, node, lane: 0, task);
-            var revoked = await RevokeAsync(node, responder, new Broker.V1.RevocationSelector { TaskId = task });
+            var (fresh, issueRetries) = await FailoverCalls.RetryWhileUnavailableAsync(() => IssueAsync(a, node, lane: 0, task), AfterFailoverRetryBound);
+            var (revoked, revokeRetries) = await FailoverCalls.RetryWhileUnavailableAsync(() => RevokeAsync(node, responder, new Broker.V1.RevocationSelector { TaskId = task }), AfterFailoverRetryBound);
+            findings.AfterFailoverRetries += issueRetries + revokeRetries;
             if (fresh.Ok && revoked.Ok)
             {
                 recoveredNodes.Add(node.Name);
@@ -382,6 +384,8 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
 
         public int Unaudited { get; set; }
 
+        public int AfterFailoverRetries { get; set; }
+
         public List<string> Violations { get; } = [];
     }
 
@@ -401,7 +405,7 @@ internal sealed class SentinelFailoverWorkload(ITestOutputHelper output, int rep
         report.AppendLine(CultureInfo.InvariantCulture, $"issued without confirmed revocation state (token for a task already revoked with OK): {findings.IssuedWithoutConfirmedState}");
         report.AppendLine(CultureInfo.InvariantCulture, $"tokens or revocations missing from their node's audit log: {findings.Unaudited}; imprecise refusals (INTERNAL, no reason): {calls.Count(c => !c.Ok && !FailoverCalls.IsPrecise(c))}; unrevoked tokens still accepted: {keptChecked} checked");
         FailoverCalls.AppendWindows(report, calls, killed, [.. nodes.Select(node => "node " + node.Name)]);
-        report.AppendLine(CultureInfo.InvariantCulture, $"verification: {FailoverCalls.Seconds(verifyTime.TotalMilliseconds)}; violations: {findings.Violations.Count}");
+        report.AppendLine(CultureInfo.InvariantCulture, $"verification: {FailoverCalls.Seconds(verifyTime.TotalMilliseconds)}; issue and revoke after the failover retried STATE_UNAVAILABLE {findings.AfterFailoverRetries} times; violations: {findings.Violations.Count}");
         report.AppendLine("rerun: dotnet test tests/Broker.Server.Tests --filter \"FullyQualifiedName~Failover\"");
         return report.ToString();
     }
