@@ -181,6 +181,24 @@ public sealed class RevocationIndex
         return false;
     }
 
+    /// <summary>
+    /// Only the task's own revocations: a Task entry, or a TaskPhase entry for <paramref name="phase"/>
+    /// covering <paramref name="issuedAt"/>. Node memory asks this, not <see cref="IsRevoked"/>,
+    /// because an agent or global cut-off matching first would hide a phase move.
+    /// </summary>
+    public bool IsTaskOrPhaseRevoked(string taskId, string phase, DateTimeOffset issuedAt)
+    {
+        if (!_hasTasks && !_hasTaskPhases)
+        {
+            return false;
+        }
+
+        var taskHash = SelectorKeys.Hash(taskId);
+        var selectors = _selectorFilter;
+        return (_hasTasks && selectors.MayContain(SelectorKeys.Task(taskHash)) && _tasks.ContainsKey(taskId))
+            || (_hasTaskPhases && selectors.MayContain(SelectorKeys.TaskPhase(taskHash, phase)) && _taskPhases.TryGetValue((taskId, phase), out var cutoff) && cutoff.Matches(issuedAt.ToUnixTimeMilliseconds()));
+    }
+
     private bool IsTokenRevoked(string tokenId) =>
         TryParseTokenId(tokenId, out var id)
             ? _tokens.Contains(id)

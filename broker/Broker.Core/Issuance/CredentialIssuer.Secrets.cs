@@ -149,16 +149,7 @@ public sealed partial class CredentialIssuer
         var outcome = await SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record, cancellationToken));
         if (outcome.Status == IssuanceStatus.PhaseChangePending && outcome.PreviousPhase is { } left)
         {
-            if (LeavingRevokes(policy, identity, left))
-            {
-                await _revoker.RevokeInternalAsync(
-                    Broker.Revocation.RevocationSelector.ForTaskPhase(record.TaskId, left.ToWire()),
-                    $"task moved from {left.ToWire()} to {phase.ToWire()}",
-                    context,
-                    cancellationToken);
-            }
-
-            outcome = await SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record with { PhaseChangeConfirmed = true }, cancellationToken));
+            outcome = await MovePhaseAsync(record, left, LeavingRevokes(policy, identity, left), context, cancellationToken);
         }
 
         switch (outcome.Status)

@@ -79,6 +79,7 @@ public sealed partial class CredentialIssuer
         {
             _memory = new TaskMemory(revocations, time, _options.RepeatFromMemoryMaxTasks);
             _memory.MintedAfterPhaseRevocation += RevokePhaseAgain;
+            _policy.Changed += _ => _memory.Clear();
         }
     }
 
@@ -86,20 +87,22 @@ public sealed partial class CredentialIssuer
     internal TaskMemory? Memory => _memory;
 
     /// <summary>
-    /// A token minted from memory raced a phase move made elsewhere and is newer than the move's
-    /// revocation: revoke the phase once more, so no token of the phase left stays accepted.
+    /// A token minted from memory raced a revocation of its phase (a move made elsewhere) and is
+    /// newer than it: revoke the phase once more, so no token of the phase left stays accepted.
     /// </summary>
-    private void RevokePhaseAgain(string taskId, TaskPhase phase) => _ = Task.Run(async () =>
+    private void RevokePhaseAgain(string taskId, TaskPhase phase, DateTimeOffset lastMinted) => _ = Task.Run(async () =>
     {
-        // Tried until it lands or every token it would cover has expired anyway.
+        // Tried until the index holds a revocation covering the token (one that replicas have not
+        // confirmed is in force here, and an epoch loss is covered by the restore's cut-off), or
+        // every token it would cover has expired anyway.
         var giveUpAt = _time.GetUtcNow() + _options.MaxTokenLifetime;
-        while (true)
+        while (!_revocations.Index.IsTaskOrPhaseRevoked(taskId, phase.ToWire(), lastMinted))
         {
             try
             {
                 await _revoker.RevokeInternalAsync(
                     Broker.Revocation.RevocationSelector.ForTaskPhase(taskId, phase.ToWire()),
-                    $"task left {phase.ToWire()} while this node issued for it from memory",
+                    $"a token for {phase.ToWire()} issued from node memory is newer than a revocation of that phase",
                     new RequestContext("task-memory-" + taskId, null),
                     CancellationToken.None);
                 return;
@@ -116,6 +119,33 @@ public sealed partial class CredentialIssuer
             }
         }
     });
+
+    /// <summary>
+    /// Moves the task on from <paramref name="left"/> (shared state answered a phase change). The
+    /// earlier phase's credentials end durably before the task changes phase: if that fails,
+    /// nothing moved and the next request tries again. They end once more after the write: an
+    /// issuance at another node that read the old phase between the two steps minted a token
+    /// newer than the first revocation.
+    /// </summary>
+    private async Task<IssuanceOutcome> MovePhaseAsync(IssuanceRecord record, TaskPhase left, bool leavingRevokes, RequestContext context, CancellationToken cancellationToken)
+    {
+        var selector = Broker.Revocation.RevocationSelector.ForTaskPhase(record.TaskId, left.ToWire());
+        var reason = $"task moved from {left.ToWire()} to {record.Phase.ToWire()}";
+        if (leavingRevokes)
+        {
+            // Tokens this node mints from memory for the phase left are older than the revocation below.
+            _memory?.Forget(record.TaskId);
+            await _revoker.RevokeInternalAsync(selector, reason, context, cancellationToken);
+        }
+
+        var outcome = await SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record with { PhaseChangeConfirmed = true }, cancellationToken));
+        if (leavingRevokes && outcome.Status == IssuanceStatus.Recorded)
+        {
+            await _revoker.RevokeInternalAsync(selector, reason + " (after the phase was written)", context, cancellationToken);
+        }
+
+        return outcome;
+    }
 
     /// <summary>Issues a credential, or, when the request names a gated scope, opens an approval request and answers pending.</summary>
     public Task<IssueOutcome> IssueAsync(IssueRequest request, CancellationToken cancellationToken) =>
@@ -336,17 +366,20 @@ public sealed partial class CredentialIssuer
             throw;
         }
 
-        if (outcome.Status == EndTaskStatus.Ended)
-        {
-            await _audit.AppendOrFailAsync(auditEvent with { Time = outcome.EndedAt ?? _time.GetUtcNow() }, "The task is ended, but its audit record could not be written.", cancellationToken);
-        }
-
-        // Idempotent: ending again re-asserts the revocation only if the first attempt failed after
-        // the task was marked ended. Once this node holds the task's revocation, a repeat appends
-        // nothing, so calling EndTask in a loop cannot grow the revocation log.
+        // The revocation comes before the task.ended record: it is what ends the task at every
+        // node (one that issues from memory never reads the ended mark), so a failed audit write
+        // must not hold it back. Idempotent: ending again re-asserts the revocation only if the
+        // first attempt failed after the task was marked ended. Once this node holds the task's
+        // revocation, a repeat appends nothing, so calling EndTask in a loop cannot grow the log.
+        _memory?.Forget(request.TaskId);
         if (outcome.Status == EndTaskStatus.Ended || !TaskRevokedHere(identity.WorkloadId, request.TaskId))
         {
             await _revoker.RevokeInternalAsync(Broker.Revocation.RevocationSelector.ForTask(request.TaskId), "task ended by its agent", request.Context, cancellationToken);
+        }
+
+        if (outcome.Status == EndTaskStatus.Ended)
+        {
+            await _audit.AppendOrFailAsync(auditEvent with { Time = outcome.EndedAt ?? _time.GetUtcNow() }, "The task is ended, but its audit record could not be written.", cancellationToken);
         }
 
         return outcome.EndedAt ?? _time.GetUtcNow();
@@ -473,8 +506,9 @@ public sealed partial class CredentialIssuer
         // With Broker:Issuance:RepeatFromMemory, a repeat issuance for a task this node confirmed,
         // in the same phase, is decided from that confirmation (TaskMemory says what keeps it true).
         var rememberable = _memory is not null && chain is null && approved is null && LeavingRevokes(policy, identity, phase);
-        var remembered = rememberable
-            ? _memory!.Find(request.TaskId, identity.WorkloadId, phase)
+        // The feed is checked again here: risk and approvals may have waited since the first check.
+        var remembered = rememberable && _revocations.IsCurrent
+            ? _memory!.Find(request.TaskId, identity.WorkloadId, phase, policy.Digest)
             : null;
         remembered?.NoteMinted(claims.IssuedAt);
         var fromMemory = remembered is { IsClosed: false };
@@ -490,22 +524,8 @@ public sealed partial class CredentialIssuer
             outcome = await recording;
             if (outcome.Status == IssuanceStatus.PhaseChangePending && outcome.PreviousPhase is { } left)
             {
-                // Moving on ends the earlier phase's credentials, durably, before the task changes
-                // phase: if this fails, nothing moved and the next request tries again.
-                if (LeavingRevokes(policy, identity, left))
-                {
-                    // Tokens this node mints from memory for the phase left are older than the revocation below.
-                    _memory?.Forget(request.TaskId);
-                    await _revoker.RevokeInternalAsync(
-                        Broker.Revocation.RevocationSelector.ForTaskPhase(request.TaskId, left.ToWire()),
-                        $"task moved from {left.ToWire()} to {phase.ToWire()}",
-                        request.Context,
-                        cancellationToken);
-                }
-
-                record = record with { PhaseChangeConfirmed = true };
                 askedAt = _time.GetUtcNow();
-                outcome = await SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record, cancellationToken));
+                outcome = await MovePhaseAsync(record, left, LeavingRevokes(policy, identity, left), request.Context, cancellationToken);
             }
 
             switch (outcome.Status)
@@ -520,7 +540,7 @@ public sealed partial class CredentialIssuer
 
             if (rememberable && !fromMemory)
             {
-                _memory!.Confirmed(request.TaskId, identity.WorkloadId, phase, askedAt);
+                _memory!.Confirmed(request.TaskId, identity.WorkloadId, phase, askedAt, policy.Digest);
             }
         }
         catch (BrokerException refused)

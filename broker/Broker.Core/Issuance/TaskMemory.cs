@@ -13,7 +13,9 @@ namespace Broker.Core.Issuance;
 /// here. A feed reset (epoch change or loss) forgets every task, and an entry is confirmed again
 /// after <see cref="Hold"/> at the latest. Phases whose rule keeps tokens on exit are never
 /// remembered (their moves leave no trace in the feed); the issuer checks that with the policy
-/// in force.
+/// in force, and an entry serves only the policy it was confirmed under (a reload forgets every
+/// task). A (task, phase) the index holds any revocation of is never remembered: the task left
+/// that phase within a token lifetime, and a read racing the move may be stale.
 /// </summary>
 /// <remarks>
 /// An issuance decided from memory may race the feed: it can mint for a phase just as another
@@ -21,7 +23,9 @@ namespace Broker.Core.Issuance;
 /// feed closes the task before reading that; a minting issuance notes its token before it looks
 /// for the close. So either the issuance sees the task closed (and asks shared state instead)
 /// or the feed sees the token (and <see cref="MintedAfterPhaseRevocation"/> asks for the phase to
-/// be revoked again, covering it).
+/// be revoked again, covering it). Every close settles the same way (<see cref="Settle"/>), and an
+/// entry is evicted only once its last token is older than <see cref="RevocationFeed.ArrivalBound"/>,
+/// so no revocation that should cover a token can arrive after its entry is gone.
 /// </remarks>
 public sealed class TaskMemory : IDisposable
 {
@@ -43,16 +47,20 @@ public sealed class TaskMemory : IDisposable
         _feed.Reset += OnReset;
     }
 
-    /// <summary>Raised (on the feed's thread) when a token minted from memory is newer than a phase revocation that should cover it.</summary>
-    public event Action<string, TaskPhase>? MintedAfterPhaseRevocation;
+    /// <summary>
+    /// Raised when a token minted from memory (the newest at the time given) is newer than a
+    /// revocation of its phase that should cover it; on the feed's thread or an issuer's.
+    /// </summary>
+    public event Action<string, TaskPhase, DateTimeOffset>? MintedAfterPhaseRevocation;
 
     public int Count => _tasks.Count;
 
-    /// <summary>The task as confirmed for exactly this owner and phase, or null: ask shared state.</summary>
-    public Remembered? Find(string taskId, string owner, TaskPhase phase)
+    /// <summary>The task as confirmed for exactly this owner and phase under this policy, or null: ask shared state.</summary>
+    public Remembered? Find(string taskId, string owner, TaskPhase phase, string policyDigest)
     {
         if (!_tasks.TryGetValue(taskId, out var task) || task.IsClosed || task.Phase != phase
             || !string.Equals(task.Owner, owner, StringComparison.Ordinal)
+            || !string.Equals(task.PolicyDigest, policyDigest, StringComparison.Ordinal)
             || !string.Equals(task.Epoch, _feed.Epoch, StringComparison.Ordinal)
             || _time.GetUtcNow() - task.ConfirmedAt >= Hold)
         {
@@ -63,11 +71,10 @@ public sealed class TaskMemory : IDisposable
     }
 
     /// <summary>
-    /// Remembers what shared state just confirmed. <paramref name="askedAt"/> is when the
-    /// question was sent: a revocation of the task or phase the feed applied since then means the
-    /// answer may be stale already, so it is not remembered.
+    /// Remembers what shared state just confirmed, under the policy <paramref name="policyDigest"/>
+    /// names. <paramref name="askedAt"/> is when the question was sent; the hold counts from it.
     /// </summary>
-    public void Confirmed(string taskId, string owner, TaskPhase phase, DateTimeOffset askedAt)
+    public void Confirmed(string taskId, string owner, TaskPhase phase, DateTimeOffset askedAt, string policyDigest)
     {
         if (_feed.Epoch is not { } epoch || (_tasks.Count >= _capacity && !MakeRoom()))
         {
@@ -75,31 +82,58 @@ public sealed class TaskMemory : IDisposable
         }
 
         // The same confirmation again refreshes the entry in place, so a revocation that reaches
-        // it still sees every token minted from it. Another phase replaces it: the task left the
+        // it still sees every token minted from it; one closed by a policy reload is replaced by
+        // an entry that inherits its tokens. Another phase replaces it too: the task left the
         // remembered phase, whose tokens minted from memory may need revoking once more.
-        var fresh = new Remembered(owner, phase, askedAt, epoch);
+        var fresh = new Remembered(owner, phase, askedAt, epoch, policyDigest);
         Remembered? left = null;
         var current = _tasks.AddOrUpdate(taskId, fresh, (_, old) =>
         {
-            if (!old.IsClosed && old.Phase == phase && string.Equals(old.Owner, owner, StringComparison.Ordinal) && old.Epoch == epoch)
+            // May run more than once: only the attempt that wins decides what was left.
+            left = null;
+            if (old.Phase != phase || !string.Equals(old.Owner, owner, StringComparison.Ordinal) || old.Epoch != epoch)
+            {
+                left = old;
+                return fresh;
+            }
+
+            if (!old.IsClosed && string.Equals(old.PolicyDigest, policyDigest, StringComparison.Ordinal))
             {
                 old.Refresh(askedAt);
                 return old;
             }
 
-            left = old;
+            // Closed first, read after (see the remarks): a token noted on the old entry after the
+            // read saw it closed and was not minted from it.
+            old.Close();
+            fresh.Inherit(old.LastMintedAtMs);
             return fresh;
         });
         if (left is not null && !ReferenceEquals(current, left))
         {
-            Left(taskId, left);
+            Settle(taskId, left);
         }
 
-        // After the insert, so a revocation applied meanwhile is seen here or closes the entry there.
-        if (_feed.Index.IsRevoked(new TokenFacts("", owner, taskId, phase.ToWire(), askedAt), out var kind)
-            && kind is RevocationKind.Task or RevocationKind.TaskPhase)
+        // After the insert, so a revocation applied meanwhile is seen here or closes the entry
+        // there. Any revocation of the task or of this phase, whatever its time: the mover revokes
+        // before it writes the new phase, so a read made after that revocation can still say the
+        // phase left.
+        if (_feed.Index.IsTaskOrPhaseRevoked(taskId, phase.ToWire(), DateTimeOffset.MinValue))
         {
-            Forget(taskId, current);
+            Settle(taskId, current);
+        }
+    }
+
+    /// <summary>
+    /// A policy reload: an entry confirmed under another policy may be of a phase that now keeps
+    /// tokens on exit, whose moves the feed does not carry. Entries are closed, not dropped, so a
+    /// phase revocation arriving later is still compared with the tokens they minted.
+    /// </summary>
+    public void Clear()
+    {
+        foreach (var (_, task) in _tasks)
+        {
+            task.Close();
         }
     }
 
@@ -136,47 +170,54 @@ public sealed class TaskMemory : IDisposable
                 continue;
             }
 
-            Forget(entry.Selector.Value, task);
+            Remove(entry.Selector.Value, task);
             if (entry.Selector.Kind == RevocationKind.TaskPhase && task.LastMintedAtMs > entry.RevokedAt.ToUnixTimeMilliseconds())
             {
-                MintedAfterPhaseRevocation?.Invoke(entry.Selector.Value, task.Phase);
+                MintedAfterPhaseRevocation?.Invoke(entry.Selector.Value, task.Phase, DateTimeOffset.FromUnixTimeMilliseconds(task.LastMintedAtMs));
             }
         }
     }
 
+    // An epoch change: the restore's IssuedBefore cut-off covers every token minted so far.
     private void OnReset()
     {
         foreach (var (taskId, task) in _tasks)
         {
-            Forget(taskId, task);
+            Remove(taskId, task);
         }
     }
 
-    private void Forget(string taskId, Remembered task)
+    private void Remove(string taskId, Remembered task)
     {
         task.Close();
         _tasks.TryRemove(new KeyValuePair<string, Remembered>(taskId, task));
     }
 
-    /// <summary>A replaced entry of another phase: any token minted from it that no revocation in the index covers is revoked again.</summary>
-    private void Left(string taskId, Remembered old)
+    /// <summary>
+    /// Closes an entry, then reads its newest token (the close comes first, see the remarks): one
+    /// that no revocation of the task or phase in the index covers is revoked again. Safe to repeat.
+    /// </summary>
+    private void Settle(string taskId, Remembered task)
     {
-        old.Close();
-        var minted = old.LastMintedAtMs;
+        Remove(taskId, task);
+        var minted = task.LastMintedAtMs;
         if (minted == long.MinValue)
         {
             return;
         }
 
-        var covered = _feed.Index.IsRevoked(new TokenFacts("", old.Owner, taskId, old.Phase.ToWire(), DateTimeOffset.FromUnixTimeMilliseconds(minted)), out var kind)
-            && kind is RevocationKind.Task or RevocationKind.TaskPhase;
-        if (!covered)
+        var at = DateTimeOffset.FromUnixTimeMilliseconds(minted);
+        if (!_feed.Index.IsTaskOrPhaseRevoked(taskId, task.Phase.ToWire(), at))
         {
-            MintedAfterPhaseRevocation?.Invoke(taskId, old.Phase);
+            MintedAfterPhaseRevocation?.Invoke(taskId, task.Phase, at);
         }
     }
 
-    /// <summary>Drops confirmations past their hold; false when every entry is still fresh (the new one is then not remembered).</summary>
+    /// <summary>
+    /// Drops confirmations closed or past their hold whose last token is older than the feed's arrival
+    /// bound (a revocation that should cover it would have been applied, and compared, by now);
+    /// false when nothing could go (the new confirmation is then not remembered).
+    /// </summary>
     private bool MakeRoom()
     {
         // A full memory is scanned at most once a second, not once per new task.
@@ -187,11 +228,12 @@ public sealed class TaskMemory : IDisposable
             return false;
         }
 
+        var settledBefore = (now - _feed.ArrivalBound).ToUnixTimeMilliseconds();
         foreach (var (taskId, task) in _tasks)
         {
-            if (now - task.ConfirmedAt >= Hold)
+            if ((task.IsClosed || now - task.ConfirmedAt >= Hold) && task.LastMintedAtMs < settledBefore)
             {
-                Forget(taskId, task);
+                Remove(taskId, task);
             }
         }
 
@@ -206,12 +248,13 @@ public sealed class TaskMemory : IDisposable
 
         private long _confirmedAtTicks;
 
-        internal Remembered(string owner, TaskPhase phase, DateTimeOffset confirmedAt, string epoch)
+        internal Remembered(string owner, TaskPhase phase, DateTimeOffset confirmedAt, string epoch, string policyDigest)
         {
             Owner = owner;
             Phase = phase;
             _confirmedAtTicks = confirmedAt.UtcTicks;
             Epoch = epoch;
+            PolicyDigest = policyDigest;
         }
 
         public string Owner { get; }
@@ -222,6 +265,9 @@ public sealed class TaskMemory : IDisposable
 
         public string Epoch { get; }
 
+        /// <summary>The policy the issuer judged this phase rememberable under.</summary>
+        public string PolicyDigest { get; }
+
         /// <summary>Forgotten: a revocation or reset reached the node after this was looked up.</summary>
         public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
@@ -230,11 +276,19 @@ public sealed class TaskMemory : IDisposable
         /// <summary>Notes a token minted from this confirmation; call before checking <see cref="IsClosed"/>.</summary>
         public void NoteMinted(DateTimeOffset issuedAt)
         {
-            var at = issuedAt.ToUnixTimeMilliseconds();
+            Inherit(issuedAt.ToUnixTimeMilliseconds());
+
+            // Full fence (Interlocked in Inherit): the close check that follows cannot move before the note.
+            Interlocked.MemoryBarrier();
+        }
+
+        /// <summary>Takes on the newest token of an entry this one replaces (unix ms; <see cref="long.MinValue"/> for none).</summary>
+        internal void Inherit(long mintedAtMs)
+        {
             var seen = Interlocked.Read(ref _lastMintedAtMs);
-            while (at > seen)
+            while (mintedAtMs > seen)
             {
-                var was = Interlocked.CompareExchange(ref _lastMintedAtMs, at, seen);
+                var was = Interlocked.CompareExchange(ref _lastMintedAtMs, mintedAtMs, seen);
                 if (was == seen)
                 {
                     break;
@@ -242,9 +296,6 @@ public sealed class TaskMemory : IDisposable
 
                 seen = was;
             }
-
-            // Full fence (Interlocked above): the close check that follows cannot move before the note.
-            Interlocked.MemoryBarrier();
         }
 
         internal void Close() => Interlocked.Exchange(ref _closed, 1);

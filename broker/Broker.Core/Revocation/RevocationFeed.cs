@@ -65,6 +65,12 @@ public sealed partial class RevocationFeed : BackgroundService
 
     public DateTimeOffset ConfirmedAt => new(Interlocked.Read(ref _confirmedAtTicks), TimeSpan.Zero);
 
+    /// <summary>
+    /// How long after its creation an entry elsewhere may still be missing here while
+    /// <see cref="IsCurrent"/> holds: the staleness bound plus the clock skew between nodes.
+    /// </summary>
+    public TimeSpan ArrivalBound => _options.StalenessBound + _options.ClockSkew;
+
     public bool IsCurrent => !_lost && _epoch is not null && _time.GetUtcNow() - ConfirmedAt <= _options.StalenessBound;
 
     /// <summary>Throws UNAVAILABLE unless this node can vouch for its revocation state right now.</summary>

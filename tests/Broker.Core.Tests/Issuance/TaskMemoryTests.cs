@@ -18,6 +18,7 @@ namespace Broker.Core.Tests.Issuance;
 public sealed class TaskMemoryTests : IAsyncLifetime
 {
     private const string Owner = "spiffe://example.org/agents/a";
+    private const string Policy = "sha256:policy-1";
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 3, 9, 0, 0, TimeSpan.Zero));
     private readonly InMemoryRevocationStore _store = new();
     private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
@@ -30,7 +31,7 @@ public sealed class TaskMemoryTests : IAsyncLifetime
         _feed = new RevocationFeed(_store, Options.Create(new RevocationOptions()), _time, NullLogger<RevocationFeed>.Instance, new BrokerMetrics(_services.GetRequiredService<IMeterFactory>()));
         Assert.True(await _feed.SyncAsync(default));
         _memory = new TaskMemory(_feed, _time, capacity: 4);
-        _memory.MintedAfterPhaseRevocation += (task, phase) => _revokeAgain.Add((task, phase));
+        _memory.MintedAfterPhaseRevocation += (task, phase, _) => _revokeAgain.Add((task, phase));
     }
 
     public async Task DisposeAsync()
@@ -43,23 +44,23 @@ public sealed class TaskMemoryTests : IAsyncLifetime
     [Fact]
     public void A_confirmation_is_used_only_for_its_owner_and_phase_and_within_its_hold()
     {
-        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow());
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
 
-        Assert.NotNull(_memory.Find("t", Owner, TaskPhase.Planning));
-        Assert.Null(_memory.Find("t", Owner, TaskPhase.Execution));
-        Assert.Null(_memory.Find("t", "spiffe://example.org/agents/b", TaskPhase.Planning));
-        Assert.Null(_memory.Find("other", Owner, TaskPhase.Planning));
+        Assert.NotNull(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Execution, Policy));
+        Assert.Null(_memory.Find("t", "spiffe://example.org/agents/b", TaskPhase.Planning, Policy));
+        Assert.Null(_memory.Find("other", Owner, TaskPhase.Planning, Policy));
         _time.Advance(TaskMemory.Hold);
-        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning));
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
     }
 
     [Fact]
     public async Task A_phase_revocation_forgets_the_task_and_revokes_again_only_tokens_minted_after_it()
     {
-        _memory.Confirmed("early", Owner, TaskPhase.Planning, _time.GetUtcNow());
-        _memory.Confirmed("late", Owner, TaskPhase.Planning, _time.GetUtcNow());
-        var early = _memory.Find("early", Owner, TaskPhase.Planning)!;
-        var late = _memory.Find("late", Owner, TaskPhase.Planning)!;
+        _memory.Confirmed("early", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        _memory.Confirmed("late", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        var early = _memory.Find("early", Owner, TaskPhase.Planning, Policy)!;
+        var late = _memory.Find("late", Owner, TaskPhase.Planning, Policy)!;
         early.NoteMinted(_time.GetUtcNow());
         var revokedAt = _time.GetUtcNow() + TimeSpan.FromSeconds(1);
 
@@ -70,20 +71,20 @@ public sealed class TaskMemoryTests : IAsyncLifetime
 
         Assert.True(early.IsClosed);
         Assert.True(late.IsClosed);
-        Assert.Null(_memory.Find("early", Owner, TaskPhase.Planning));
+        Assert.Null(_memory.Find("early", Owner, TaskPhase.Planning, Policy));
         Assert.Equal([("late", TaskPhase.Planning)], _revokeAgain);
     }
 
     [Fact]
     public async Task A_revocation_of_another_phase_or_task_leaves_the_entry_and_a_task_revocation_forgets_it()
     {
-        _memory.Confirmed("t", Owner, TaskPhase.Execution, _time.GetUtcNow());
+        _memory.Confirmed("t", Owner, TaskPhase.Execution, _time.GetUtcNow(), Policy);
         await AppendAsync(RevocationSelector.ForTaskPhase("t", "planning"), _time.GetUtcNow());
         await AppendAsync(RevocationSelector.ForTask("unrelated"), _time.GetUtcNow());
-        Assert.NotNull(_memory.Find("t", Owner, TaskPhase.Execution));
+        Assert.NotNull(_memory.Find("t", Owner, TaskPhase.Execution, Policy));
 
         await AppendAsync(RevocationSelector.ForTask("t"), _time.GetUtcNow());
-        Assert.Null(_memory.Find("t", Owner, TaskPhase.Execution));
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Execution, Policy));
         Assert.Empty(_revokeAgain);
     }
 
@@ -93,9 +94,9 @@ public sealed class TaskMemoryTests : IAsyncLifetime
     {
         var askedAt = _time.GetUtcNow();
         await AppendAsync(RevocationSelector.ForTaskPhase("t", "planning"), askedAt + TimeSpan.FromMilliseconds(5));
-        _memory.Confirmed("t", Owner, TaskPhase.Planning, askedAt);
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, askedAt, Policy);
 
-        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning));
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
     }
 
     /// <summary>
@@ -106,24 +107,24 @@ public sealed class TaskMemoryTests : IAsyncLifetime
     [Fact]
     public void A_confirmation_of_another_phase_replaces_the_entry_and_revokes_its_uncovered_tokens_again()
     {
-        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow());
-        var planning = _memory.Find("t", Owner, TaskPhase.Planning)!;
-        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow());
-        Assert.Same(planning, _memory.Find("t", Owner, TaskPhase.Planning));
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        var planning = _memory.Find("t", Owner, TaskPhase.Planning, Policy)!;
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        Assert.Same(planning, _memory.Find("t", Owner, TaskPhase.Planning, Policy));
 
         planning.NoteMinted(_time.GetUtcNow());
-        _memory.Confirmed("t", Owner, TaskPhase.Execution, _time.GetUtcNow());
+        _memory.Confirmed("t", Owner, TaskPhase.Execution, _time.GetUtcNow(), Policy);
 
         Assert.True(planning.IsClosed);
-        Assert.NotNull(_memory.Find("t", Owner, TaskPhase.Execution));
+        Assert.NotNull(_memory.Find("t", Owner, TaskPhase.Execution, Policy));
         Assert.Equal([("t", TaskPhase.Planning)], _revokeAgain);
     }
 
     [Fact]
     public async Task An_epoch_loss_forgets_every_task()
     {
-        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow());
-        var entry = _memory.Find("t", Owner, TaskPhase.Planning)!;
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        var entry = _memory.Find("t", Owner, TaskPhase.Planning, Policy)!;
         _store.LoseEverything();
         await _feed.SyncAsync(default);
 
@@ -136,16 +137,113 @@ public sealed class TaskMemoryTests : IAsyncLifetime
     {
         for (var i = 0; i < 4; i++)
         {
-            _memory.Confirmed($"t{i}", Owner, TaskPhase.Planning, _time.GetUtcNow());
+            _memory.Confirmed($"t{i}", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
         }
 
-        _memory.Confirmed("t4", Owner, TaskPhase.Planning, _time.GetUtcNow());
-        Assert.Null(_memory.Find("t4", Owner, TaskPhase.Planning));
+        _memory.Confirmed("t4", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        Assert.Null(_memory.Find("t4", Owner, TaskPhase.Planning, Policy));
 
         _time.Advance(TaskMemory.Hold);
-        _memory.Confirmed("t5", Owner, TaskPhase.Planning, _time.GetUtcNow());
-        Assert.NotNull(_memory.Find("t5", Owner, TaskPhase.Planning));
+        _memory.Confirmed("t5", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        Assert.NotNull(_memory.Find("t5", Owner, TaskPhase.Planning, Policy));
         Assert.Equal(1, _memory.Count);
+    }
+
+    /// <summary>
+    /// The mover revokes the phase it leaves before it writes the new one, so a read made after
+    /// that revocation can still answer the old phase: any revocation of the phase in the index
+    /// keeps it out of memory, whatever its time.
+    /// </summary>
+    [Fact]
+    public async Task A_phase_the_index_holds_a_revocation_of_is_not_remembered_even_from_a_later_read()
+    {
+        await AppendAsync(RevocationSelector.ForTaskPhase("t", "planning"), _time.GetUtcNow());
+        _time.Advance(TimeSpan.FromMilliseconds(2));
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
+        _memory.Confirmed("t", Owner, TaskPhase.Execution, _time.GetUtcNow(), Policy);
+        Assert.NotNull(_memory.Find("t", Owner, TaskPhase.Execution, Policy));
+    }
+
+    /// <summary>An agent or fleet-wide cut-off matching the same read must not hide the phase's own revocation.</summary>
+    [Fact]
+    public async Task An_agent_or_global_cutoff_does_not_hide_a_phase_revocation()
+    {
+        var askedAt = _time.GetUtcNow();
+        await AppendAsync(RevocationSelector.ForAgent(Owner), askedAt + TimeSpan.FromMilliseconds(10));
+        await AppendAsync(RevocationSelector.IssuedBeforeTime(askedAt + TimeSpan.FromMilliseconds(10)), askedAt);
+        await AppendAsync(RevocationSelector.ForTaskPhase("t", "planning"), askedAt + TimeSpan.FromMilliseconds(5));
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, askedAt, Policy);
+
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
+    }
+
+    /// <summary>
+    /// A full memory evicts only entries whose last token is older than the feed's arrival bound:
+    /// a phase revocation made elsewhere before that token, and heard of late, still revokes it again.
+    /// </summary>
+    [Fact]
+    public async Task A_full_memory_keeps_an_entry_with_a_recent_token_so_a_late_phase_revocation_still_covers_it()
+    {
+        var t0 = _time.GetUtcNow();
+        for (var i = 0; i < 4; i++)
+        {
+            _memory.Confirmed($"t{i}", Owner, TaskPhase.Planning, t0, Policy);
+        }
+
+        _time.Advance(TaskMemory.Hold - TimeSpan.FromSeconds(1));
+        var entry = _memory.Find("t0", Owner, TaskPhase.Planning, Policy)!;
+        var movedAt = _time.GetUtcNow() - TimeSpan.FromSeconds(1);
+        entry.NoteMinted(_time.GetUtcNow());
+        _time.Advance(TimeSpan.FromSeconds(1));
+
+        _memory.Confirmed("t9", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        Assert.NotNull(_memory.Find("t9", Owner, TaskPhase.Planning, Policy));
+        Assert.Equal(2, _memory.Count);
+        await AppendAsync(RevocationSelector.ForTaskPhase("t0", "planning"), movedAt);
+
+        Assert.Equal([("t0", TaskPhase.Planning)], _revokeAgain);
+    }
+
+    /// <summary>
+    /// An entry serves only the policy it was confirmed under; a reload closes every entry but
+    /// keeps its tokens, and a confirmation after the reload inherits them, so a late phase
+    /// revocation still revokes them again.
+    /// </summary>
+    [Fact]
+    public async Task A_policy_reload_closes_entries_and_their_tokens_stay_covered()
+    {
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning, "sha256:policy-2"));
+        var entry = _memory.Find("t", Owner, TaskPhase.Planning, Policy)!;
+        var movedAt = _time.GetUtcNow();
+        entry.NoteMinted(movedAt + TimeSpan.FromSeconds(1));
+
+        _memory.Clear();
+        Assert.True(entry.IsClosed);
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
+
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        Assert.NotSame(entry, _memory.Find("t", Owner, TaskPhase.Planning, Policy));
+        Assert.Empty(_revokeAgain);
+        await AppendAsync(RevocationSelector.ForTaskPhase("t", "planning"), movedAt);
+
+        Assert.Equal([("t", TaskPhase.Planning)], _revokeAgain);
+    }
+
+    /// <summary>A replaced entry's tokens count as covered only by the task's own revocations, not by an agent cut-off.</summary>
+    [Fact]
+    public async Task A_phase_change_revokes_again_tokens_only_an_agent_cutoff_covers()
+    {
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        var planning = _memory.Find("t", Owner, TaskPhase.Planning, Policy)!;
+        planning.NoteMinted(_time.GetUtcNow());
+        await AppendAsync(RevocationSelector.ForAgent(Owner), _time.GetUtcNow() + TimeSpan.FromSeconds(1));
+
+        _memory.Confirmed("t", Owner, TaskPhase.Execution, _time.GetUtcNow(), Policy);
+
+        Assert.Equal([("t", TaskPhase.Planning)], _revokeAgain);
     }
 
     private async Task AppendAsync(RevocationSelector selector, DateTimeOffset revokedAt)
