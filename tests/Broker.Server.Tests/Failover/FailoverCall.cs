@@ -79,17 +79,19 @@ internal static class FailoverCalls
     /// </summary>
     public static async Task<(Call Call, int Retries)> RetryWhileUnavailableAsync(Func<Task<Call>> call, TimeSpan bound)
     {
-        var deadline = DateTime.UtcNow + bound;
-        var retries = 0;
-        var answer = await call();
-        while (answer is { Status: StatusCode.Unavailable, Reason: "STATE_UNAVAILABLE" } && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(100);
-            retries++;
-            answer = await call();
-        }
-
-        return (answer, retries);
+        Call? answer = null;
+        var attempts = 0;
+        await SentinelFailoverWorkload.EventuallyAsync(
+            async () =>
+            {
+                attempts++;
+                answer = await call();
+                return answer is not { Status: StatusCode.Unavailable, Reason: "STATE_UNAVAILABLE" };
+            },
+            bound,
+            "an answer other than STATE_UNAVAILABLE",
+            throwOnTimeout: false);
+        return (answer!, attempts - 1);
     }
 
     /// <summary>Every node issued and revoked again after <paramref name="killedMs"/>.</summary>
