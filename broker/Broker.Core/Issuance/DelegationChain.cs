@@ -13,22 +13,4 @@ public sealed record DelegationChain(string Owner, IReadOnlyList<string> Actors,
 
     /// <summary>The agents in the order they delegated: the owner first, the current actor last.</summary>
     public IReadOnlyList<string> Agents => [Owner, .. Actors.Reverse()];
-
-    /// <summary>The <c>act</c> claim: <c>{"sub": current, "act": {"sub": prior, ...}}</c>.</summary>
-    internal Dictionary<string, object> ActClaim()
-    {
-        Dictionary<string, object>? inner = null;
-        for (var i = Actors.Count - 1; i >= 0; i--)
-        {
-            var act = new Dictionary<string, object>(StringComparer.Ordinal) { ["sub"] = Actors[i] };
-            if (inner is not null)
-            {
-                act[Broker.Revocation.DelegationClaims.Act] = inner;
-            }
-
-            inner = act;
-        }
-
-        return inner!;
-    }
 }
