@@ -26,6 +26,7 @@ public sealed class BrokerMetrics
     private readonly Histogram<double> _propagationLag;
     private readonly Counter<long> _approvalTransitions;
     private readonly Counter<long> _approvalNotifications;
+    private readonly Counter<long> _issuedFromMemory;
 
     public BrokerMetrics(IMeterFactory meterFactory)
     {
@@ -71,6 +72,10 @@ public sealed class BrokerMetrics
             "broker.approvals.notifications",
             unit: "{notice}",
             description: "Approval webhook notices by outcome: delivered, failed (after retries) or dropped (queue full).");
+        _issuedFromMemory = Meter.CreateCounter<long>(
+            "broker.issuance.from_memory",
+            unit: "{credential}",
+            description: "Credentials issued for a task this node had confirmed in the same phase, without asking shared state (Broker:Issuance:RepeatFromMemory).");
     }
 
     /// <summary>The meter, for gauges the host observes (revocation staleness, audit writability, pending approvals).</summary>
@@ -78,6 +83,8 @@ public sealed class BrokerMetrics
 
     public void IssuanceCompleted(string phase, string outcome, TimeSpan elapsed) =>
         _issuance.Record(elapsed.TotalSeconds, new TagList { { "broker.phase", phase }, { "broker.outcome", outcome } });
+
+    public void IssuedFromMemory() => _issuedFromMemory.Add(1);
 
     public void Refused(string method, string reason, string grpcStatus) =>
         _refusals.Add(1, new TagList { { "rpc.method", method }, { "broker.reason", reason }, { "rpc.grpc.status", grpcStatus } });

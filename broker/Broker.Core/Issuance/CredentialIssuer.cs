@@ -560,6 +560,11 @@ public sealed partial class CredentialIssuer
             throw auditFailure as BrokerException ?? BrokerErrors.Unavailable(BrokerErrors.AuditUnavailable, "The audit log cannot be written; issuance is paused.", auditFailure);
         }
 
+        if (fromMemory)
+        {
+            _metrics.IssuedFromMemory();
+        }
+
         if (chain is null)
         {
             Log.Issued(_logger, claims.TokenId, identity.WorkloadId, request.TaskId, phase.ToWire());

@@ -38,6 +38,9 @@ public sealed class TaskMemory : IDisposable
     private readonly int _capacity;
     private long _lastScanTicks;
 
+    // ConcurrentDictionary.Count takes every bucket lock; the capacity check runs per issuance.
+    private int _entries;
+
     public TaskMemory(RevocationFeed feed, TimeProvider time, int capacity)
     {
         _feed = feed;
@@ -53,7 +56,7 @@ public sealed class TaskMemory : IDisposable
     /// </summary>
     public event Action<string, TaskPhase, DateTimeOffset>? MintedAfterPhaseRevocation;
 
-    public int Count => _tasks.Count;
+    public int Count => Volatile.Read(ref _entries);
 
     /// <summary>The task as confirmed for exactly this owner and phase under this policy, or null: ask shared state.</summary>
     public Remembered? Find(string taskId, string owner, TaskPhase phase, string policyDigest)
@@ -76,7 +79,7 @@ public sealed class TaskMemory : IDisposable
     /// </summary>
     public void Confirmed(string taskId, string owner, TaskPhase phase, DateTimeOffset askedAt, string policyDigest)
     {
-        if (_feed.Epoch is not { } epoch || (_tasks.Count >= _capacity && !MakeRoom()))
+        if (_feed.Epoch is not { } epoch || (Count >= _capacity && !_tasks.ContainsKey(taskId) && !MakeRoom()))
         {
             return;
         }
@@ -87,10 +90,12 @@ public sealed class TaskMemory : IDisposable
         // remembered phase, whose tokens minted from memory may need revoking once more.
         var fresh = new Remembered(owner, phase, askedAt, epoch, policyDigest);
         Remembered? left = null;
-        var current = _tasks.AddOrUpdate(taskId, fresh, (_, old) =>
+        var added = false;
+        var current = _tasks.AddOrUpdate(taskId, _ => { added = true; return fresh; }, (_, old) =>
         {
             // May run more than once: only the attempt that wins decides what was left.
             left = null;
+            added = false;
             if (old.Phase != phase || !string.Equals(old.Owner, owner, StringComparison.Ordinal) || old.Epoch != epoch)
             {
                 left = old;
@@ -109,6 +114,11 @@ public sealed class TaskMemory : IDisposable
             fresh.Inherit(old.LastMintedAtMs);
             return fresh;
         });
+        if (added)
+        {
+            Interlocked.Increment(ref _entries);
+        }
+
         if (left is not null && !ReferenceEquals(current, left))
         {
             Settle(taskId, left);
@@ -145,6 +155,7 @@ public sealed class TaskMemory : IDisposable
     {
         if (_tasks.TryRemove(taskId, out var task))
         {
+            Interlocked.Decrement(ref _entries);
             task.Close();
         }
     }
@@ -190,7 +201,10 @@ public sealed class TaskMemory : IDisposable
     private void Remove(string taskId, Remembered task)
     {
         task.Close();
-        _tasks.TryRemove(new KeyValuePair<string, Remembered>(taskId, task));
+        if (_tasks.TryRemove(new KeyValuePair<string, Remembered>(taskId, task)))
+        {
+            Interlocked.Decrement(ref _entries);
+        }
     }
 
     /// <summary>
@@ -237,7 +251,7 @@ public sealed class TaskMemory : IDisposable
             }
         }
 
-        return _tasks.Count < _capacity;
+        return Count < _capacity;
     }
 
     /// <summary>One confirmed task.</summary>

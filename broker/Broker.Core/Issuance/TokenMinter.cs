@@ -40,13 +40,12 @@ internal sealed class TokenMinter
     [ThreadStatic]
     private static PayloadBuffer? t_payload;
 
-    private readonly SigningKeyRing _keys;
+    private readonly ActiveKeySigner _signer;
     private readonly string _issuer;
-    private volatile CompactJwsSigner? _signer;
 
     public TokenMinter(SigningKeyRing keys, string issuer)
     {
-        _keys = keys;
+        _signer = new ActiveKeySigner(keys, TokenType);
         _issuer = issuer;
     }
 
@@ -56,19 +55,7 @@ internal sealed class TokenMinter
         var writer = buffer.Start();
         WritePayload(writer, claims);
         writer.Flush();
-        return SignerFor(_keys.Active(claims.IssuedAt)).Sign(buffer.Written);
-    }
-
-    // The active key changes only at a rotation; a race here builds a second equal signer, harmlessly.
-    private CompactJwsSigner SignerFor(SigningKey key)
-    {
-        var signer = _signer;
-        if (signer is null || !ReferenceEquals(signer.Key, key))
-        {
-            _signer = signer = new CompactJwsSigner(key, TokenType);
-        }
-
-        return signer;
+        return _signer.Sign(claims.IssuedAt, buffer.Written);
     }
 
     private void WritePayload(Utf8JsonWriter writer, TokenClaims claims)

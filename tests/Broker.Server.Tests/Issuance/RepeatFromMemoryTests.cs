@@ -35,12 +35,14 @@ public sealed class RepeatFromMemoryTests(RedisFixture redis) : IAsyncLifetime
     {
         await A.Client.IssueCredentialAsync(A.Request(task: "refreshing"));
         var before = await IssuanceReadsAsync();
+        var fromMemoryBefore = await FromMemoryCountAsync();
         for (var i = 0; i < 20; i++)
         {
             Assert.NotEmpty((await A.Client.IssueCredentialAsync(A.Request(task: "refreshing"))).AccessToken);
         }
 
         Assert.Equal(before, await IssuanceReadsAsync());
+        Assert.Equal(fromMemoryBefore + 20, await FromMemoryCountAsync());
 
         await A.Client.IssueCredentialAsync(A.Request(task: "another"));
         Assert.True(await IssuanceReadsAsync() > before, "a new task is claimed in Redis");
@@ -140,6 +142,14 @@ public sealed class RepeatFromMemoryTests(RedisFixture redis) : IAsyncLifetime
 
     // Only the issuance scripts call PEXPIRETIME (the task's retention), so its count is the
     // number of issuances Redis was asked about.
+    /// <summary>Node A's <c>broker_issuance_from_memory_total</c>, from its Prometheus endpoint.</summary>
+    private async Task<double> FromMemoryCountAsync()
+    {
+        using var http = new HttpClient();
+        var scrape = PrometheusText.Parse(await http.GetStringAsync(new Uri(A.Host.HttpAddress + "/metrics")));
+        return PrometheusText.Sum(scrape, "broker_issuance_from_memory_total") ?? 0;
+    }
+
     private async Task<long> IssuanceReadsAsync()
     {
         await using var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration + ",allowAdmin=true");

@@ -1,22 +1,23 @@
+using System.Buffers;
+using System.Buffers.Text;
 using System.Security.Cryptography;
+using System.Text.Json;
 using Broker.Core.Signing;
 using Broker.Revocation;
-using Microsoft.IdentityModel.JsonWebTokens;
-using Microsoft.IdentityModel.Tokens;
 
 namespace Broker.Core.Ssf.Transmitter;
 
 /// <summary>
 /// Signs Security Event Tokens (RFC 8417, <c>typ: secevent+jwt</c>) with the key that signs
-/// access tokens at that moment, through the same handler: receivers verify them with the JWKS
-/// they already fetch, and there is one signing path. No <c>exp</c>: a SET states a fact; the
+/// access tokens at that moment, through the same compact JWS signer: receivers verify them with
+/// the JWKS they already fetch, and there is one signing path. No <c>exp</c>: a SET states a fact; the
 /// receiver's replay window is its own (RFC 8417 section 2.2).
 /// </summary>
 public sealed class SecurityEventWriter(SigningKeyRing keys, string issuer, TimeProvider time)
 {
     public const string TokenType = "secevent+jwt";
 
-    private readonly JsonWebTokenHandler _handler = new() { SetDefaultTimesOnTokenCreation = false };
+    private readonly ActiveKeySigner _signer = new(keys, TokenType);
 
     public string Issuer => issuer;
 
@@ -40,27 +41,30 @@ public sealed class SecurityEventWriter(SigningKeyRing keys, string issuer, Time
     {
         Span<byte> id = stackalloc byte[16];
         RandomNumberGenerator.Fill(id);
-        return Base64UrlEncoder.Encode(id.ToArray());
+        return Base64Url.EncodeToString(id);
     }
 
     private string Sign(string audience, string jti, string txn, Dictionary<string, object> subject, string eventType, Dictionary<string, object> body)
     {
         var now = time.GetUtcNow();
-        var descriptor = new SecurityTokenDescriptor
+        var payload = new ArrayBufferWriter<byte>(512);
+        using (var writer = new Utf8JsonWriter(payload, CompactJwsSigner.JsonOptions))
         {
-            Issuer = issuer,
-            Audience = audience,
-            IssuedAt = now.UtcDateTime,
-            TokenType = TokenType,
-            Claims = new Dictionary<string, object>(StringComparer.Ordinal)
-            {
-                [JwtRegisteredClaimNames.Jti] = jti,
-                ["txn"] = txn,
-                ["sub_id"] = subject,
-                ["events"] = new Dictionary<string, object> { [eventType] = body },
-            },
-            SigningCredentials = keys.Active(now).Credentials,
-        };
-        return _handler.CreateToken(descriptor);
+            writer.WriteStartObject();
+            writer.WriteString("iss", issuer);
+            writer.WriteString("aud", audience);
+            writer.WriteNumber("iat", now.ToUnixTimeSeconds());
+            writer.WriteString("jti", jti);
+            writer.WriteString("txn", txn);
+            writer.WritePropertyName("sub_id");
+            JsonSerializer.Serialize(writer, subject);
+            writer.WriteStartObject("events");
+            writer.WritePropertyName(eventType);
+            JsonSerializer.Serialize(writer, body);
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        }
+
+        return _signer.Sign(now, payload.WrittenSpan);
     }
 }
