@@ -1,6 +1,5 @@
 using Broker.Core.Attestation;
 using Broker.Core.Errors;
-
 using Broker.Core.Policy;
 
 namespace Broker.Core.Issuance;
@@ -18,10 +17,9 @@ public static class PolicyDecision
             throw BrokerErrors.PermissionDenied(BrokerErrors.PhaseNotAllowed, $"Policy allows this workload no {phase.ToWire()} credentials.");
         }
 
-        var refused = scopes.Where(s => !phaseRule.Scopes.Contains(s)).ToArray();
-        if (refused.Length > 0)
+        if (!AllAllowed(scopes, phaseRule))
         {
-            var list = string.Join(' ', refused);
+            var list = string.Join(' ', scopes.Where(s => !phaseRule.Scopes.Contains(s)));
             throw BrokerErrors.PermissionDenied(
                 BrokerErrors.ScopeNotAllowed,
                 $"Scopes not allowed in phase {phase.ToWire()}: {list}",
@@ -34,6 +32,20 @@ public static class PolicyDecision
         }
 
         return phaseRule;
+    }
+
+    // The success path checks without building the list of refused scopes.
+    private static bool AllAllowed(IReadOnlyList<string> scopes, PhaseRule rule)
+    {
+        for (var i = 0; i < scopes.Count; i++)
+        {
+            if (!rule.Scopes.Contains(scopes[i]))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>

@@ -42,22 +42,47 @@ internal static class RequestValidator
             throw BrokerErrors.InvalidArgument(BrokerErrors.ScopesInvalid, $"At most {IssuanceOptions.MaxScopes} scopes may be requested.");
         }
 
-        var distinct = new List<string>(scopes.Count);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var scope in scopes)
+        var duplicates = false;
+        for (var i = 0; i < scopes.Count; i++)
         {
-            if (!IsScopeToken(scope))
+            if (!IsScopeToken(scopes[i]))
             {
                 throw BrokerErrors.InvalidArgument(BrokerErrors.ScopesInvalid, $"Scopes are 1 to {IssuanceOptions.MaxScopeLength} printable ASCII characters without spaces or quotes.");
             }
 
-            if (seen.Add(scope))
+            duplicates = duplicates || IndexOf(scopes, scopes[i], i) >= 0;
+        }
+
+        if (!duplicates)
+        {
+            return scopes;
+        }
+
+        // Rare: the first of each repeated scope stays, in request order.
+        var distinct = new List<string>(scopes.Count);
+        for (var i = 0; i < scopes.Count; i++)
+        {
+            if (IndexOf(scopes, scopes[i], i) < 0)
             {
-                distinct.Add(scope);
+                distinct.Add(scopes[i]);
             }
         }
 
         return distinct;
+    }
+
+    // At most MaxScopes entries: a scan beats building a set on every issuance.
+    private static int IndexOf(IReadOnlyList<string> scopes, string scope, int before)
+    {
+        for (var i = 0; i < before; i++)
+        {
+            if (string.Equals(scopes[i], scope, StringComparison.Ordinal))
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     public static void ValidateAudience(string audience)

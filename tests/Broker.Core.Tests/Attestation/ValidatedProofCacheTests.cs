@@ -131,4 +131,25 @@ public sealed class ValidatedProofCacheTests : IDisposable
 
         await _h.RefusedJwtAsync(Broker.Testing.TokenForger.ZeroSignature(token), BrokerErrors.AttestationSignatureInvalid);
     }
+
+    /// <summary>Short proofs are hashed from the stack, long ones from a pooled buffer: both are SHA-256 of the exact UTF-8 bytes.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4096)]
+    [InlineData(4097)]
+    [InlineData(8 * 1024)]
+    public void The_digest_is_sha256_of_the_exact_bytes_at_any_length(int length)
+    {
+        var token = string.Create(length, 0, (chars, _) =>
+        {
+            for (var i = 0; i < chars.Length; i++)
+            {
+                chars[i] = (char)('a' + (i % 26));
+            }
+        });
+        var expected = Broker.Core.Attestation.Internal.ProofDigest.From(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(token)));
+
+        Assert.Equal(expected, Broker.Core.Attestation.Internal.ValidatedProofCache.Digest(token));
+        Assert.NotEqual(expected, Broker.Core.Attestation.Internal.ValidatedProofCache.Digest(token[..^1] + "\u00e9"));
+    }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -47,11 +48,27 @@ internal sealed class ValidatedProofCache
 
     public static ProofDigest Digest(string token)
     {
-        Span<byte> hash = stackalloc byte[32];
-        var bytes = Encoding.UTF8.GetBytes(token);
-        SHA256.HashData(bytes, hash);
-        return ProofDigest.From(hash);
+        // Proofs are a few KiB at most (MaxProofBytes): their bytes need no array of their own.
+        var length = Encoding.UTF8.GetByteCount(token);
+        var rented = length <= StackLimit ? null : ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            Span<byte> bytes = rented is null ? stackalloc byte[length] : rented;
+            var written = Encoding.UTF8.GetBytes(token, bytes);
+            Span<byte> hash = stackalloc byte[32];
+            SHA256.HashData(bytes[..written], hash);
+            return ProofDigest.From(hash);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
     }
+
+    private const int StackLimit = 4096;
 
     public bool TryGet(ProofDigest digest, out WorkloadIdentity identity)
     {
