@@ -82,7 +82,13 @@ public sealed class RedisCredentialStore : ICredentialStore
         _redis = redis;
         _keys = keys;
         _checks = new RedisIssuanceChecks(redis, keys);
+
+        // A lost connection or a new primary: the last writes before a failover may be gone.
+        redis.ConnectionFailed += (_, _) => Interrupted?.Invoke();
+        redis.ConfigurationChanged += (_, _) => Interrupted?.Invoke();
     }
+
+    public event Action? Interrupted;
 
     public async ValueTask<IssuanceOutcome> RecordIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken)
     {

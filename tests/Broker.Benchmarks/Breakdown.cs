@@ -99,6 +99,12 @@ internal sealed class Breakdown
 
     private sealed class TimedStore(ICredentialStore inner, Breakdown breakdown) : ICredentialStore
     {
+        public event Action? Interrupted
+        {
+            add => inner.Interrupted += value;
+            remove => inner.Interrupted -= value;
+        }
+
         public async ValueTask<IssuanceOutcome> RecordIssuanceAsync(IssuanceRecord record, CancellationToken cancellationToken)
         {
             var start = Stopwatch.GetTimestamp();

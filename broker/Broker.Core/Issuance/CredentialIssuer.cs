@@ -80,6 +80,7 @@ public sealed partial class CredentialIssuer
             _memory = new TaskMemory(revocations, time, _options.RepeatFromMemoryMaxTasks);
             _memory.MintedAfterPhaseRevocation += RevokePhaseAgain;
             _policy.Changed += _ => _memory.Clear();
+            _store.Interrupted += _memory.Clear;
         }
     }
 

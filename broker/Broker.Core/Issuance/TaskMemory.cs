@@ -38,6 +38,9 @@ public sealed class TaskMemory : IDisposable
     private readonly int _capacity;
     private long _lastScanTicks;
 
+    // When Clear last ran: an answer to a question asked before then may predate what it reacts to.
+    private long _clearedAtTicks = long.MinValue;
+
     // ConcurrentDictionary.Count takes every bucket lock; the capacity check runs per issuance.
     private int _entries;
 
@@ -132,15 +135,23 @@ public sealed class TaskMemory : IDisposable
         {
             Settle(taskId, current);
         }
+        else if (askedAt.UtcTicks <= Interlocked.Read(ref _clearedAtTicks))
+        {
+            // Asked before a policy reload or a lost store connection: closed, kept as a tombstone.
+            current.Close();
+        }
     }
 
     /// <summary>
-    /// A policy reload: an entry confirmed under another policy may be of a phase that now keeps
-    /// tokens on exit, whose moves the feed does not carry. Entries are closed, not dropped, so a
-    /// phase revocation arriving later is still compared with the tokens they minted.
+    /// A policy reload, or a lost connection to shared state. An entry confirmed under another
+    /// policy may be of a phase that now keeps tokens on exit, whose moves the feed does not
+    /// carry; after a failover the new primary may have lost the task's claim. Entries are closed,
+    /// not dropped, so a phase revocation arriving later is still compared with the tokens they
+    /// minted; an answer to a question asked before this call is not remembered.
     /// </summary>
     public void Clear()
     {
+        Interlocked.Exchange(ref _clearedAtTicks, _time.GetUtcNow().UtcTicks);
         foreach (var (_, task) in _tasks)
         {
             task.Close();

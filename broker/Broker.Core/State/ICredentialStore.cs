@@ -10,6 +10,13 @@ namespace Broker.Core.State;
 public interface ICredentialStore
 {
     /// <summary>
+    /// Raised when a connection to the store failed. What was read before may no longer hold: a
+    /// failover can lose the last writes (a task claim among them), so a node must not keep
+    /// deciding from what it read before (node memory closes every entry).
+    /// </summary>
+    event Action? Interrupted;
+
+    /// <summary>
     /// Atomically: refuses if the task is ended or owned by another workload, stops (writing nothing)
     /// if the task would change phase without <see cref="IssuanceRecord.PhaseChangeConfirmed"/>,
     /// refuses a new task when the workload already holds <see cref="IssuanceRecord.MaxTasksPerWorkload"/>

@@ -9,6 +9,14 @@ namespace Broker.Core.State;
 public sealed class InMemoryCredentialStore : ICredentialStore
 {
     private readonly Lock _lock = new();
+
+    /// <summary>Never raised: this process holds the state itself.</summary>
+    public event Action? Interrupted
+    {
+        add { }
+        remove { }
+    }
+
     private readonly Dictionary<string, TaskRecord> _tasks = new(StringComparer.Ordinal);
     private readonly Dictionary<string, DateTimeOffset> _consumedProofs = new(StringComparer.Ordinal);
 

@@ -224,12 +224,36 @@ public sealed class TaskMemoryTests : IAsyncLifetime
         Assert.True(entry.IsClosed);
         Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
 
+        _time.Advance(TimeSpan.FromMilliseconds(1));
         _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
-        Assert.NotSame(entry, _memory.Find("t", Owner, TaskPhase.Planning, Policy));
+        var confirmedAgain = _memory.Find("t", Owner, TaskPhase.Planning, Policy);
+        Assert.NotNull(confirmedAgain);
+        Assert.NotSame(entry, confirmedAgain);
         Assert.Empty(_revokeAgain);
         await AppendAsync(RevocationSelector.ForTaskPhase("t", "planning"), movedAt);
 
         Assert.Equal([("t", TaskPhase.Planning)], _revokeAgain);
+    }
+
+    /// <summary>
+    /// A lost connection to shared state clears memory as a reload does; an answer to a question
+    /// sent before that (possibly read from a primary that has since failed over) is not
+    /// remembered, and one asked afterwards is.
+    /// </summary>
+    [Fact]
+    public void An_answer_asked_before_a_clear_is_not_remembered()
+    {
+        var askedBefore = _time.GetUtcNow();
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        _memory.Clear();
+
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, askedBefore, Policy);
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
+
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        Assert.NotNull(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
+        Assert.Empty(_revokeAgain);
     }
 
     /// <summary>A replaced entry's tokens count as covered only by the task's own revocations, not by an agent cut-off.</summary>

@@ -51,6 +51,44 @@ public sealed class RepeatFromMemoryTests(RedisFixture redis) : IAsyncLifetime
         Assert.True(await IssuanceReadsAsync() > moved, "a phase move is checked and recorded in Redis");
     }
 
+    /// <summary>
+    /// A lost Redis connection (as at a failover, which can lose the last writes, a task's claim
+    /// among them) makes the node confirm a remembered task in Redis again instead of trusting
+    /// what it read before.
+    /// </summary>
+    [Fact]
+    public async Task After_a_lost_redis_connection_a_remembered_task_is_confirmed_in_redis_again()
+    {
+        await A.Client.IssueCredentialAsync(A.Request(task: "interrupted"));
+        var fromMemory = await FromMemoryCountAsync();
+        await A.Client.IssueCredentialAsync(A.Request(task: "interrupted"));
+        Assert.Equal(fromMemory + 1, await FromMemoryCountAsync());
+        var reads = await IssuanceReadsAsync();
+
+        await using (var admin = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(redis.Server.Configuration + ",allowAdmin=true"))
+        {
+            await admin.GetDatabase().ExecuteAsync("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+        }
+
+        await Poll.UntilAsync(
+            async () =>
+            {
+                try
+                {
+                    await A.Client.IssueCredentialAsync(A.Request(task: "interrupted"));
+                }
+                catch (RpcException ex) when (BrokerRefusal.From(ex).Reason is "STATE_UNAVAILABLE" or "REVOCATION_STATE_UNKNOWN")
+                {
+                    // The node is reconnecting.
+                    return false;
+                }
+
+                return await IssuanceReadsAsync() > reads;
+            },
+            "node A asking Redis about the task again after its connection was lost",
+            TimeSpan.FromSeconds(10));
+    }
+
     /// <summary>The task's end reaches the other node through the feed, so its memory never outlives the end.</summary>
     [Fact]
     public async Task A_task_ended_at_one_node_is_refused_at_the_other_that_remembers_it()
