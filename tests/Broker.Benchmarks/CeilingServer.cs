@@ -4,6 +4,9 @@ using Broker.Bench.V1;
 using Broker.Testing;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Broker.Core;
+using Broker.Core.Issuance;
+using Broker.Core.Signing;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -12,7 +15,8 @@ namespace Broker.Benchmarks;
 
 /// <summary>
 /// The bare ceiling: the same gRPC stack (real Kestrel, HTTP/2 h2c, grpc-dotnet) answering an
-/// RPC that does nothing but sign one ES256 access-token-shaped JWT with a cached key. No
+/// RPC that does nothing but sign one ES256 access token with the broker's own token minter and a
+/// cached key. No
 /// attestation, policy, state or audit: what issuance could reach if those cost nothing. Its
 /// cold-path variant first verifies the presented JWT-SVID's signature, as a node must for a
 /// proof it has not seen before.
@@ -53,12 +57,11 @@ internal sealed class CeilingServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    /// <summary>Signs with the same handler settings and claim set as the broker's token minter.</summary>
+    /// <summary>Signs through the broker's token minter, with the claim set an issuance has.</summary>
     internal sealed class CeilingService : SignService.SignServiceBase, IDisposable
     {
-        private readonly ECDsa _key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        private readonly SigningCredentials _credentials;
-        private readonly JsonWebTokenHandler _handler = new() { SetDefaultTimesOnTokenCreation = false };
+        private readonly SigningKey _key = SigningKey.Generate(DateTimeOffset.MinValue);
+        private readonly TokenMinter _minter;
 
         // Verification as the broker's JWT-SVID validator asks the library for it: signature
         // only, one known key, claims left to the caller (a lifetime check is a comparison).
@@ -67,7 +70,7 @@ internal sealed class CeilingServer : IAsyncDisposable
 
         public CeilingService(SecurityKey? proofKey)
         {
-            _credentials = new SigningCredentials(new ECDsaSecurityKey(_key) { KeyId = "bench-ceiling" }, SecurityAlgorithms.EcdsaSha256);
+            _minter = new TokenMinter(new SigningKeyRing([_key], TimeSpan.FromHours(1), TimeSpan.FromHours(1), TimeSpan.FromMinutes(1)), "http://127.0.0.1");
             if (proofKey is not null)
             {
                 _proofParameters = Broker.Jose.SignatureOnlyValidation.For(proofKey, [SecurityAlgorithms.EcdsaSha256], requireExpiration: true);
@@ -96,35 +99,23 @@ internal sealed class CeilingServer : IAsyncDisposable
 
         private SignResponse SignFor(string subject, SignRequest request)
         {
-            var now = DateTime.UtcNow;
-            Span<byte> id = stackalloc byte[16];
-            RandomNumberGenerator.Fill(id);
-            var tokenId = Base64UrlEncoder.Encode(id.ToArray());
-            var descriptor = new SecurityTokenDescriptor
-            {
-                Issuer = "http://127.0.0.1",
-                Audience = request.Audience,
-                IssuedAt = now,
-                NotBefore = now,
-                Expires = now.AddMinutes(10),
-                TokenType = "at+jwt",
-                Claims = new Dictionary<string, object>(StringComparer.Ordinal)
-                {
-                    [JwtRegisteredClaimNames.Sub] = subject,
-                    [JwtRegisteredClaimNames.Jti] = tokenId,
-                    ["client_id"] = subject,
-                    ["scope"] = string.Join(' ', request.Scopes),
-                    ["task"] = request.TaskId,
-                    ["phase"] = "planning",
-                    ["sid"] = "0123456789abcdefghijkl",
-                    ["policy_digest"] = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-                },
-                SigningCredentials = _credentials,
-            };
-
-            return new SignResponse { AccessToken = _handler.CreateToken(descriptor), TokenId = tokenId };
+            var now = DateTimeOffset.UtcNow;
+            var tokenId = TokenMinter.NewTokenId();
+            var token = _minter.Mint(new TokenClaims(
+                tokenId,
+                subject,
+                request.Audience,
+                request.Scopes,
+                request.TaskId,
+                TaskPhase.Planning,
+                "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                now,
+                now.AddMinutes(10),
+                null,
+                null));
+            return new SignResponse { AccessToken = token, TokenId = tokenId };
         }
 
-        public void Dispose() => _key.Dispose();
+        public void Dispose() => ((ECDsaSecurityKey)_key.Credentials.Key).ECDsa.Dispose();
     }
 }
