@@ -13,8 +13,8 @@ namespace Broker.Core.Issuance;
 /// here. A feed reset (epoch change or loss) forgets every task, and an entry is confirmed again
 /// after <see cref="Hold"/> at the latest. Phases whose rule keeps tokens on exit are never
 /// remembered (their moves leave no trace in the feed); the issuer checks that with the policy
-/// in force, and an entry serves only the policy it was confirmed under (a reload forgets every
-/// task). A (task, phase) the index holds any revocation of is never remembered: the task left
+/// in force, and an entry serves only the policy it was confirmed under (a reload, or a lost
+/// connection to shared state, forgets every task). A (task, phase) the index holds any revocation of is never remembered: the task left
 /// that phase within a token lifetime, and a read racing the move may be stale.
 /// </summary>
 /// <remarks>

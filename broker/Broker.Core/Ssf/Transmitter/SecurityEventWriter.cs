@@ -1,6 +1,4 @@
 using System.Buffers;
-using System.Buffers.Text;
-using System.Security.Cryptography;
 using System.Text.Json;
 using Broker.Core.Signing;
 using Broker.Revocation;
@@ -37,12 +35,8 @@ public sealed class SecurityEventWriter(SigningKeyRing keys, string issuer, Time
         return Sign(stream.Audience, jti, jti, new Dictionary<string, object> { ["format"] = "opaque", ["id"] = stream.Id }, SsfEventTypes.Verification, body);
     }
 
-    public static string NewJti()
-    {
-        Span<byte> id = stackalloc byte[16];
-        RandomNumberGenerator.Fill(id);
-        return Base64Url.EncodeToString(id);
-    }
+    /// <summary>128 random bits, base64url: the same ids access tokens carry.</summary>
+    public static string NewJti() => Issuance.TokenMinter.NewTokenId();
 
     private string Sign(string audience, string jti, string txn, Dictionary<string, object> subject, string eventType, Dictionary<string, object> body)
     {
