@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Broker.Core.Revocation;
 using Broker.Revocation;
 using StackExchange.Redis;
@@ -98,6 +99,26 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         return Entries(drafts, result);
     }
 
+    public async Task AnnounceAsync(PhaseMove move, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _durable.WriteAsync("phase move", db => db.ScriptEvaluateAsync(
+                AppendScript,
+                [_stream, _epoch, _notify.ToString()],
+                [RevocationJson.Serialize(move)]));
+        }
+        catch (RedisServerException ex) when (ex.Message.Contains("EPOCH_MISSING", StringComparison.Ordinal))
+        {
+            throw new RevocationStateLostException();
+        }
+        catch (ReplicationUnconfirmedException)
+        {
+            // In force on the primary. A failover that loses it interrupts every node's
+            // connection, and an interrupted node forgets every task it remembered anyway.
+        }
+    }
+
     private static RevocationEntry Entry(RevocationDraft draft, RedisResult id) =>
         new(id.ToString(), draft.Selector, draft.Actor, draft.Reason, draft.RevokedAt, draft.ExpiresAt);
 
@@ -121,16 +142,26 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         var epoch = result[0].ToString() is { Length: > 0 } value ? value : null;
         var rows = (RedisResult[])result[1]!;
         var entries = new List<RevocationEntry>(rows.Length);
+        List<PhaseMove>? moves = null;
+        string? lastId = null;
         foreach (var rowResult in rows)
         {
             var row = (RedisResult[])rowResult!;
-            var id = row[0].ToString();
+            lastId = row[0].ToString();
             var fields = (RedisResult[])row[1]!;
-            entries.Add(RevocationJson.Deserialize(id, fields[1].ToString()));
+            var (entry, move) = RevocationJson.Deserialize(lastId, fields[1].ToString());
+            if (move is not null)
+            {
+                (moves ??= []).Add(move);
+            }
+            else
+            {
+                entries.Add(entry!);
+            }
         }
 
         var freeze = result[2].ToString() is { Length: > 0 } frozen ? JsonSerializer.Deserialize<IssuanceFreeze>(frozen) : null;
-        return new RevocationPage(entries, epoch, freeze);
+        return new RevocationPage(entries, epoch, freeze, moves ?? [], lastId, rows.Length);
     }
 
     public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(RevocationDraft cutoff, IReadOnlyList<RevocationDraft> carried, CancellationToken cancellationToken)
@@ -168,9 +199,25 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
     public void Dispose() => _subscriber.Unsubscribe(_notify, null, CommandFlags.FireAndForget);
 }
 
-/// <summary>The stored form of a revocation (one JSON field per stream entry).</summary>
+/// <summary>The stored form of a revocation or a phase move (one JSON field per stream entry).</summary>
 internal static class RevocationJson
 {
+    /// <summary>
+    /// A phase move is stored as a task-phase revocation that expired in 1970, marked
+    /// <c>Move</c>: a node of an earlier release, which does not know the mark, skips it as an
+    /// expired entry instead of failing its read (or revoking the phase).
+    /// </summary>
+    public static string Serialize(PhaseMove move) => JsonSerializer.Serialize(new Stored(
+        nameof(RevocationKind.TaskPhase),
+        move.TaskId,
+        move.PhaseLeft,
+        null,
+        "broker",
+        "phase move (revokes nothing)",
+        move.At.ToUnixTimeMilliseconds(),
+        0,
+        Move: true));
+
     public static string Serialize(RevocationDraft draft) => JsonSerializer.Serialize(new Stored(
         draft.Selector.Kind.ToString(),
         draft.Selector.Value,
@@ -181,16 +228,30 @@ internal static class RevocationJson
         draft.RevokedAt.ToUnixTimeMilliseconds(),
         draft.ExpiresAt.ToUnixTimeMilliseconds()));
 
-    public static RevocationEntry Deserialize(string id, string json)
+    public static (RevocationEntry? Entry, PhaseMove? Move) Deserialize(string id, string json)
     {
         var s = JsonSerializer.Deserialize<Stored>(json) ?? throw new FormatException("Empty revocation entry.");
+        if (s.Move == true)
+        {
+            return (null, new PhaseMove(s.Value, s.Phase ?? throw new FormatException("A phase move without its phase."), DateTimeOffset.FromUnixTimeMilliseconds(s.At)));
+        }
+
         var selector = new RevocationSelector(
             Enum.Parse<RevocationKind>(s.Kind),
             s.Value,
             s.Phase,
             s.Before is { } before ? DateTimeOffset.FromUnixTimeMilliseconds(before) : null);
-        return new RevocationEntry(id, selector, s.Actor, s.Reason, DateTimeOffset.FromUnixTimeMilliseconds(s.At), DateTimeOffset.FromUnixTimeMilliseconds(s.Exp));
+        return (new RevocationEntry(id, selector, s.Actor, s.Reason, DateTimeOffset.FromUnixTimeMilliseconds(s.At), DateTimeOffset.FromUnixTimeMilliseconds(s.Exp)), null);
     }
 
-    private sealed record Stored(string Kind, string Value, string? Phase, long? Before, string Actor, string Reason, long At, long Exp);
+    private sealed record Stored(
+        string Kind,
+        string Value,
+        string? Phase,
+        long? Before,
+        string Actor,
+        string Reason,
+        long At,
+        long Exp,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] bool? Move = null);
 }

@@ -126,17 +126,25 @@ public sealed partial class CredentialIssuer
     /// earlier phase's credentials end durably before the task changes phase: if that fails,
     /// nothing moved and the next request tries again. They end once more after the write: an
     /// issuance at another node that read the old phase between the two steps minted a token
-    /// newer than the first revocation.
+    /// newer than the first revocation. When the phase left keeps its tokens, the move is
+    /// announced on the revocation log instead, also before the write.
     /// </summary>
     private async Task<IssuanceOutcome> MovePhaseAsync(IssuanceRecord record, TaskPhase left, bool leavingRevokes, RequestContext context, CancellationToken cancellationToken)
     {
         var selector = Broker.Revocation.RevocationSelector.ForTaskPhase(record.TaskId, left.ToWire());
         var reason = $"task moved from {left.ToWire()} to {record.Phase.ToWire()}";
+
+        // Tokens this node mints from memory for the phase left are older than what is appended below.
+        _memory?.Forget(record.TaskId);
         if (leavingRevokes)
         {
-            // Tokens this node mints from memory for the phase left are older than the revocation below.
-            _memory?.Forget(record.TaskId);
             await _revoker.RevokeInternalAsync(selector, reason, context, cancellationToken);
+        }
+        else
+        {
+            // Nothing to revoke, but nodes deciding repeat issuances from memory must stop serving
+            // the phase left: told before the write, so no read made after it is remembered.
+            await _revoker.AnnounceMoveAsync(record.TaskId, left, cancellationToken);
         }
 
         var outcome = await SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record with { PhaseChangeConfirmed = true }, cancellationToken));
@@ -506,7 +514,7 @@ public sealed partial class CredentialIssuer
         // state then refuses, a credential.voided record follows: that token was never handed out.
         // With Broker:Issuance:RepeatFromMemory, a repeat issuance for a task this node confirmed,
         // in the same phase, is decided from that confirmation (TaskMemory says what keeps it true).
-        var rememberable = _memory is not null && chain is null && approved is null && LeavingRevokes(policy, identity, phase);
+        var rememberable = _memory is not null && chain is null && approved is null;
         // The feed is checked again here: risk and approvals may have waited since the first check.
         var remembered = rememberable && _revocations.IsCurrent
             ? _memory!.Find(request.TaskId, identity.WorkloadId, phase, policy.Digest)

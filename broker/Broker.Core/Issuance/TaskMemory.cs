@@ -8,14 +8,15 @@ namespace Broker.Core.Issuance;
 /// Tasks this node has confirmed in shared state (owner and phase, as the issuance script
 /// answered), so that a repeat issuance for the same task and phase is decided without a round
 /// trip (<c>Broker:Issuance:RepeatFromMemory</c>). What can change a confirmed task reaches the
-/// node through the revocation feed: an end or a task revocation is a <c>Task</c> entry, and a
-/// phase move that revokes the phase left is a <c>TaskPhase</c> entry; either forgets the task
-/// here. A feed reset (epoch change or loss) forgets every task, and an entry is confirmed again
-/// after <see cref="Hold"/> at the latest. Phases whose rule keeps tokens on exit are never
-/// remembered (their moves leave no trace in the feed); the issuer checks that with the policy
-/// in force, and an entry serves only the policy it was confirmed under (a reload, or a lost
-/// connection to shared state, forgets every task). A (task, phase) the index holds any revocation of is never remembered: the task left
-/// that phase within a token lifetime, and a read racing the move may be stale.
+/// node through the revocation feed: an end or a task revocation is a <c>Task</c> entry, a
+/// phase move that revokes the phase left is a <c>TaskPhase</c> entry, and a move out of a phase
+/// that keeps its tokens is a <see cref="PhaseMove"/>; each forgets the task here. A feed reset
+/// (epoch change or loss) forgets every task, and an entry is confirmed again after
+/// <see cref="Hold"/> at the latest. An entry serves only the policy it was confirmed under (a
+/// reload, or a lost connection to shared state, forgets every task). A (task, phase) the index
+/// holds any revocation of, or that a move left less than <see cref="Hold"/> ago, is never
+/// remembered: the mover tells the fleet before it writes the new phase, so a read racing the
+/// move may be stale.
 /// </summary>
 /// <remarks>
 /// An issuance decided from memory may race the feed: it can mint for a phase just as another
@@ -33,6 +34,10 @@ public sealed class TaskMemory : IDisposable
     public static readonly TimeSpan Hold = TimeSpan.FromMinutes(5);
 
     private readonly ConcurrentDictionary<string, Remembered> _tasks = new(StringComparer.Ordinal);
+
+    // (task, phase left) → when this node heard of the move (UTC ticks); kept for Hold.
+    private readonly ConcurrentDictionary<(string TaskId, string Phase), long> _movedOut = new();
+    private long _movedOutPrunedTicks;
     private readonly RevocationFeed _feed;
     private readonly TimeProvider _time;
     private readonly int _capacity;
@@ -50,6 +55,7 @@ public sealed class TaskMemory : IDisposable
         _time = time;
         _capacity = capacity;
         _feed.Applied += OnApplied;
+        _feed.Moved += OnMoved;
         _feed.Reset += OnReset;
     }
 
@@ -135,6 +141,11 @@ public sealed class TaskMemory : IDisposable
         {
             Settle(taskId, current);
         }
+        else if (MovedOutRecently(taskId, phase))
+        {
+            // A move out of a phase that keeps its tokens: nothing to revoke again.
+            Remove(taskId, current);
+        }
         else if (askedAt.UtcTicks <= Interlocked.Read(ref _clearedAtTicks))
         {
             // Asked before a policy reload or a lost store connection: closed, kept as a tombstone.
@@ -143,9 +154,9 @@ public sealed class TaskMemory : IDisposable
     }
 
     /// <summary>
-    /// A policy reload, or a lost connection to shared state. An entry confirmed under another
-    /// policy may be of a phase that now keeps tokens on exit, whose moves the feed does not
-    /// carry; after a failover the new primary may have lost the task's claim. Entries are closed,
+    /// A policy reload, or a lost connection to shared state. A task is confirmed again under the
+    /// policy in force, so no answer outlives the rules it was given under; after a failover the
+    /// new primary may have lost the task's claim. Entries are closed,
     /// not dropped, so a phase revocation arriving later is still compared with the tokens they
     /// minted; an answer to a question asked before this call is not remembered.
     /// </summary>
@@ -174,6 +185,7 @@ public sealed class TaskMemory : IDisposable
     public void Dispose()
     {
         _feed.Applied -= OnApplied;
+        _feed.Moved -= OnMoved;
         _feed.Reset -= OnReset;
     }
 
@@ -199,6 +211,37 @@ public sealed class TaskMemory : IDisposable
             }
         }
     }
+
+    // Recorded before the lookup, as Confirmed inserts before it checks: one of the two sees the other.
+    private void OnMoved(IReadOnlyList<PhaseMove> moves)
+    {
+        var now = _time.GetUtcNow().UtcTicks;
+        foreach (var move in moves)
+        {
+            _movedOut[(move.TaskId, move.PhaseLeft)] = now;
+            if (_tasks.TryGetValue(move.TaskId, out var task) && task.Phase.ToWire() == move.PhaseLeft)
+            {
+                // The phase left keeps its tokens: those minted from memory stay valid like the rest.
+                Remove(move.TaskId, task);
+            }
+        }
+
+        var pruned = Interlocked.Read(ref _movedOutPrunedTicks);
+        if (now - pruned >= Hold.Ticks / 10 && Interlocked.CompareExchange(ref _movedOutPrunedTicks, now, pruned) == pruned)
+        {
+            foreach (var (key, heardAt) in _movedOut)
+            {
+                if (now - heardAt >= Hold.Ticks)
+                {
+                    _movedOut.TryRemove(new KeyValuePair<(string, string), long>(key, heardAt));
+                }
+            }
+        }
+    }
+
+    // A confirmation asked more than Hold ago serves nothing, so a move heard earlier cannot race it.
+    private bool MovedOutRecently(string taskId, TaskPhase phase) =>
+        _movedOut.TryGetValue((taskId, phase.ToWire()), out var heardAt) && _time.GetUtcNow().UtcTicks - heardAt < Hold.Ticks;
 
     // An epoch change: the restore's IssuedBefore cut-off covers every token minted so far.
     private void OnReset()

@@ -15,6 +15,12 @@ public interface IRevocationStore
     /// </summary>
     Task<IReadOnlyList<RevocationEntry>> AppendAsync(IReadOnlyList<RevocationDraft> drafts, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Appends a <see cref="PhaseMove"/> to the log, durable as a revocation is. It revokes nothing;
+    /// a node that reads it stops deciding that task's old phase from memory.
+    /// </summary>
+    Task AnnounceAsync(PhaseMove move, CancellationToken cancellationToken);
+
     /// <summary>Entries after <paramref name="afterId"/> (null: from the start), at most <paramref name="max"/>, and the current epoch (null when lost).</summary>
     Task<RevocationPage> ReadAfterAsync(string? afterId, int max, CancellationToken cancellationToken);
 
@@ -38,7 +44,18 @@ public interface IRevocationStore
 public sealed record RevocationDraft(RevocationSelector Selector, string Actor, string Reason, DateTimeOffset RevokedAt, DateTimeOffset ExpiresAt);
 
 /// <param name="Freeze">The fleet-wide issuance freeze in force, if any.</param>
-public sealed record RevocationPage(IReadOnlyList<RevocationEntry> Entries, string? Epoch, IssuanceFreeze? Freeze = null);
+/// <param name="Moves">The phase moves announced among the same rows.</param>
+/// <param name="LastId">The id of the last row read, revocation or move (the next cursor); null when none was read.</param>
+/// <param name="Rows">How many rows were read, revocations and moves together.</param>
+public sealed record RevocationPage(IReadOnlyList<RevocationEntry> Entries, string? Epoch, IssuanceFreeze? Freeze, IReadOnlyList<PhaseMove> Moves, string? LastId, int Rows);
+
+/// <summary>
+/// A task left <paramref name="PhaseLeft"/> and that phase's tokens stay valid
+/// (<c>keep_tokens_on_exit</c>), so no revocation says so. Every node that decides repeat
+/// issuances from memory must hear of the move all the same; the mover announces it on the
+/// revocation log, whose reads every node already makes within the staleness bound.
+/// </summary>
+public sealed record PhaseMove(string TaskId, string PhaseLeft, DateTimeOffset At);
 
 /// <summary>Break glass: all issuance refused fleet-wide until lifted.</summary>
 public sealed record IssuanceFreeze(string Actor, string Reason, DateTimeOffset Since);

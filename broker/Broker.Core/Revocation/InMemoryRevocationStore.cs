@@ -7,7 +7,7 @@ namespace Broker.Core.Revocation;
 public sealed class InMemoryRevocationStore : IRevocationStore
 {
     private readonly Lock _lock = new();
-    private readonly List<(long Seq, RevocationEntry Entry)> _log = [];
+    private readonly List<(long Seq, RevocationEntry? Entry, PhaseMove? Move)> _log = [];
     private long _next = 1;
     private string? _epoch = Guid.NewGuid().ToString("N");
     private IssuanceFreeze? _freeze;
@@ -31,13 +31,35 @@ public sealed class InMemoryRevocationStore : IRevocationStore
         return Task.FromResult<IReadOnlyList<RevocationEntry>>(appended);
     }
 
+    public Task AnnounceAsync(PhaseMove move, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (_epoch is null)
+            {
+                throw new RevocationStateLostException();
+            }
+
+            _log.Add((_next++, null, move));
+        }
+
+        Appended?.Invoke();
+        return Task.CompletedTask;
+    }
+
     public Task<RevocationPage> ReadAfterAsync(string? afterId, int max, CancellationToken cancellationToken)
     {
         var after = afterId is null ? 0 : long.Parse(afterId, CultureInfo.InvariantCulture);
         lock (_lock)
         {
-            var entries = _log.Where(e => e.Seq > after).Take(max).Select(e => e.Entry).ToList();
-            return Task.FromResult(new RevocationPage(entries, _epoch, _freeze));
+            var rows = _log.Where(e => e.Seq > after).Take(max).ToList();
+            return Task.FromResult(new RevocationPage(
+                [.. rows.Where(r => r.Entry is not null).Select(r => r.Entry!)],
+                _epoch,
+                _freeze,
+                [.. rows.Where(r => r.Move is not null).Select(r => r.Move!)],
+                rows.Count > 0 ? rows[^1].Seq.ToString(CultureInfo.InvariantCulture) : null,
+                rows.Count));
         }
     }
 
@@ -74,7 +96,7 @@ public sealed class InMemoryRevocationStore : IRevocationStore
     {
         lock (_lock)
         {
-            _log.RemoveAll(e => e.Entry.RevokedAt < olderThan);
+            _log.RemoveAll(e => (e.Entry?.RevokedAt ?? e.Move!.At) < olderThan);
         }
 
         return Task.CompletedTask;
@@ -94,7 +116,7 @@ public sealed class InMemoryRevocationStore : IRevocationStore
     {
         var seq = _next++;
         var entry = new RevocationEntry(seq.ToString(CultureInfo.InvariantCulture), draft.Selector, draft.Actor, draft.Reason, draft.RevokedAt, draft.ExpiresAt);
-        _log.Add((seq, entry));
+        _log.Add((seq, entry, null));
         return entry;
     }
 }

@@ -53,6 +53,9 @@ public sealed partial class RevocationFeed : BackgroundService
     /// <summary>Raised after entries are applied (on the feed's thread), for WatchRevocations subscribers.</summary>
     public event Action<IReadOnlyList<RevocationEntry>>? Applied;
 
+    /// <summary>Raised after phase moves are read (on the feed's thread): they revoke nothing, so they reach no index.</summary>
+    public event Action<IReadOnlyList<PhaseMove>>? Moved;
+
     /// <summary>Raised when the index was rebuilt from scratch (epoch changed) or state was lost.</summary>
     public event Action? Reset;
 
@@ -173,8 +176,18 @@ public sealed partial class RevocationFeed : BackgroundService
                 }
 
                 ApplyPage(page.Entries);
+                if (page.LastId is { } last)
+                {
+                    _cursor = last;
+                }
+
+                if (page.Moves.Count > 0)
+                {
+                    Moved?.Invoke(page.Moves);
+                }
+
                 _freeze = page.Freeze;
-                if (page.Entries.Count < PageSize)
+                if (page.Rows < PageSize)
                 {
                     _caughtUp = true;
                     break;
@@ -243,7 +256,6 @@ public sealed partial class RevocationFeed : BackgroundService
         {
             foreach (var entry in entries)
             {
-                _cursor = entry.Id;
                 if (entry.ExpiresAt <= now)
                 {
                     continue;

@@ -116,6 +116,31 @@ public sealed partial class Revoker
         return entries;
     }
 
+    /// <summary>
+    /// Tells every node that the task left <paramref name="left"/> when leaving it revokes nothing
+    /// (<c>keep_tokens_on_exit</c>), so none keeps deciding that phase from memory. Nothing to audit:
+    /// no credential changes.
+    /// </summary>
+    internal async Task AnnounceMoveAsync(string taskId, TaskPhase left, CancellationToken cancellationToken)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            await _store.AnnounceAsync(new PhaseMove(taskId, left.ToWire(), _time.GetUtcNow()), cancellationToken);
+            _metrics.StateCall("revocation.announce", succeeded: true, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+        catch (RevocationStateLostException)
+        {
+            _metrics.StateCall("revocation.announce", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            throw BrokerErrors.Unavailable(BrokerErrors.RevocationStateLost, "Revocation state was lost; restore the revocation epoch first (brokerctl revocations restore-epoch).");
+        }
+        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
+        {
+            _metrics.StateCall("revocation.announce", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The phase move could not be announced to the other nodes; the task did not move. Retry.", ex);
+        }
+    }
+
     public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(string actor, string? reason, RequestContext context, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(reason))

@@ -270,6 +270,56 @@ public sealed class TaskMemoryTests : IAsyncLifetime
         Assert.Equal([("t", TaskPhase.Planning)], _revokeAgain);
     }
 
+    [Fact]
+    public async Task A_move_out_of_a_phase_that_keeps_its_tokens_forgets_the_task_and_revokes_nothing()
+    {
+        _memory.Confirmed("kept", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        _memory.Confirmed("elsewhere", Owner, TaskPhase.Execution, _time.GetUtcNow(), Policy);
+        var kept = _memory.Find("kept", Owner, TaskPhase.Planning, Policy)!;
+        kept.NoteMinted(_time.GetUtcNow() + TimeSpan.FromSeconds(1));
+
+        await AnnounceAsync("kept", "planning");
+        await AnnounceAsync("elsewhere", "planning");
+
+        Assert.True(kept.IsClosed);
+        Assert.Null(_memory.Find("kept", Owner, TaskPhase.Planning, Policy));
+        Assert.NotNull(_memory.Find("elsewhere", Owner, TaskPhase.Execution, Policy));
+        Assert.Empty(_revokeAgain);
+        Assert.Empty(_feed.LiveEntries());
+        Assert.False(_feed.Index.IsTaskOrPhaseRevoked("kept", "planning", DateTimeOffset.MinValue));
+    }
+
+    /// <summary>
+    /// The mover announces before it writes the new phase, so a read made meanwhile, or answered
+    /// after the announcement arrived, can still say the phase left: not remembered for a hold.
+    /// </summary>
+    [Fact]
+    public async Task The_phase_a_move_left_is_not_remembered_again_within_a_hold()
+    {
+        var askedBefore = _time.GetUtcNow();
+        await AnnounceAsync("t", "planning");
+
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, askedBefore, Policy);
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
+        _time.Advance(TimeSpan.FromSeconds(1));
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        Assert.Null(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
+
+        _memory.Confirmed("t", Owner, TaskPhase.Execution, _time.GetUtcNow(), Policy);
+        Assert.NotNull(_memory.Find("t", Owner, TaskPhase.Execution, Policy));
+
+        _time.Advance(TaskMemory.Hold);
+        _memory.Confirmed("t", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        Assert.NotNull(_memory.Find("t", Owner, TaskPhase.Planning, Policy));
+        Assert.Empty(_revokeAgain);
+    }
+
+    private async Task AnnounceAsync(string taskId, string phaseLeft)
+    {
+        await _store.AnnounceAsync(new PhaseMove(taskId, phaseLeft, _time.GetUtcNow()), default);
+        Assert.True(await _feed.SyncAsync(default));
+    }
+
     private async Task AppendAsync(RevocationSelector selector, DateTimeOffset revokedAt)
     {
         await _store.AppendAsync([new RevocationDraft(selector, "test", "moved on", revokedAt, revokedAt + TimeSpan.FromHours(1))], default);

@@ -32,10 +32,11 @@ public sealed class TwoNodes : IAsyncDisposable
 
     public CredentialService.CredentialServiceClient B => new(BChannel);
 
-    public static async Task<TwoNodes> StartAsync(RedisFixture redis, IReadOnlyDictionary<string, string?>? settings = null)
+    /// <param name="policy">As for <see cref="BrokerScenario.StartAsync"/>; null means <see cref="BrokerScenario.Policy"/>.</param>
+    public static async Task<TwoNodes> StartAsync(RedisFixture redis, IReadOnlyDictionary<string, string?>? settings = null, Func<string, string, string>? policy = null)
     {
         var prefix = RedisFixture.NewPrefix();
-        var a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: prefix, settings: settings);
+        var a = await BrokerScenario.StartAsync(redis.Server.Configuration, redisPrefix: prefix, settings: settings, policy: policy);
         var b = await a.StartPeerAsync(redis.Server.Configuration, prefix);
         return new TwoNodes(redis, prefix, a, b);
     }
