@@ -121,25 +121,15 @@ public sealed partial class Revoker
     /// (<c>keep_tokens_on_exit</c>), so none keeps deciding that phase from memory. Nothing to audit:
     /// no credential changes.
     /// </summary>
-    internal async Task AnnounceMoveAsync(string taskId, TaskPhase left, CancellationToken cancellationToken)
-    {
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        try
-        {
-            await _store.AnnounceAsync(new PhaseMove(taskId, left.ToWire(), _time.GetUtcNow()), cancellationToken);
-            _metrics.StateCall("revocation.announce", succeeded: true, System.Diagnostics.Stopwatch.GetElapsedTime(started));
-        }
-        catch (RevocationStateLostException)
-        {
-            _metrics.StateCall("revocation.announce", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
-            throw BrokerErrors.Unavailable(BrokerErrors.RevocationStateLost, "Revocation state was lost; restore the revocation epoch first (brokerctl revocations restore-epoch).");
-        }
-        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
-        {
-            _metrics.StateCall("revocation.announce", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
-            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The phase move could not be announced to the other nodes; the task did not move. Retry.", ex);
-        }
-    }
+    internal Task AnnounceMoveAsync(string taskId, TaskPhase left, CancellationToken cancellationToken) =>
+        CallStoreAsync(
+            "revocation.announce",
+            async () =>
+            {
+                await _store.AnnounceAsync(new PhaseMove(taskId, left.ToWire(), _time.GetUtcNow()), cancellationToken);
+                return true;
+            },
+            "The phase move could not be announced to the other nodes; the task did not move. Retry.");
 
     public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(string actor, string? reason, RequestContext context, CancellationToken cancellationToken)
     {
@@ -235,31 +225,46 @@ public sealed partial class Revoker
         IReadOnlyList<RevocationEntry> entries;
         var confirmed = true;
         using var activity = BrokerActivity.Source.StartActivity("broker.state revocation.append", System.Diagnostics.ActivityKind.Client);
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            entries = await _store.AppendAsync(drafts, cancellationToken);
-            _metrics.StateCall("revocation.append", succeeded: true, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            entries = await CallStoreAsync("revocation.append", () => _store.AppendAsync(drafts, cancellationToken), "The revocation could not be made durable; it is NOT in force. Retry.");
         }
         catch (RevocationUnconfirmedException ex)
         {
-            _metrics.StateCall("revocation.append", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
             entries = ex.Entries;
             confirmed = false;
-        }
-        catch (RevocationStateLostException)
-        {
-            _metrics.StateCall("revocation.append", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
-            throw BrokerErrors.Unavailable(BrokerErrors.RevocationStateLost, "Revocation state was lost; restore the revocation epoch first (brokerctl revocations restore-epoch).");
-        }
-        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
-        {
-            _metrics.StateCall("revocation.append", succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
-            throw BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, "The revocation could not be made durable; it is NOT in force. Retry.", ex);
         }
 
         _feed.ApplyLocal(entries);
         return (entries, confirmed);
+    }
+
+    /// <summary>
+    /// One write to the revocation log, timed as <paramref name="operation"/>. A lost epoch or a
+    /// failed write becomes UNAVAILABLE; writes in force but not on the replicas pass through as
+    /// <see cref="RevocationUnconfirmedException"/>.
+    /// </summary>
+    private async Task<T> CallStoreAsync<T>(string operation, Func<Task<T>> write, string notWritten)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            var result = await write();
+            _metrics.StateCall(operation, succeeded: true, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            return result;
+        }
+        catch (Exception ex) when (ex is not BrokerException and not OperationCanceledException)
+        {
+            _metrics.StateCall(operation, succeeded: false, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+            if (ex is RevocationUnconfirmedException)
+            {
+                throw;
+            }
+
+            throw ex is RevocationStateLostException
+                ? BrokerErrors.Unavailable(BrokerErrors.RevocationStateLost, "Revocation state was lost; restore the revocation epoch first (brokerctl revocations restore-epoch).")
+                : BrokerErrors.Unavailable(BrokerErrors.StateUnavailable, notWritten, ex);
+        }
     }
 
     /// <summary>In force and audited, but not on the replicas: the caller hears UNAVAILABLE, never OK.</summary>
