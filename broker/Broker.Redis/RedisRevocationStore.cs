@@ -99,6 +99,9 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         return Entries(drafts, result);
     }
 
+    // A row the replicas did not confirm throws on (ReplicationUnconfirmedException), so the move
+    // is not written: after a failover, a node can confirm the phase left again on the new
+    // primary, and only this row would tell it the task moved.
     public async Task AnnounceAsync(PhaseMove move, CancellationToken cancellationToken)
     {
         try
@@ -111,11 +114,6 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
         catch (RedisServerException ex) when (ex.Message.Contains("EPOCH_MISSING", StringComparison.Ordinal))
         {
             throw new RevocationStateLostException();
-        }
-        catch (ReplicationUnconfirmedException)
-        {
-            // In force on the primary. A failover that loses it interrupts every node's
-            // connection, and an interrupted node forgets every task it remembered anyway.
         }
     }
 

@@ -144,7 +144,10 @@ public sealed partial class CredentialIssuer
         {
             // Nothing to revoke, but nodes deciding repeat issuances from memory must stop serving
             // the phase left: told before the write, so no read made after it is remembered.
-            await _revoker.AnnounceMoveAsync(record.TaskId, left, cancellationToken);
+            var move = await _revoker.AnnounceMoveAsync(record.TaskId, left, cancellationToken);
+
+            // As a revocation is applied here at once: a read racing the write on this node too.
+            _memory?.OnMoved([move]);
         }
 
         var outcome = await SharedState.CallAsync(_metrics, "credential.record_issuance", () => _store.RecordIssuanceAsync(record with { PhaseChangeConfirmed = true }, cancellationToken));
@@ -549,7 +552,7 @@ public sealed partial class CredentialIssuer
 
             if (rememberable && !fromMemory)
             {
-                _memory!.Confirmed(request.TaskId, identity.WorkloadId, phase, askedAt, policy.Digest);
+                _memory!.Confirmed(request.TaskId, identity.WorkloadId, phase, askedAt, policy.Digest, !LeavingRevokes(policy, identity, phase));
             }
         }
         catch (BrokerException refused)

@@ -85,8 +85,10 @@ public sealed class TaskMemory : IDisposable
     /// <summary>
     /// Remembers what shared state just confirmed, under the policy <paramref name="policyDigest"/>
     /// names. <paramref name="askedAt"/> is when the question was sent; the hold counts from it.
+    /// <paramref name="keepsTokensOnExit"/>: that policy keeps the phase's tokens when the task
+    /// moves on, so a move Redis reports before the feed does revokes nothing here either.
     /// </summary>
-    public void Confirmed(string taskId, string owner, TaskPhase phase, DateTimeOffset askedAt, string policyDigest)
+    public void Confirmed(string taskId, string owner, TaskPhase phase, DateTimeOffset askedAt, string policyDigest, bool keepsTokensOnExit = false)
     {
         if (_feed.Epoch is not { } epoch || (Count >= _capacity && !_tasks.ContainsKey(taskId) && !MakeRoom()))
         {
@@ -97,7 +99,7 @@ public sealed class TaskMemory : IDisposable
         // it still sees every token minted from it; one closed by a policy reload is replaced by
         // an entry that inherits its tokens. Another phase replaces it too: the task left the
         // remembered phase, whose tokens minted from memory may need revoking once more.
-        var fresh = new Remembered(owner, phase, askedAt, epoch, policyDigest);
+        var fresh = new Remembered(owner, phase, askedAt, epoch, policyDigest, keepsTokensOnExit);
         Remembered? left = null;
         var added = false;
         var current = _tasks.AddOrUpdate(taskId, _ => { added = true; return fresh; }, (_, old) =>
@@ -130,7 +132,14 @@ public sealed class TaskMemory : IDisposable
 
         if (left is not null && !ReferenceEquals(current, left))
         {
-            Settle(taskId, left);
+            if (left.KeepsTokensOnExit)
+            {
+                Remove(taskId, left);
+            }
+            else
+            {
+                Settle(taskId, left);
+            }
         }
 
         // After the insert, so a revocation applied meanwhile is seen here or closes the entry
@@ -213,7 +222,8 @@ public sealed class TaskMemory : IDisposable
     }
 
     // Recorded before the lookup, as Confirmed inserts before it checks: one of the two sees the other.
-    private void OnMoved(IReadOnlyList<PhaseMove> moves)
+    // Also called by the issuer for its own move, before it writes the new phase.
+    internal void OnMoved(IReadOnlyList<PhaseMove> moves)
     {
         var now = _time.GetUtcNow().UtcTicks;
         foreach (var move in moves)
@@ -316,8 +326,9 @@ public sealed class TaskMemory : IDisposable
 
         private long _confirmedAtTicks;
 
-        internal Remembered(string owner, TaskPhase phase, DateTimeOffset confirmedAt, string epoch, string policyDigest)
+        internal Remembered(string owner, TaskPhase phase, DateTimeOffset confirmedAt, string epoch, string policyDigest, bool keepsTokensOnExit)
         {
+            KeepsTokensOnExit = keepsTokensOnExit;
             Owner = owner;
             Phase = phase;
             _confirmedAtTicks = confirmedAt.UtcTicks;
@@ -333,8 +344,11 @@ public sealed class TaskMemory : IDisposable
 
         public string Epoch { get; }
 
-        /// <summary>The policy the issuer judged this phase rememberable under.</summary>
+        /// <summary>The policy this was confirmed under.</summary>
         public string PolicyDigest { get; }
+
+        /// <summary>Under that policy, the phase's tokens stay valid when the task moves on.</summary>
+        public bool KeepsTokensOnExit { get; }
 
         /// <summary>Forgotten: a revocation or reset reached the node after this was looked up.</summary>
         public bool IsClosed => Volatile.Read(ref _closed) != 0;

@@ -121,15 +121,16 @@ public sealed partial class Revoker
     /// (<c>keep_tokens_on_exit</c>), so none keeps deciding that phase from memory. Nothing to audit:
     /// no credential changes.
     /// </summary>
-    internal Task AnnounceMoveAsync(string taskId, TaskPhase left, CancellationToken cancellationToken) =>
+    internal Task<PhaseMove> AnnounceMoveAsync(string taskId, TaskPhase left, CancellationToken cancellationToken) =>
         CallStoreAsync(
             "revocation.announce",
             async () =>
             {
-                await _store.AnnounceAsync(new PhaseMove(taskId, left.ToWire(), _time.GetUtcNow()), cancellationToken);
-                return true;
+                var move = new PhaseMove(taskId, left.ToWire(), _time.GetUtcNow());
+                await _store.AnnounceAsync(move, cancellationToken);
+                return move;
             },
-            "The phase move could not be announced to the other nodes; the task did not move. Retry.");
+            "The phase move could not be announced to the other nodes (or replicas did not confirm it); the task did not move. Retry.");
 
     public async Task<(string Epoch, RevocationEntry Cutoff)> RestoreEpochAsync(string actor, string? reason, RequestContext context, CancellationToken cancellationToken)
     {

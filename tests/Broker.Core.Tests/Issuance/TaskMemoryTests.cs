@@ -314,6 +314,23 @@ public sealed class TaskMemoryTests : IAsyncLifetime
         Assert.Empty(_revokeAgain);
     }
 
+    /// <summary>Redis can answer the new phase before the move's row reaches this node: a kept phase is then dropped, not revoked.</summary>
+    [Fact]
+    public void A_kept_phase_replaced_by_the_next_before_the_move_arrives_revokes_nothing()
+    {
+        _memory.Confirmed("kept", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy, keepsTokensOnExit: true);
+        _memory.Find("kept", Owner, TaskPhase.Planning, Policy)!.NoteMinted(_time.GetUtcNow());
+        _memory.Confirmed("revoking", Owner, TaskPhase.Planning, _time.GetUtcNow(), Policy);
+        _memory.Find("revoking", Owner, TaskPhase.Planning, Policy)!.NoteMinted(_time.GetUtcNow());
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        _memory.Confirmed("kept", Owner, TaskPhase.Execution, _time.GetUtcNow(), Policy);
+        _memory.Confirmed("revoking", Owner, TaskPhase.Execution, _time.GetUtcNow(), Policy);
+
+        Assert.Equal([("revoking", TaskPhase.Planning)], _revokeAgain);
+        Assert.NotNull(_memory.Find("kept", Owner, TaskPhase.Execution, Policy));
+    }
+
     private async Task AnnounceAsync(string taskId, string phaseLeft)
     {
         await _store.AnnounceAsync(new PhaseMove(taskId, phaseLeft, _time.GetUtcNow()), default);

@@ -53,6 +53,18 @@ public sealed class PhaseMoveLogTests(RedisFixture redis)
         Assert.True(stored.RootElement.GetProperty("Move").GetBoolean());
     }
 
+    /// <summary>Unlike a revocation, an unconfirmed move is not in force anywhere yet: the mover must not write the new phase.</summary>
+    [Fact]
+    public async Task A_move_the_replicas_do_not_confirm_throws_so_the_task_does_not_move()
+    {
+        var keys = new RedisKeys(RedisFixture.NewPrefix());
+        await redis.Connection.GetDatabase().StringSetAsync(keys.RevocationEpoch, "e1");
+        using var durable = new RedisDurableWrites(redis.Connection, new RedisRevocationOptions { MinReplicas = 1, ReplicaTimeout = TimeSpan.FromMilliseconds(50) });
+        using var store = new RedisRevocationStore(redis.Connection, keys, durable);
+
+        await Assert.ThrowsAsync<ReplicationUnconfirmedException>(() => store.AnnounceAsync(new PhaseMove("kept", "planning", DateTimeOffset.UtcNow), default));
+    }
+
     [Fact]
     public async Task A_move_without_an_epoch_is_refused()
     {
