@@ -79,37 +79,28 @@ public sealed class RedisRevocationStore : IRevocationStore, IDisposable
 
     public async Task<IReadOnlyList<RevocationEntry>> AppendAsync(IReadOnlyList<RevocationDraft> drafts, CancellationToken cancellationToken)
     {
-        RedisResult result;
         try
         {
-            result = await _durable.WriteAsync("revocation", db => db.ScriptEvaluateAsync(
-                AppendScript,
-                [_stream, _epoch, _notify.ToString()],
-                drafts.Select(d => (RedisValue)RevocationJson.Serialize(d)).ToArray()));
-        }
-        catch (RedisServerException ex) when (ex.Message.Contains("EPOCH_MISSING", StringComparison.Ordinal))
-        {
-            throw new RevocationStateLostException();
+            return Entries(drafts, await AppendRowsAsync("revocation", [.. drafts.Select(d => (RedisValue)RevocationJson.Serialize(d))]));
         }
         catch (ReplicationUnconfirmedException ex)
         {
             throw new RevocationUnconfirmedException(Entries(drafts, (RedisResult)ex.Result!));
         }
-
-        return Entries(drafts, result);
     }
 
     // A row the replicas did not confirm throws on (ReplicationUnconfirmedException), so the move
     // is not written: after a failover, a node can confirm the phase left again on the new
     // primary, and only this row would tell it the task moved.
-    public async Task AnnounceAsync(PhaseMove move, CancellationToken cancellationToken)
+    public Task AnnounceAsync(PhaseMove move, CancellationToken cancellationToken) =>
+        AppendRowsAsync("phase move", [RevocationJson.Serialize(move)]);
+
+    /// <summary>Appends stored rows in one step, once the epoch is there; returns their ids.</summary>
+    private async Task<RedisResult> AppendRowsAsync(string what, RedisValue[] rows)
     {
         try
         {
-            await _durable.WriteAsync("phase move", db => db.ScriptEvaluateAsync(
-                AppendScript,
-                [_stream, _epoch, _notify.ToString()],
-                [RevocationJson.Serialize(move)]));
+            return await _durable.WriteAsync(what, db => db.ScriptEvaluateAsync(AppendScript, [_stream, _epoch, _notify.ToString()], rows));
         }
         catch (RedisServerException ex) when (ex.Message.Contains("EPOCH_MISSING", StringComparison.Ordinal))
         {
@@ -210,7 +201,7 @@ internal static class RevocationJson
         move.TaskId,
         move.PhaseLeft,
         null,
-        "broker",
+        Revoker.BrokerActor,
         "phase move (revokes nothing)",
         move.At.ToUnixTimeMilliseconds(),
         0,
